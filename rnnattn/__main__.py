@@ -1,0 +1,3 @@
+from rnnattn.cli.main import main
+
+raise SystemExit(main())
