@@ -21,10 +21,12 @@ class SequenceModelConfig(Config):
 
     Attributes:
         d_input, d_output: token and prediction sizes.
-        d_model: width between layers (embedding output, every layer's input and output).
+        d_model: default width between layers (embedding output, every layer's input and output).
         layers: one mapping per layer: ``{"class": "GatedLinearRNN" | "LRU" | "LSTM" | "GRU" |
-            "LinearSelfAttention", **config fields}``; the layer's input (and output) width is ``d_model`` unless
-            given. Example: ``({"class": "LRU", "d_state": 64, "variant": "in_out"},)``.
+            "LinearSelfAttention", **config fields}``. A layer's input width defaults to the previous layer's
+            output (``d_model`` for the first), its output width to ``d_model``; give ``d_input``/``d_output``
+            (``d_hidden`` for LSTM/GRU) to build stacks of unequal widths (as the constructions do).
+            Example: ``({"class": "LRU", "d_state": 64, "variant": "in_out"},)``.
         embed_bias, readout_bias: biases of the two linear maps (no LayerNorm, dropout or skips, as in the paper).
     """
 
@@ -43,13 +45,14 @@ class SequenceModelConfig(Config):
             if not isinstance(spec, dict) or "class" not in spec:
                 raise ValueError(f"SequenceModelConfig: each layer must be a mapping with a 'class', got {spec!r}")
 
-    def layer_config(self, i: int) -> tuple[type[Model], Config]:
+    def layer_config(self, i: int, d_in: int | None = None) -> tuple[type[Model], Config]:
+        """Class and config of layer ``i`` whose input width defaults to ``d_in`` (else ``d_model``)."""
         spec = dict(self.layers[i])
         cls = get_model_class(spec.pop("class"))
         if cls is SequenceModel or not issubclass(cls, Model):
             raise ValueError(f"SequenceModelConfig: layer {i} cannot be a {cls.__name__}")
         fields = {f.name for f in dataclasses.fields(cls.config_class)}
-        spec.setdefault("d_input", self.d_model)
+        spec.setdefault("d_input", d_in or self.d_model)
         for width in ("d_output", "d_hidden"):
             if width in fields and width not in spec:
                 spec[width] = self.d_model
@@ -70,16 +73,18 @@ class SequenceModel(Model):
 
     def __init__(self, config: SequenceModelConfig) -> None:
         super().__init__(config)
-        self.embed = nn.Linear(config.d_input, config.d_model, bias=config.embed_bias)
         layers = []
+        width = config.d_model
         for i in range(len(config.layers)):
-            cls, cfg = config.layer_config(i)
+            cls, cfg = config.layer_config(i, width)
             layer = cls(cfg)
-            if layer.d_output != config.d_model:
-                raise ValueError(f"SequenceModelConfig: layer {i} outputs {layer.d_output}, d_model is {config.d_model}")
+            if i and layer.d_input != width:
+                raise ValueError(f"SequenceModelConfig: layer {i} reads {layer.d_input} features, layer {i - 1} gives {width}")
             layers.append(layer)
+            width = layer.d_output
+        self.embed = nn.Linear(config.d_input, layers[0].d_input, bias=config.embed_bias)
         self.layers = nn.ModuleList(layers)
-        self.readout = nn.Linear(config.d_model, config.d_output, bias=config.readout_bias)
+        self.readout = nn.Linear(width, config.d_output, bias=config.readout_bias)
         self.hook_embed = HookPoint()
         self.hook_y = HookPoint()
 
