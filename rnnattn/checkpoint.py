@@ -38,6 +38,10 @@ _DTYPES = {
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
 }
 _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
+_ITEMSIZE = {k: torch.empty(0, dtype=v).element_size() for k, v in _DTYPES.items()}
+# +-inf is meaningful in log-parameterised decays (nu = -inf gives lambda = 1 exactly, +inf gives 0), so only NaN
+# there is suspicious; anywhere else an Inf weight is flagged like a NaN.
+_INF_ALLOWED = ("nu", "nu_log", "theta_log", "gamma_log")
 
 
 class CheckpointError(Exception):
@@ -87,11 +91,43 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = F
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)  # make the rename itself durable (power loss), not only the bytes
     return path
+
+
+def _link_no_replace(tmp: str, path: Path) -> None:
+    # The exists() check above is only a fast path: another process may create ``path`` while we write. link(2)
+    # fails with EEXIST instead of replacing, so a file that appeared meanwhile is never clobbered.
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists (pass overwrite=True / --force to replace it)") from None
+    except OSError:  # no hard links on this file system (FAT, some FUSE mounts): best effort
+        if path.exists():
+            raise FileExistsError(f"{path} exists (pass overwrite=True / --force to replace it)") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:  # some file systems refuse fsync on directories
+        pass
+    finally:
+        os.close(dfd)
 
 
 def save(
@@ -151,32 +187,47 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     Returns ``{"tensors": {name: {"dtype", "shape", "data_offsets"}}, "rnnattn": {...}}``.
     """
     path = Path(path)
+    with _open(path) as f:
+        return _parse_header(path, f, os.fstat(f.fileno()).st_size)
+
+
+def _open(path: Path):
     try:
-        size = path.stat().st_size
-        if not path.is_file():
-            raise _fail(path, "not a regular file")
-        with open(path, "rb") as f:
-            head = f.read(8)
-            _sniff(path, head)
-            if len(head) < 8:
-                raise _fail(path, f"file too short to be a checkpoint ({size} bytes)")
-            (n,) = struct.unpack("<Q", head)
-            if n > min(MAX_HEADER_BYTES, size - 8):
-                raise _fail(path, f"corrupt or truncated: header length {n} does not fit in a {size}-byte file")
-            raw = f.read(n)
+        if not path.is_file():  # stat first: never open (and block on) a FIFO or device
+            if not path.exists():
+                raise FileNotFoundError(path)
+            raise _fail(path, "is a directory, not a checkpoint file" if path.is_dir() else "not a regular file")
+        return open(path, "rb")
     except CheckpointError:
         raise
     except FileNotFoundError:
         raise _fail(path, "no such file") from None
-    except IsADirectoryError:
-        raise _fail(path, "is a directory, not a checkpoint file") from None
     except PermissionError:
         raise _fail(path, "permission denied") from None
     except OSError as e:
         raise _fail(path, f"cannot read: {e.strerror or e}") from None
+    except ValueError as e:  # e.g. a NUL byte in the path
+        raise _fail(path, f"invalid path ({e})") from None
+
+
+def _parse_header(path: Path, f, size: int) -> dict[str, Any]:
+    try:
+        head = f.read(8)
+        _sniff(path, head)
+        if len(head) < 8:
+            raise _fail(path, f"file too short to be a checkpoint ({size} bytes)")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(MAX_HEADER_BYTES, size - 8):
+            raise _fail(path, f"corrupt or truncated: header length {n} does not fit in a {size}-byte file")
+        raw = f.read(n)
+    except CheckpointError:
+        raise
+    except OSError as e:
+        raise _fail(path, f"cannot read: {e.strerror or e}") from None
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    # ValueError covers JSONDecodeError and ints longer than Python's 4300-digit conversion limit
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _fail(path, "corrupt header (not valid JSON)") from None
     if not isinstance(header, dict):
         raise _fail(path, "corrupt header (not a JSON object)")
@@ -185,7 +236,7 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
         raise _fail(path, "not an rnnattn checkpoint (no rnnattn metadata in the safetensors header)")
     try:
         info = json.loads(meta["rnnattn"])
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise _fail(path, "corrupt rnnattn metadata (not valid JSON)") from None
     if not isinstance(info, dict):
         raise _fail(path, "corrupt rnnattn metadata (not a JSON object)")
@@ -193,18 +244,18 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     covered = 0
     for name, e in header.items():
         if not isinstance(e, dict) or set(e) != {"dtype", "shape", "data_offsets"}:
-            raise _fail(path, f"corrupt entry for tensor {name!r}")
+            raise _fail(path, f"corrupt entry for tensor {name[:80]!r}")
         dt, shape, off = e["dtype"], e["shape"], e["data_offsets"]
-        if dt not in _DTYPES:
-            raise _fail(path, f"tensor {name!r} has unsupported dtype {dt!r}")
+        if not isinstance(dt, str) or dt not in _DTYPES:
+            raise _fail(path, f"tensor {name[:80]!r} has unsupported dtype {str(dt)[:20]!r}")
         if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
-            raise _fail(path, f"tensor {name!r} has an invalid shape {shape!r}")
+            raise _fail(path, f"tensor {name[:80]!r} has an invalid shape {str(shape)[:80]}")
         if (not isinstance(off, list) or len(off) != 2 or not all(isinstance(o, int) and not isinstance(o, bool) for o in off)
                 or not 0 <= off[0] <= off[1] <= data_len):
-            raise _fail(path, f"corrupt or truncated: tensor {name!r} lies outside the file")
-        nbytes = math.prod(shape) * torch.empty(0, dtype=_DTYPES[dt]).element_size()
+            raise _fail(path, f"corrupt or truncated: tensor {name[:80]!r} lies outside the file")
+        nbytes = math.prod(shape) * _ITEMSIZE[dt]
         if off[1] - off[0] != nbytes:
-            raise _fail(path, f"tensor {name!r}: {off[1] - off[0]} bytes stored for shape {shape} of {dt}")
+            raise _fail(path, f"tensor {name[:80]!r}: {off[1] - off[0]} bytes stored for shape {shape} of {dt}")
         covered += nbytes
     if covered > data_len:
         raise _fail(path, "corrupt: tensor byte ranges overlap")
@@ -212,6 +263,7 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _check_config_sizes(path: Path, obj: Any, where: str = "config", depth: int = 0) -> None:
+    """Reject configs that would allocate absurd memory, or spend minutes building, before building anything."""
     if depth > 20:
         raise _fail(path, f"{where} is nested too deeply")
     if isinstance(obj, dict):
@@ -228,8 +280,16 @@ def _check_config_sizes(path: Path, obj: Any, where: str = "config", depth: int 
         raise _fail(path, f"{where} = {obj} is absurdly large (limit {MAX_CONFIG_INT}); refusing to allocate")
 
 
-def _build(path: Path, entry: Any, what: str) -> Model:
-    """Validate a ``{"class", "config", "metadata"}`` entry and build the model on the meta device (no memory)."""
+def _count_mappings(obj: Any) -> int:
+    if isinstance(obj, dict):
+        return 1 + sum(_count_mappings(v) for v in obj.values())
+    if isinstance(obj, list):
+        return sum(_count_mappings(v) for v in obj)
+    return 0
+
+
+def _check_entry(path: Path, entry: Any, what: str) -> type[Model]:
+    """Validate a ``{"class", "config", "metadata"}`` entry without building anything; returns the model class."""
     if not isinstance(entry, dict) or not isinstance(entry.get("class"), str) or not isinstance(entry.get("config"), dict):
         raise _fail(path, f"{what}: missing class or config")
     try:
@@ -237,20 +297,24 @@ def _build(path: Path, entry: Any, what: str) -> Model:
     except KeyError:
         raise _fail(path, f"{what}: unknown model class {entry['class'][:80]!r}") from None
     _check_config_sizes(path, entry["config"])
+    if not isinstance(entry.get("metadata", {}), dict):
+        raise _fail(path, f"{what}: metadata is not a JSON object")
+    return cls
+
+
+def _build(path: Path, cls: type[Model], entry: dict[str, Any], what: str) -> Model:
+    """Build a checked entry's model on the meta device (no memory) and cap its size."""
     try:
         config = cls.config_class.from_dict(entry["config"])
         with torch.device("meta"):
             model = cls(config)
-    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError, OverflowError) as e:
+    except Exception as e:  # noqa: BLE001 — whatever a hostile config makes a constructor raise, the file is at fault
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise _fail(path, f"{what}: invalid config ({msg[:200]})") from None
     n = model.n_parameters()
     if n > MAX_PARAMETERS:
         raise _fail(path, f"{what}: config asks for {n:,} parameters (limit {MAX_PARAMETERS:,}); refusing to allocate")
-    meta = entry.get("metadata", {})
-    if not isinstance(meta, dict):
-        raise _fail(path, f"{what}: metadata is not a JSON object")
-    model.metadata = meta
+    model.metadata = entry.get("metadata", {})
     return model
 
 
@@ -267,16 +331,21 @@ def _materialise(path: Path, skeleton: Model, tensors: dict[str, torch.Tensor], 
             raise _fail(path, f"{what}: tensor {k!r} has shape {tuple(got[k].shape)}, its config implies {tuple(t.shape)}")
         if not got[k].dtype.is_floating_point and not got[k].dtype.is_complex:
             raise _fail(path, f"{what}: tensor {k!r} has non-float dtype {got[k].dtype}")
-    with torch.device(device):
-        model = type(skeleton)(skeleton.config)
+    try:
+        with torch.device(device):
+            model = type(skeleton)(skeleton.config)
+        dtypes = {v.dtype for v in got.values()}
+        if len(dtypes) == 1:
+            model.to(next(iter(dtypes)))
+        model.load_state_dict(got, strict=True)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise _fail(path, f"{what}: cannot load tensors ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
     model.metadata = skeleton.metadata
-    dtypes = {v.dtype for v in got.values()}
-    if len(dtypes) == 1:
-        model.to(next(iter(dtypes)))
-    model.load_state_dict(got, strict=True)
-    bad = [k for k, v in got.items() if torch.isnan(v).any()]
+    bad = [k for k, v in got.items()
+           if torch.isnan(v).any() or (k.rsplit(".", 1)[-1] not in _INF_ALLOWED and torch.isinf(v).any())]
     if bad:
-        warnings.warn(f"{path}: {what} has NaN weights in {', '.join(bad[:5])}", CheckpointWarning, stacklevel=3)
+        warnings.warn(f"{path}: {what} has non-finite (NaN/Inf) weights in {', '.join(bad[:5])}", CheckpointWarning,
+                      stacklevel=3)
     return model
 
 
@@ -286,33 +355,60 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     from safetensors.torch import load as st_load
 
     path = Path(path)
-    header = read_header(path)
-    info = header["rnnattn"]
-    if info.get("format") != FORMAT_VERSION:
-        raise _fail(path, f"unsupported checkpoint format {str(info.get('format'))[:20]!r} (this rnnattn reads {FORMAT_VERSION})")
-    skeleton = _build(path, info, "model")
-    extras_info = info.get("extras", {})
-    if not isinstance(extras_info, dict):
-        raise _fail(path, "extras is not a JSON object")
-    extra_skeletons = {}
-    for name, entry in extras_info.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise _fail(path, f"invalid extra name {str(name)[:40]!r}")
-        extra_skeletons[name] = _build(path, entry, f"extra {name!r}")
-    total = sum(m.n_parameters() for m in [skeleton, *extra_skeletons.values()])
-    stored = sum(math.prod(e["shape"]) for e in header["tensors"].values())
-    if stored != total:
-        raise _fail(path, f"tensors hold {stored:,} values, the configs need {total:,}")
+    with _open(path) as f:
+        # One open file for header and data: a checkpoint atomically replaced meanwhile (a trainer saving while
+        # ``info`` reads) cannot pair one file's config and metadata with another file's weights.
+        size = os.fstat(f.fileno()).st_size
+        header = _parse_header(path, f, size)
+        info = header["rnnattn"]
+        skeleton, extra_skeletons = _skeletons(path, header)
+        try:
+            f.seek(0)
+            data = f.read()
+        except OSError as e:
+            raise _fail(path, f"cannot read: {e.strerror or e}") from None
+    if len(data) != size:
+        raise _fail(path, "the file changed while it was being read")
     try:
-        tensors = st_load(path.read_bytes())
+        tensors = st_load(data)
     except (SafetensorError, ValueError, RuntimeError, OSError) as e:
         raise _fail(path, f"corrupt tensor data ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+    del data
     main = {k: v for k, v in tensors.items() if not k.startswith("extras.")}
     model = _materialise(path, skeleton, main, "", "model", device)
     extras = {n: _materialise(path, s, tensors, f"extras.{n}.", f"extra {n!r}", device)
               for n, s in extra_skeletons.items()}
     return Checkpoint(model=model, metadata=model.metadata, extras=extras, path=path,
                       rnnattn_version=str(info.get("rnnattn_version", "")))
+
+
+def _skeletons(path: Path, header: dict[str, Any]) -> tuple[Model, dict[str, Model]]:
+    """Meta-device models for the main entry and every extra, checked against the stored tensor sizes."""
+    info = header["rnnattn"]
+    if info.get("format") != FORMAT_VERSION:
+        raise _fail(path, f"unsupported checkpoint format {str(info.get('format'))[:20]!r} (this rnnattn reads {FORMAT_VERSION})")
+    extras_info = info.get("extras", {})
+    if not isinstance(extras_info, dict):
+        raise _fail(path, "extras is not a JSON object")
+    main_cls = _check_entry(path, info, "model")
+    entries = {}
+    for name, entry in extras_info.items():
+        if not name.isidentifier():
+            raise _fail(path, f"invalid extra name {name[:40]!r}")
+        entries[name] = (entry, _check_entry(path, entry, f"extra {name!r}"))
+    # Every model and every nested layer spec owns at least one tensor; building one on the meta device costs
+    # ~10 ms, so a tiny file listing 10,000 layers (or extras) would otherwise keep the loader busy for minutes.
+    n_specs = _count_mappings(info["config"]) + sum(_count_mappings(e["config"]) for e, _ in entries.values())
+    n_tensors = len(header["tensors"])
+    if n_specs > max(64, n_tensors):
+        raise _fail(path, f"the configs describe {n_specs} models/layers but the file stores only {n_tensors} tensors")
+    skeleton = _build(path, main_cls, info, "model")
+    extra_skeletons = {name: _build(path, cls, entry, f"extra {name!r}") for name, (entry, cls) in entries.items()}
+    total = sum(m.n_parameters() for m in [skeleton, *extra_skeletons.values()])
+    stored = sum(math.prod(e["shape"]) for e in header["tensors"].values())
+    if stored != total:
+        raise _fail(path, f"tensors hold {stored:,} values, the configs need {total:,}")
+    return skeleton, extra_skeletons
 
 
 def load(path: str | os.PathLike, device: str | torch.device = "cpu") -> Model:

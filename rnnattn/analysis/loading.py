@@ -1,0 +1,122 @@
+"""Inputs of every analysis function: a model, a :class:`~rnnattn.Checkpoint` or a checkpoint path.
+
+Analysis runs in float64 on a *copy* of the model (training runs in float32; the figures of Table 1 go down to 1e-10,
+below float32 resolution), so the caller's model is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnattn.analysis.errors import AnalysisNotApplicable
+from rnnattn.checkpoint import Checkpoint, load_checkpoint
+from rnnattn.models.attention import LinearSelfAttention
+from rnnattn.models.base import Model
+from rnnattn.models.gated_rnn import GatedLinearRNN
+
+ModelSource = Model | Checkpoint | str | os.PathLike
+
+
+@dataclass
+class Subject:
+    """A resolved analysis input: the float64 model copy plus where it came from."""
+
+    model: Model
+    metadata: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Model] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def float64_copy(model: Model) -> Model:
+    """A deep copy of ``model`` in float64 with gradients off (metadata copied too)."""
+    m = copy.deepcopy(model).to(torch.float64)
+    m.metadata = copy.deepcopy(getattr(model, "metadata", {}))
+    for p in m.parameters():
+        p.requires_grad_(False)
+    return m.eval()
+
+
+def resolve(source: ModelSource, what: str = "model") -> Subject:
+    """Turn a model / checkpoint / path into a :class:`Subject` holding a float64 copy."""
+    if isinstance(source, Subject):
+        return source
+    if isinstance(source, str | os.PathLike):
+        source = load_checkpoint(source)
+    if isinstance(source, Checkpoint):
+        return Subject(float64_copy(source.model), dict(source.metadata),
+                       {k: float64_copy(v) for k, v in source.extras.items()}, source.path)
+    if isinstance(source, Model):
+        return Subject(float64_copy(source), dict(getattr(source, "metadata", {})))
+    raise TypeError(f"{what} must be an rnnattn Model, a Checkpoint or a checkpoint path, got {type(source).__name__}")
+
+
+def require_gated_rnn(model: Model, step: str) -> GatedLinearRNN:
+    """Return ``model`` if it is a :class:`GatedLinearRNN`, else raise :class:`AnalysisNotApplicable` with a reason."""
+    if isinstance(model, GatedLinearRNN):
+        return model
+    reasons = {
+        "LSTM": "its gates pass through sigmoid/tanh nonlinearities, so it has no exact polynomial form, no bilinear "
+                "gating rows and no diagonal lambda to prune or canonicalise (Eq. 2 structure is absent)",
+        "GRU": "its gates pass through sigmoid/tanh nonlinearities and the update gate mixes h_{t-1} into the "
+               "product (App. A.3), so the Eq. 2 structure (bilinear gating, linear recurrence) is absent",
+        "LRU": "its gating is a sigmoid GLU and its lambda is complex, so the exact polynomial/row analysis of "
+               "Eq. 2 does not apply",
+        "SequenceModel": "a stack of layers has no single Eq. 2 gating/recurrence to analyse; analyse a single "
+                         "GatedLinearRNN layer instead",
+        "LinearSelfAttention": "it is the attention layer itself (use it as the reference)",
+    }
+    reason = reasons.get(type(model).__name__, "only GatedLinearRNN (Eq. 2) models have this structure")
+    raise AnalysisNotApplicable(step, model, reason)
+
+
+def require_lsa(model: Model, step: str) -> LinearSelfAttention:
+    if isinstance(model, LinearSelfAttention):
+        return model
+    raise AnalysisNotApplicable(step, model, "the reference must be a LinearSelfAttention layer (Eq. 1)")
+
+
+def dense_offdiag_ratio(model: GatedLinearRNN) -> float:
+    """``max|A_offdiag| / max|A|`` for dense recurrence (0 for diagonal models)."""
+    if model.config.recurrence == "diagonal":
+        return 0.0
+    A = model.A.detach()
+    scale = float(A.abs().max())
+    if scale == 0.0:
+        return 0.0
+    off = A - torch.diag(torch.diagonal(A))
+    return float(off.abs().max()) / scale
+
+
+def hidden_lambda(model: GatedLinearRNN, diag_tol: float = 1e-9) -> torch.Tensor | None:
+    """Per-neuron lambda ``[N]``: the diagonal decay, or ``diag(A)`` when dense ``A`` is diagonal to ``diag_tol``
+    (relative); ``None`` for a genuinely dense ``A`` (then neurons have no individual lambda)."""
+    if model.config.recurrence == "diagonal":
+        return model.lam.detach()
+    if dense_offdiag_ratio(model) <= diag_tol:
+        return torch.diagonal(model.A.detach()).clone()
+    return None
+
+
+def labels(model: Model, kind: str, n: int) -> list[str]:
+    """Unit labels (``kind`` "hidden" or "gating") from ``model.metadata["labels"][kind]`` when a construction
+    stored them (e.g. ``kv[1,3]``, ``query[2]``), else ``h0, h1, ...`` / ``g0, g1, ...``."""
+    stored = getattr(model, "metadata", {}).get("labels", {})
+    got = stored.get(kind) if isinstance(stored, dict) else None
+    if isinstance(got, list | tuple) and len(got) == n:
+        return [str(s) for s in got]
+    return [f"{'h' if kind == 'hidden' else 'g'}{i}" for i in range(n)]
+
+
+def input_names(model: Model) -> list[str]:
+    """Names of the input variables (``metadata["input_names"]`` if stored, else ``x1..xd``)."""
+    d = model.d_input
+    got = getattr(model, "metadata", {}).get("input_names")
+    if isinstance(got, list | tuple) and len(got) == d:
+        return [str(s) for s in got]
+    return [f"x{i + 1}" for i in range(d)]

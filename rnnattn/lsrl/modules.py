@@ -1,0 +1,248 @@
+"""Torch export of compiled LSRL programs: :class:`CompiledLSRL`, a stack of gated linear RNN stages.
+
+Stage ``k`` (``kinds[k]``): ``u = z_{k-1} W_k^T + c_k`` then ``relu``: ``z_k = max(0, u)``; ``mul``:
+``z_k = u[..., :w] * u[..., w:]`` (multiplicative gating); ``state``: ``z_k[t] = A_k z_k[t-1] + u[t]``
+(Eq. 3 with ``B``, ``b`` folded into ``W_k``, ``c_k``; ``z_k[-1] = init_k``). Output ``y = z_K W_out^T + c_out``.
+Layout ``[B, T, D]``. Hook points: ``stages.{k}.hook_in`` (``u``), ``stages.{k}.hook_out`` (``z_k``), ``hook_y``.
+
+Two paths: :meth:`CompiledLSRL.forward` processes the whole sequence layer by layer (linear recurrences by
+``cumsum`` where ``A`` is an identity/zero diagonal, a short time loop only over the lanes that need it), and
+:meth:`CompiledLSRL.forward_sequential` steps token by token (the reference the tests compare against).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..config import Config, check_positive_int
+from ..hooks import HookPoint
+from ..models.base import Model
+from ..models.registry import register_model
+
+
+@dataclass(frozen=True)
+class CompiledLSRLConfig(Config):
+    """Structure of a compiled LSRL model (everything needed to rebuild it; weights live in the state_dict).
+
+    Attributes:
+        d_input / d_output: token dims.
+        kinds: per stage ``"relu" | "mul" | "state"``.
+        widths: per stage output width (a ``mul`` stage reads ``2 * width`` rows).
+        labels: optional per-stage lane labels (e.g. ``"relu:f_step12[0]"``, ``"carry:t[0]"``).
+        name: program name.
+    """
+
+    d_input: int
+    d_output: int
+    kinds: tuple[str, ...] = ()
+    widths: tuple[int, ...] = ()
+    labels: tuple[tuple[str, ...], ...] = ()
+    name: str = "lsrl"
+
+    def __post_init__(self) -> None:
+        check_positive_int("CompiledLSRLConfig", d_input=self.d_input, d_output=self.d_output)
+        if len(self.kinds) != len(self.widths):
+            raise ValueError("kinds and widths must have the same length")
+        for k, w in zip(self.kinds, self.widths):
+            if k not in ("relu", "mul", "state"):
+                raise ValueError(f"unknown stage kind {k!r}")
+            check_positive_int("CompiledLSRLConfig", width=w)
+
+
+class LSRLStage(nn.Module):
+    """One stage; parameters ``weight [in, prev]``, ``bias [in]`` and, for ``state``, ``A [w, w]``, ``init [w]``."""
+
+    def __init__(self, kind: str, prev: int, width: int) -> None:
+        super().__init__()
+        self.kind, self.width = kind, width
+        rows = 2 * width if kind == "mul" else width
+        self.weight = nn.Parameter(torch.zeros(rows, prev, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.zeros(rows, dtype=torch.float64))
+        if kind == "state":
+            self.A = nn.Parameter(torch.zeros(width, width, dtype=torch.float64))
+            self.init = nn.Parameter(torch.zeros(width, dtype=torch.float64))
+        self.hook_in = HookPoint()
+        self.hook_out = HookPoint()
+
+    def pre(self, z: torch.Tensor) -> torch.Tensor:
+        return self.hook_in(torch.nn.functional.linear(z, self.weight, self.bias))
+
+    def pointwise(self, u: torch.Tensor) -> torch.Tensor:
+        if self.kind == "relu":
+            return torch.relu(u)
+        return u[..., : self.width] * u[..., self.width:]
+
+
+def linear_scan(A: torch.Tensor, u: torch.Tensor, s0: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
+    """``s_t = A s_{t-1} + u_t`` for ``u [B, T, d]``, ``s0 [B, d]``; returns ``s [B, T, d]``.
+
+    Lanes whose ``A`` row and column are zero off the diagonal with ``a_ii in {0, 1}`` are computed in parallel
+    (``u`` or ``s0 + cumsum(u)``); the rest loop over time. With ``teacher [B, T, d]`` the previous state is taken
+    from it (teacher forcing, paper Fig. 4 setup): ``s_t = A teacher_{t-1} + u_t``, fully parallel.
+    """
+    if teacher is not None:
+        prev = torch.cat([s0[:, None], teacher[:, :-1]], dim=1)
+        return prev @ A.T + u
+    d = A.shape[0]
+    diag = torch.diagonal(A)
+    off = A - torch.diag(diag)
+    coupled = (off != 0).any(0) | (off != 0).any(1)
+    zero = ~coupled & (diag == 0)
+    one = ~coupled & (diag == 1)
+    rest = ~(zero | one)
+    out = torch.empty_like(u)
+    if zero.any():
+        out[..., zero] = u[..., zero]
+    if one.any():
+        out[..., one] = s0[:, one][:, None] + torch.cumsum(u[..., one], dim=1)
+    if rest.any():
+        idx = rest.nonzero().squeeze(1)
+        Ar = A[idx][:, idx].T
+        s = s0[:, idx]
+        ur = u[..., idx]
+        steps = []
+        for t in range(u.shape[1]):
+            s = s @ Ar + ur[:, t]
+            steps.append(s)
+        out[..., idx] = torch.stack(steps, dim=1)
+    del d
+    return out
+
+
+@register_model
+class CompiledLSRL(Model):
+    """A compiled LSRL program as a batched torch model (see module docstring).
+
+    Example:
+        >>> from rnnattn.lsrl import compile
+        >>> from rnnattn.lsrl.programs import token_program, token_prompt
+        >>> m = compile(token_program(3)).to_module()
+        >>> y = m(torch.as_tensor(token_prompt([1, 2, 3], {(1, 2, 3): (4, 5, 6)}), dtype=torch.float64)[None])
+        >>> y[0, -3:, 0].round().tolist()
+        [4.0, 5.0, 6.0]
+    """
+
+    config_class = CompiledLSRLConfig
+
+    def __init__(self, config: CompiledLSRLConfig) -> None:
+        super().__init__(config)
+        stages = []
+        prev = config.d_input
+        for kind, w in zip(config.kinds, config.widths):
+            stages.append(LSRLStage(kind, prev, w))
+            prev = w
+        self.stages = nn.ModuleList(stages)
+        self.readout = nn.Linear(prev, config.d_output, dtype=torch.float64)
+        with torch.no_grad():
+            self.readout.weight.zero_()
+            self.readout.bias.zero_()
+        self.hook_y = HookPoint()
+
+    @classmethod
+    def from_compiled(cls, cp: Any, dtype: torch.dtype | None = None) -> "CompiledLSRL":
+        """Builds the module from a :class:`~rnnattn.lsrl.compiler.CompiledProgram` (weights as dense tensors)."""
+        cfg = CompiledLSRLConfig(
+            d_input=cp.input_dim, d_output=cp.output_dim, kinds=tuple(s.kind for s in cp.stages),
+            widths=tuple(s.width for s in cp.stages), labels=tuple(tuple(s.labels) for s in cp.stages), name=cp.name,
+        )
+        m = cls(cfg)
+        with torch.no_grad():
+            for st, mod in zip(cp.stages, m.stages):
+                mod.weight.copy_(torch.from_numpy(st.W.to_numpy()))
+                mod.bias.copy_(torch.tensor([float(v) for v in st.c], dtype=torch.float64))
+                if st.kind == "state":
+                    mod.A.copy_(torch.from_numpy(st.A.to_numpy()))
+                    mod.init.copy_(torch.tensor([float(v) for v in st.init], dtype=torch.float64))
+            m.readout.weight.copy_(torch.from_numpy(cp.W_out.to_numpy()))
+            m.readout.bias.copy_(torch.tensor([float(v) for v in cp.c_out], dtype=torch.float64))
+        m.metadata = {"lsrl_program": cp.name, "compile_mode": cp.mode.value, "stats": cp.stats().__dict__}
+        return m.to(dtype) if dtype is not None else m
+
+    def state_stages(self) -> list[int]:
+        return [k for k, s in enumerate(self.stages) if s.kind == "state"]
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        return tuple(self.stages[k].init.detach().expand(batch, -1).clone() for k in self.state_stages())
+
+    def forward(
+        self, x: torch.Tensor, state: Sequence[torch.Tensor] | None = None, return_state: bool = False, *,
+        teacher_states: Sequence[torch.Tensor] | None = None,
+    ) -> Any:
+        """Runs ``x [B, T, d_input]`` layer by layer.
+
+        Args:
+            x: input tokens.
+            state: per state stage ``[B, w]`` (default: the compiled ``init``); continue a stream with it.
+            return_state: also return the final states.
+            teacher_states: per state stage ``[B, T, w]``; each step starts from these states (teacher forcing).
+
+        Returns:
+            ``y [B, T, d_output]`` (and the final state tuple).
+        """
+        self._check_input(x)
+        x = x.to(self.readout.weight.dtype)
+        B = x.shape[0]
+        state = self.initial_state(B) if state is None else tuple(state)
+        finals = []
+        z = x
+        si = 0
+        for mod in self.stages:
+            u = mod.pre(z)
+            if mod.kind == "state":
+                teacher = None if teacher_states is None else teacher_states[si]
+                z = linear_scan(mod.A, u, state[si], teacher)
+                finals.append(z[:, -1])
+                si += 1
+            else:
+                z = mod.pointwise(u)
+            z = mod.hook_out(z)
+        y = self.hook_y(self.readout(z))
+        return (y, tuple(finals)) if return_state else y
+
+    def forward_sequential(self, x: torch.Tensor, state: Sequence[torch.Tensor] | None = None,
+                           return_state: bool = False) -> Any:
+        """Token-by-token reference path (same results as :meth:`forward` up to float rounding)."""
+        self._check_input(x)
+        x = x.to(self.readout.weight.dtype)
+        st = list(self.initial_state(x.shape[0]) if state is None else state)
+        ys = []
+        for t in range(x.shape[1]):
+            z = x[:, t]
+            si = 0
+            for mod in self.stages:
+                u = torch.nn.functional.linear(z, mod.weight, mod.bias)
+                if mod.kind == "state":
+                    st[si] = st[si] @ mod.A.T + u
+                    z = st[si]
+                    si += 1
+                else:
+                    z = mod.pointwise(u)
+            ys.append(self.readout(z))
+        y = torch.stack(ys, dim=1)
+        return (y, tuple(st)) if return_state else y
+
+    def nnz(self) -> int:
+        """Non-zero parameters."""
+        return int(sum((p != 0).sum().item() for p in self.parameters()))
+
+    def state_dim(self) -> int:
+        return sum(s.width for s in self.stages if s.kind == "state")
+
+
+def perturb_nonzeros(model: nn.Module, sigma: float, generator: torch.Generator | None = None) -> nn.Module:
+    """Adds ``N(0, sigma^2)`` to every *non-zero* parameter entry in place (the paper's Fig. 4 noise model).
+
+    Returns the model for chaining. ``sigma = 0`` leaves it unchanged.
+    """
+    if sigma == 0:
+        return model
+    with torch.no_grad():
+        for p in model.parameters():
+            mask = p != 0
+            noise = torch.randn(p.shape, generator=generator, dtype=p.dtype) * sigma
+            p.add_(noise * mask)
+    return model

@@ -1,0 +1,144 @@
+"""Teacher-student task (Zucchet et al. §3.1, App. B.1): a gated RNN student imitates a linear self-attention teacher.
+
+Defaults for what the paper leaves open (spec §1.6), all configurable and saved with every checkpoint:
+teacher weights ``W_Q, W_K, W_V ~ N(0, teacher_std^2)`` with ``teacher_std = 1/sqrt(d)``, inputs ``x ~ N(0, I)``,
+sequences of length 32, a fresh batch every step. The teacher is seeded (``teacher_seed``) so the same config always
+rebuilds the same teacher; it is also saved beside the student (``extras={"teacher": lsa}``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from rnnattn.config import Config, check_positive_int
+from rnnattn.models.attention import LinearSelfAttention, LinearSelfAttentionConfig
+from rnnattn.tasks.base import Batch, Task, check_batch, check_generator
+
+INPUT_DISTS = ("normal", "uniform")
+
+
+@dataclass(frozen=True)
+class TeacherStudentConfig(Config):
+    """Distribution of the teacher-student task.
+
+    Attributes:
+        d: token size (input = output = ``d``; the student appends the constant 1 itself).
+        seq_len: sequence length ``T`` (paper: 32).
+        teacher_std: std of the teacher's ``W_Q, W_K, W_V`` entries; ``None`` means ``1/sqrt(d)``.
+        input_dist: ``"normal"`` (default) or ``"uniform"`` (zero mean, variance ``input_std**2``).
+        input_std: std of each input entry.
+        teacher_seed: seed of the teacher's weights.
+    """
+
+    d: int = 4
+    seq_len: int = 32
+    teacher_std: float | None = None
+    input_dist: str = "normal"
+    input_std: float = 1.0
+    teacher_seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_positive_int("TeacherStudentConfig", d=self.d, seq_len=self.seq_len)
+        if self.input_dist not in INPUT_DISTS:
+            raise ValueError(f"TeacherStudentConfig: input_dist must be one of {INPUT_DISTS}, got {self.input_dist!r}")
+        if not self.input_std > 0 or (self.teacher_std is not None and not self.teacher_std > 0):
+            raise ValueError("TeacherStudentConfig: input_std and teacher_std must be positive")
+
+    @property
+    def std(self) -> float:
+        return self.teacher_std if self.teacher_std is not None else 1.0 / math.sqrt(self.d)
+
+
+def sample_inputs(shape: tuple[int, ...], dist: str, std: float, generator: torch.Generator) -> torch.Tensor:
+    """i.i.d. entries with zero mean and variance ``std**2``: normal, or uniform on ``±sqrt(3) std``."""
+    if dist == "normal":
+        return torch.randn(shape, generator=generator) * std
+    if dist == "uniform":
+        return (torch.rand(shape, generator=generator) * 2 - 1) * (math.sqrt(3.0) * std)
+    raise ValueError(f"unknown input distribution {dist!r} (choose from {INPUT_DISTS})")
+
+
+def make_teacher(config: TeacherStudentConfig) -> LinearSelfAttention:
+    """The seeded single-head LSA teacher (Eq. 1), weights ``~ N(0, std^2)`` drawn from ``teacher_seed`` only."""
+    g = torch.Generator().manual_seed(int(config.teacher_seed))
+    with torch.device("meta"):
+        skeleton = LinearSelfAttention(LinearSelfAttentionConfig(d_input=config.d, init_std=config.std))
+    teacher = skeleton.to_empty(device="cpu")
+    with torch.no_grad():
+        for name in ("W_Q", "W_K", "W_V"):
+            getattr(teacher, name).copy_(torch.randn(1, config.d, config.d, generator=g) * config.std)
+    teacher.requires_grad_(False)
+    teacher.metadata = {"role": "teacher", "teacher_seed": config.teacher_seed}
+    return teacher
+
+
+class TeacherStudent(Task):
+    """Regress the outputs of a linear self-attention teacher at every time step (loss on all positions).
+
+    Args:
+        config: the task distribution.
+        teacher: an existing teacher (e.g. loaded from a checkpoint's extras); default: built from the config.
+
+    Example:
+        >>> task = TeacherStudent(TeacherStudentConfig(d=4))
+        >>> x, y, mask = task.sample(64, torch.Generator().manual_seed(0))
+        >>> x.shape, y.shape, mask.shape
+        (torch.Size([64, 32, 4]), torch.Size([64, 32, 4]), torch.Size([64, 32]))
+    """
+
+    name = "teacher_student"
+    reference = "teacher"
+
+    def __init__(self, config: TeacherStudentConfig | None = None, teacher: LinearSelfAttention | None = None) -> None:
+        self.config = config or TeacherStudentConfig()
+        if teacher is None:
+            teacher = make_teacher(self.config)
+        elif not isinstance(teacher, LinearSelfAttention) or teacher.d_input != self.config.d:
+            raise ValueError(f"TeacherStudent: teacher must be a LinearSelfAttention on d={self.config.d} tokens")
+        self.teacher = teacher.float().requires_grad_(False)
+
+    @property
+    def d_input(self) -> int:
+        return self.config.d
+
+    @property
+    def d_output(self) -> int:
+        return self.teacher.d_output
+
+    @property
+    def seq_len(self) -> int:
+        return self.config.seq_len
+
+    def inputs(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """``x [batch, T, d]`` only (the trainer draws per-step inputs, then runs the teacher once per block)."""
+        check_batch("TeacherStudent.sample", batch)
+        check_generator("TeacherStudent.sample", generator)
+        c = self.config
+        return sample_inputs((batch, c.seq_len, c.d), c.input_dist, c.input_std, generator)
+
+    def label(self, x: torch.Tensor) -> Batch:
+        """Teacher targets and the all-True mask for inputs ``x [B, T, d]``."""
+        with torch.no_grad():
+            y = self.teacher(x)
+        return Batch(x, y, torch.ones(x.shape[:2], dtype=torch.bool))
+
+    def sample(self, batch: int, generator: torch.Generator) -> Batch:
+        return self.label(self.inputs(batch, generator))
+
+    def sample_block(self, batch: int, generators: list[torch.Generator]) -> list[Batch]:
+        """One batch per generator, labelled by one teacher call (faster than ``sample`` in a loop)."""
+        x = torch.cat([self.inputs(batch, g) for g in generators])
+        b = self.label(x)
+        return [Batch(*(t[i * batch:(i + 1) * batch] for t in b)) for i in range(len(generators))]
+
+    def reference_loss(self, batch: Batch) -> float:
+        return 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"name": self.name, **self.config.to_dict()}
+        d["teacher_std_effective"] = self.config.std
+        return d

@@ -1,0 +1,53 @@
+"""Run functions for the sweep tests: module-level so worker processes (local pool, Dask) import them by name."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig
+from rnnattn.tasks import TeacherStudent, TeacherStudentConfig
+
+
+def tiny_train(params: dict) -> dict:
+    """A few Adam steps of a small gated RNN on the teacher-student task (d=2, T=6): a real, seeded training run."""
+    torch.manual_seed(params["seed"])
+    task = TeacherStudent(TeacherStudentConfig(d=2, seq_len=6, teacher_seed=0))
+    model = GatedLinearRNN(GatedLinearRNNConfig(d_input=2, n_hidden=params["n_hidden"], n_gating=params["n_hidden"],
+                                                d_output=2))
+    opt = torch.optim.Adam(model.parameters(), lr=params.get("lr", 1e-2))
+    gen = torch.Generator().manual_seed(1000 + params["seed"])
+    x_val, y_val, m_val = task.sample(64, torch.Generator().manual_seed(7))
+
+    def val() -> float:
+        with torch.no_grad():
+            return task.loss(model(x_val), y_val, m_val).item()
+
+    first = val()
+    for _ in range(params.get("steps", 5)):
+        x, y, mask = task.sample(16, gen)
+        loss = task.loss(model(x), y, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return {"loss": val(), "first_loss": first, "n_parameters": model.n_parameters(), "pid": os.getpid()}
+
+
+def counted(params: dict) -> dict:
+    """Record each call in ``params["log"]`` (one line per call, any process); fail while the file ``<log>.fail``
+    lists this run's x (the trigger lives outside params, so removing it does not change run ids); sleep."""
+    with open(params["log"], "a") as f:
+        f.write(f"{params['x']},{params['seed']}\n")
+    trigger = Path(params["log"] + ".fail")
+    if trigger.exists() and str(params["x"]) in trigger.read_text().split():
+        raise RuntimeError(f"boom at x={params['x']}")
+    time.sleep(params.get("sleep", 0.0))
+    return {"y": params["x"] ** 2 + params["seed"], "vec": [params["x"], 0.5]}
+
+
+def calls(log: str | Path) -> list[str]:
+    p = Path(log)
+    return p.read_text().split() if p.exists() else []
