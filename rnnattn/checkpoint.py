@@ -18,7 +18,9 @@ import math
 import os
 import struct
 import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,12 +282,35 @@ def _check_config_sizes(path: Path, obj: Any, where: str = "config", depth: int 
         raise _fail(path, f"{where} = {obj} is absurdly large (limit {MAX_CONFIG_INT}); refusing to allocate")
 
 
-def _count_mappings(obj: Any) -> int:
-    if isinstance(obj, dict):
-        return 1 + sum(_count_mappings(v) for v in obj.values())
-    if isinstance(obj, list):
-        return sum(_count_mappings(v) for v in obj)
-    return 0
+@contextmanager
+def _build_budget(path: Path, n_tensors: int):
+    """Cap the modules/parameters/buffers registered while building skeletons at a multiple of the tensors stored.
+
+    Every parameter ends up as a stored tensor and zoo models register fewer than 3 modules per tensor, so honest
+    files stay far below the cap; a tiny hostile file whose config lists 10,000 layers or LSRL stages would
+    otherwise keep the loader building meta modules for minutes. Only the loading thread is counted."""
+    limit = 8 * n_tensors + 64
+    count = 0
+    me = threading.get_ident()
+
+    def hook(*_: Any) -> None:
+        nonlocal count
+        if threading.get_ident() == me:
+            count += 1
+            if count > limit:
+                raise _fail(path, f"the configs build more than {limit} modules/parameters, far more than the "
+                                  f"{n_tensors} tensors stored; refusing")
+
+    from torch.nn.modules import module as nn_module
+
+    handles = [nn_module.register_module_module_registration_hook(hook),
+               nn_module.register_module_parameter_registration_hook(hook),
+               nn_module.register_module_buffer_registration_hook(hook)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def _check_entry(path: Path, entry: Any, what: str) -> type[Model]:
@@ -308,6 +333,8 @@ def _build(path: Path, cls: type[Model], entry: dict[str, Any], what: str) -> Mo
         config = cls.config_class.from_dict(entry["config"])
         with torch.device("meta"):
             model = cls(config)
+    except CheckpointError:
+        raise
     except Exception as e:  # noqa: BLE001 — whatever a hostile config makes a constructor raise, the file is at fault
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise _fail(path, f"{what}: invalid config ({msg[:200]})") from None
@@ -396,14 +423,9 @@ def _skeletons(path: Path, header: dict[str, Any]) -> tuple[Model, dict[str, Mod
         if not name.isidentifier():
             raise _fail(path, f"invalid extra name {name[:40]!r}")
         entries[name] = (entry, _check_entry(path, entry, f"extra {name!r}"))
-    # Every model and every nested layer spec owns at least one tensor; building one on the meta device costs
-    # ~10 ms, so a tiny file listing 10,000 layers (or extras) would otherwise keep the loader busy for minutes.
-    n_specs = _count_mappings(info["config"]) + sum(_count_mappings(e["config"]) for e, _ in entries.values())
-    n_tensors = len(header["tensors"])
-    if n_specs > max(64, n_tensors):
-        raise _fail(path, f"the configs describe {n_specs} models/layers but the file stores only {n_tensors} tensors")
-    skeleton = _build(path, main_cls, info, "model")
-    extra_skeletons = {name: _build(path, cls, entry, f"extra {name!r}") for name, (entry, cls) in entries.items()}
+    with _build_budget(path, len(header["tensors"])):
+        skeleton = _build(path, main_cls, info, "model")
+        extra_skeletons = {name: _build(path, cls, entry, f"extra {name!r}") for name, (entry, cls) in entries.items()}
     total = sum(m.n_parameters() for m in [skeleton, *extra_skeletons.values()])
     stored = sum(math.prod(e["shape"]) for e in header["tensors"].values())
     if stored != total:

@@ -73,8 +73,16 @@ def canonicalize(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
     in_swap = np.zeros(N, dtype=bool)
     if m.config.append_one:
         share = np.abs(W_in[:, :, -1]) / np.maximum(np.linalg.norm(W_in, axis=2), 1e-300)  # [2, N]
-        in_swap = share[0] > share[1]
-        W_in[:, in_swap] = W_in[::-1][:, in_swap]
+        in_swap = share[0] > share[1] + 1e-12
+        tie = np.abs(share[0] - share[1]) <= 1e-12
+    else:
+        tie = np.ones(N, dtype=bool)
+    # ties (e.g. KV units: neither branch reads the constant): the lexicographically larger unit-norm,
+    # sign-fixed row goes to W_m — arbitrary but deterministic, so scrambled copies get the same form
+    for n in np.flatnonzero(tie):
+        key_m, key_x = (tuple(np.round(r * _normalise(r[None], r[None])[0], 9)) for r in W_in[:, n])
+        in_swap[n] = key_x > key_m
+    W_in[:, in_swap] = W_in[::-1][:, in_swap]
     in_scale = _normalise(W_in[0], W_in[1]) if normalise else np.ones(N)
     W_in[0] *= in_scale[:, None]
     W_in[1] /= in_scale[:, None]

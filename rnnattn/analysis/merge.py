@@ -2,7 +2,8 @@ r"""Rank-1 merging of output-gating rows (App. B.2, Eq. 20; spec §2.6).
 
 Gating rows ``S`` contribute :math:`h^\top K_i h` to output i, with kernel
 :math:`K_i = \sum_{j \in S} D_{ij}\, W^{out}_{m,j} W^{out\top}_{x,j}` (kept unsymmetrised, as the paper: the
-symmetric part of a rank-1 kernel is rank 2). If the ``K_i`` are proportional across outputs (``K_i = c_i K``, the
+symmetric part of a rank-1 kernel is rank 2). Since swapping a row's m/x branches transposes its kernel without
+changing the function, each row's orientation is chosen so that the sum is closest to rank 1. If the ``K_i`` are proportional across outputs (``K_i = c_i K``, the
 ``[N^2, d_out]`` stack of ``vec K_i`` has ``sigma_2 / sigma_1 ~ 0``) and ``K = s u v^T`` is rank 1, the rows ``S``
 are replaced by one row ``W_m = sqrt(s) u``, ``W_x = sqrt(s) v``, ``D[:, new] = c`` — an exact rewrite when both
 ratios are 0. ``u`` is made to read memory (KV) neurons and ``v`` forget (query) neurons (swapped if reversed).
@@ -29,16 +30,48 @@ def _ratio(s: np.ndarray) -> float:
     return float(s[1] / s[0]) if s.size > 1 and s[0] > 0 else 0.0
 
 
+def _stack_svd(D: np.ndarray, Wm: np.ndarray, Wx: np.ndarray, flip: np.ndarray):
+    """SVD evidence for one orientation: rows with ``flip`` contribute ``x m^T`` instead of ``m x^T``."""
+    A = np.where(flip[:, None], Wx, Wm)
+    B = np.where(flip[:, None], Wm, Wx)
+    N = Wm.shape[1]
+    K_all = np.einsum("is,sa,sb->iab", D, A, B)  # K_i [o, N, N]
+    U, s_out, Vt = np.linalg.svd(K_all.reshape(len(D), N * N).T, full_matrices=False)  # [N^2, o] stack
+    K = (s_out[0] * U[:, 0]).reshape(N, N)
+    s_K = np.linalg.svd(K, compute_uv=False)
+    return max(_ratio(s_out), _ratio(s_K)), s_out, K, Vt[0].copy()
+
+
+def _orient(D: np.ndarray, Wm: np.ndarray, Wx: np.ndarray, exhaustive_max: int = 10) -> np.ndarray:
+    """Choose per row ``m x^T`` or its transpose (the m/x swap invariance changes the unsymmetrised kernel of a
+    row into its transpose) so that the summed kernel is closest to rank 1: exhaustive over 2^(|S|-1) choices
+    for small groups, else greedy row by row."""
+    n = Wm.shape[0]
+    best = np.zeros(n, dtype=bool)
+    if n <= 1:
+        return best
+    if n <= exhaustive_max:
+        scores = []
+        for code in range(2 ** (n - 1)):
+            flip = np.array([False] + [(code >> b) & 1 == 1 for b in range(n - 1)])
+            scores.append((_stack_svd(D, Wm, Wx, flip)[0], code))
+        code = min(scores)[1]
+        return np.array([False] + [(code >> b) & 1 == 1 for b in range(n - 1)])
+    for j in range(1, n):
+        trial = best.copy()
+        trial[j] = True
+        if _stack_svd(D, Wm, Wx, trial)[0] < _stack_svd(D, Wm, Wx, best)[0]:
+            best = trial
+    return best
+
+
 def rank1_evidence(w: GatedWeights, rows: Sequence[int], memory: np.ndarray | None, forget: np.ndarray | None,
                    tol: float) -> RankOneMerge:
     """Steps 1-4 of App. B.2 for gating rows ``rows`` of ``w`` (no model change)."""
     S = np.asarray(rows, dtype=np.int64)
     Wm, Wx, D = w.W_out[0][S], w.W_out[1][S], w.D[:, S]  # [|S|, N], [|S|, N], [o, |S|]
-    N = w.n_hidden
-    K_all = np.einsum("is,sa,sb->iab", D, Wm, Wx)  # K_i [o, N, N]
-    U, s_out, Vt = np.linalg.svd(K_all.reshape(len(D), N * N).T, full_matrices=False)  # [N^2, o] stack
-    K = (s_out[0] * U[:, 0]).reshape(N, N)
-    c = Vt[0].copy()
+    flip = _orient(D, Wm, Wx)
+    _, s_out, K, c = _stack_svd(D, Wm, Wx, flip)
     if c[np.argmax(np.abs(c))] < 0:  # sign convention: largest |c_i| positive
         c, K = -c, -K
     uK, s_K, vKt = np.linalg.svd(K)
@@ -57,7 +90,8 @@ def rank1_evidence(w: GatedWeights, rows: Sequence[int], memory: np.ndarray | No
               f"kernels not proportional across outputs (sigma2/sigma1 = {r_out:.3g} > tol {tol:g})" if r_out > tol
               else f"common kernel not rank 1 (sigma2/sigma1 = {r_K:.3g} > tol {tol:g})")
     return RankOneMerge(rows=[int(i) for i in S], output_singular_values=s_out, kernel_singular_values=s_K,
-                        output_ratio=r_out, kernel_ratio=r_K, kernel=K, c=c, u=u, v=v, swapped=swapped,
+                        output_ratio=r_out, kernel_ratio=r_K, kernel=K, c=c, u=u, v=v, transposed=flip,
+                        swapped=swapped,
                         conforming=conforming, merged=ok, reason=reason)
 
 

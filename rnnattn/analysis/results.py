@@ -139,6 +139,8 @@ class RankOneMerge(_ToDict):
         kernel: ``K [N, N]`` (unsymmetrised), normalised so that ``K_i = c_i K``.
         c: ``[d_out]`` per-output coefficients (the new D column).
         u, v: ``[N]`` the new ``W_m^out`` and ``W_x^out`` rows (already scaled by sqrt(s)).
+        transposed: ``[|rows|]`` bools: the row entered the kernel as ``x m^T`` (its m/x branches swapped; the
+            function is the same, the unsymmetrised kernel is transposed), chosen to make the sum rank 1.
         swapped: u/v were exchanged so that u reads memory neurons and v forget neurons (step 4).
         conforming: the merged row follows the block structure (u on memory, v on forget neurons).
         merged: False when the evidence did not support a rank-1 merge (then the model is unchanged).
@@ -154,6 +156,7 @@ class RankOneMerge(_ToDict):
     c: np.ndarray
     u: np.ndarray
     v: np.ndarray
+    transposed: np.ndarray
     swapped: bool
     conforming: bool
     merged: bool

@@ -1,21 +1,26 @@
 """The sigmoid linearisation of App. A.1, shared by the LSTM and LRU constructions (not public).
 
-``σ(ε z) − σ(0) = ½ tanh(ε z / 2) = ε z / 4 · (1 − (ε z)² / 12 + O(ε⁴))``, and ``σ(0) = ½`` exactly in floating
+``σ(ε z) − σ(0) = ½ tanh(ε z / 2) = ε z / 4 · (1 − (ε z)² / 12 + O(ε⁴))``, and ``σ(0) = ½`` exactly in
+floating
 point. So a product ``(α·z)(β·z)`` is obtained from two gated units that share the linear branch ``β·z``:
-``σ(ε α̂·z) (β·z)`` and the *reference* ``σ(0) (β·z)``; ``(4 ‖α‖ / ε)`` times their difference is the product up to a
-relative error ``(ε α̂·z)² / 12``. References depend only on the linear branch, so products sharing it share one
-reference unit (``ProductBank`` deduplicates them). A factor that is a constant (x̃'s last coordinate only) needs
-no linearisation at all: ``σ(+∞) = 1`` exactly, and the constant moves into the linear branch.
+``σ(ε α̂·z) (β·z)`` and the *reference* ``σ(0) (β·z)``; ``(4 ‖α‖ / ε)`` times their difference is the
+product up to a
+relative error ``(ε α̂·z)² / 12``. References depend only on the linear branch, so products sharing it share
+one
+reference unit (``ProductBank`` deduplicates them). A factor that is a constant (x̃'s last coordinate only)
+needs
+no linearisation at all: ``σ(SATURATE) = 1`` exactly, and the constant moves into the linear branch.
 
 Rows are over an input space with a trailing bias coordinate: ``row [D + 1]``, ``row·(z, 1)``.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 
 import torch
+
+from rnnattn.constructions._common import SATURATE
 
 
 def is_constant(row: torch.Tensor) -> bool:
@@ -33,11 +38,15 @@ def unit(row: torch.Tensor) -> tuple[torch.Tensor, float]:
     return row / n, n
 
 
-def orient(products: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
-    """For each product ``(α, β)`` decide which factor goes through the sigmoid: the *less* shared one, so that
+def orient(
+    products: list[tuple[torch.Tensor, torch.Tensor]],
+) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
+    """For each product ``(α, β)`` decide which factor goes through the sigmoid: the *less* shared one, so
+    that
     references (keyed by the linear factor) are shared as much as possible. Ties put ``β`` through the sigmoid
-    (for the canonical constructions that is the unit-scale value/query side). Returns ``(σ-factor, linear factor,
-    exact)`` where ``exact`` marks a constant factor (no linearisation needed, σ(+∞) = 1)."""
+    (for the canonical constructions that is the unit-scale value/query side). Returns ``(σ-factor, linear
+    factor,
+    exact)`` where ``exact`` marks a constant factor (no linearisation needed, σ(SATURATE) = 1)."""
     count = Counter()
     for a, b in products:
         for r in (a, b):
@@ -57,9 +66,11 @@ def orient(products: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torc
 
 
 class ProductBank:
-    """Gated units ``σ(row_m·(z, 1)) · (row_x·(z, 1))`` with deduplication, and the linear map back to products.
+    """Gated units ``σ(row_m·(z, 1)) · (row_x·(z, 1))`` with deduplication, and the linear map back to
+    products.
 
-    ``add(α, β, eps)`` registers the product ``(α·z̃)(β·z̃)`` and returns the list of ``(unit index, coefficient)``
+    ``add(α, β, eps)`` registers the product ``(α·z̃)(β·z̃)`` and returns the list of ``(unit index,
+    coefficient)``
     whose weighted sum approximates it (exact for constant factors).
     """
 
@@ -80,11 +91,12 @@ class ProductBank:
 
     def product(self, s: torch.Tensor, lin: torch.Tensor, exact: bool, eps: float) -> list[tuple[int, float]]:
         """Units and coefficients for ``(s·z̃)(lin·z̃)``; ``exact`` when ``s`` is a constant already folded into
-        ``lin`` (see :func:`orient`). Both factors are stored unit-norm so that equal directions share units."""
+        ``lin`` (see :func:`orient`). Both factors are stored unit-norm so that equal directions share
+        units."""
         lin_hat, nl = unit(lin)
-        if exact:  # σ(+∞) · lin — exactly the product
+        if exact:  # σ(SATURATE) · lin = 1 · lin — exactly the product
             one = torch.zeros(self.dim + 1, dtype=self.dtype)
-            one[-1] = math.inf
+            one[-1] = SATURATE
             return [(self.unit_index(one, lin_hat), nl)]
         s_hat, ns = unit(s)
         scale = 4.0 * ns * nl / eps
@@ -106,10 +118,12 @@ class ProductBank:
         return Wm[:, :-1], Wm[:, -1], Wx[:, :-1], Wx[:, -1]
 
 
-def register_products(bank: ProductBank, products: list[tuple[torch.Tensor, torch.Tensor]], eps: float
-                      ) -> list[list[tuple[int, float]]]:
+def register_products(
+    bank: ProductBank, products: list[tuple[torch.Tensor, torch.Tensor]], eps: float
+) -> list[list[tuple[int, float]]]:
     """Register all ``products`` (pairs of rows ``[D + 1]``) in ``bank``; return per product the ``(unit,
-    coefficient)`` list whose weighted sum of unit outputs approximates it (empty for identically-zero products).
+    coefficient)`` list whose weighted sum of unit outputs approximates it (empty for identically-zero
+    products).
     :func:`to_matrix` turns it into ``P [K, R]`` once the bank is complete."""
     terms: list[list[tuple[int, float]]] = []
     oriented = iter(orient(products))

@@ -17,25 +17,34 @@ def pairs(d: int) -> list[tuple[int, int]]:
     return [(a, b) for a in range(d) for b in range(a, d)]
 
 
-def attention_to_gated_rnn(lsa: LinearSelfAttention, form: str = "full", basis: str = "value") -> GatedLinearRNN:
+def attention_to_gated_rnn(
+    lsa: LinearSelfAttention, form: str = "full", basis: str = "value"
+) -> GatedLinearRNN:
     r"""A diagonal :class:`GatedLinearRNN` computing exactly what ``lsa`` computes (Eq. 1 via Eq. 2).
 
     Writing ``v = W_V x, k = W_K x, q = W_Q x`` and ``x̃ = (x, 1)``:
 
-    * ``form="full"`` (Fig. 1, spec §2.1): ``d² + d`` hidden units, ``d²`` gating rows. KV unit ``(i, j)`` (index
-      ``i d + j``) reads ``k_j v_i`` with ``λ = 1``; query unit ``d² + j`` reads ``q_j · 1`` with ``λ = 0``; gating row
+    * ``form="full"`` (Fig. 1, spec §2.1): ``d² + d`` hidden units, ``d²`` gating rows. KV unit ``(i, j)``
+    (index
+      ``i d + j``) reads ``k_j v_i`` with ``λ = 1``; query unit ``d² + j`` reads ``q_j · 1`` with ``λ = 0``;
+      gating row
       ``(i, j)`` multiplies them and ``D = I ⊗ 1ᵀ`` sums over ``j``: ``y_i = Σ_j KV_ij q_j``.
     * ``form="compact"`` (§2.2): ``d(d+1)/2 + d`` hidden, ``d²`` gating rows. KV units ``S_ab = Σ v_a v_b``
-      (``a ≤ b``), query units ``p = Q' x`` with ``Q' = W_V^{-T} W_K^T W_Q``; row ``(i, j)`` is ``S_{min,max} p_j``.
+      (``a ≤ b``), query units ``p = Q' x`` with ``Q' = W_V^{-T} W_K^T W_Q``; row ``(i, j)`` is
+      ``S_{min,max} p_j``.
       Needs ``W_V`` invertible.
-    * ``form="minimal"`` (spec §2.3): the same hidden units, ``d(d+1)/2`` gating rows: ``S_ab (p_a + p_b)`` for
+    * ``form="minimal"`` (spec §2.3): the same hidden units, ``d(d+1)/2`` gating rows: ``S_ab (p_a + p_b)``
+    for
       ``a < b`` (to outputs ``a`` and ``b``) and ``(S_ii − Σ_{j≠i} S_ij) p_i``.
 
-    ``basis="input"`` (compact/minimal only) stores the raw second moments ``Σ x_a x_b`` and ``p = W_K^T W_Q x``, and
-    applies ``W_V`` in the readout (``D = W_V (I ⊗ 1ᵀ)`` resp. its minimal analogue): same sizes, no inverse, so it
+    ``basis="input"`` (compact/minimal only) stores the raw second moments ``Σ x_a x_b`` and ``p = W_K^T W_Q
+    x``, and
+    applies ``W_V`` in the readout (``D = W_V (I ⊗ 1ᵀ)`` resp. its minimal analogue): same sizes, no
+    inverse, so it
     works for any ``W_V``. The default ``basis="value"`` is the paper's.
 
-    ``λ`` is exactly 1 (``nu = -inf``) or 0 (``nu = +inf``); every weight is a copy, product or (value basis) the
+    ``λ`` is exactly 1 (``nu = -inf``) or 0 (``nu = +inf``); every weight is a copy, product or (value
+    basis) the
     solve for ``Q'``, in the source's dtype. Unit labels are in ``metadata["construction"]["labels"]``.
 
     Args:
@@ -43,7 +52,8 @@ def attention_to_gated_rnn(lsa: LinearSelfAttention, form: str = "full", basis: 
         form: ``"full"``, ``"compact"`` or ``"minimal"``.
         basis: ``"value"`` (default) or ``"input"``; ignored by ``"full"``.
     Returns:
-        ``GatedLinearRNN`` with ``d_input = d_output = d``; ``model(x)`` equals ``lsa(x)`` for ``x [B, T, d]``.
+        ``GatedLinearRNN`` with ``d_input = d_output = d``; ``model(x)`` equals ``lsa(x)`` for ``x [B, T,
+        d]``.
     Raises:
         ConstructionError: unsupported attention layer, or singular ``W_V`` for the value-basis compact forms.
 
@@ -96,17 +106,22 @@ def _full(W_Q, W_K, W_V):
             Wm_in[r, :d], Wx_in[r, :d] = W_K[j], W_V[i]  # KV_ij = Σ k_j v_i
             Wm_out[r, r], Wx_out[r, d * d + j] = 1, 1  # KV_ij · q_j
             D[i, r] = 1
-    Wm_in[d * d:, :d] = W_Q
-    Wx_in[d * d:, d] = 1  # query units: q_j · 1 (the constant lives in the x-branch, spec §2.6 canonical form)
+    Wm_in[d * d :, :d] = W_Q
+    Wx_in[d * d :, d] = (
+        1  # query units: q_j · 1 (the constant lives in the x-branch, spec §2.6 canonical form)
+    )
     nu = torch.cat([torch.full((d * d,), -math.inf, dtype=dtype), torch.full((d,), math.inf, dtype=dtype)])
-    labels = {"hidden": [f"kv[{i},{j}]" for i in range(d) for j in range(d)] + [f"query[{j}]" for j in range(d)],
-              "gating": [f"kv[{i},{j}]*query[{j}]" for i in range(d) for j in range(d)]}
+    labels = {
+        "hidden": [f"kv[{i},{j}]" for i in range(d) for j in range(d)] + [f"query[{j}]" for j in range(d)],
+        "gating": [f"kv[{i},{j}]*query[{j}]" for i in range(d) for j in range(d)],
+    }
     return Wm_in, Wx_in, nu, Wm_out, Wx_out, D, labels
 
 
 def _symmetric(F, P, R, minimal: bool):
     """Compact / minimal forms: KV units ``S_ab = Σ (F[a]·x)(F[b]·x)``, query units ``p = P x``, output
-    ``y = R (S p)``. Value basis: ``F = W_V, P = Q', R = I``; input basis: ``F = I, P = W_K^T W_Q, R = W_V``."""
+    ``y = R (S p)``. Value basis: ``F = W_V, P = Q', R = I``; input basis: ``F = I, P = W_K^T W_Q, R =
+    W_V``."""
     d, dtype = F.shape[0], F.dtype
     prs = pairs(d)
     idx = {ab: n for n, ab in enumerate(prs)}

@@ -18,8 +18,10 @@ COLUMNS = ["architecture", "construction", "d", "exact", "layers", "hidden", "ga
 
 
 def active_units(rnn: GatedLinearRNN) -> tuple[int, int]:
-    """``(hidden, gating)`` units of a gated RNN that can affect the output: a hidden unit with both input branches
-    non-zero, a gating row with ``D[:, k] ≠ 0`` whose two branches each read an active unit (structural zeros of a
+    """``(hidden, gating)`` units of a gated RNN that can affect the output: a hidden unit with both input
+    branches
+    non-zero, a gating row with ``D[:, k] ≠ 0`` whose two branches each read an active unit (structural
+    zeros of a
     construction removed; no threshold)."""
     Wm, Wx = rnn.W_m_in.detach(), rnn.W_x_in.detach()
     hid = (Wm != 0).any(1) & (Wx != 0).any(1)
@@ -28,8 +30,11 @@ def active_units(rnn: GatedLinearRNN) -> tuple[int, int]:
     return int(hid.sum()), int(gat.sum())
 
 
-def gd_attention(d_x: int, d_y: int, eta: float = 1.0, dtype: torch.dtype = torch.float64) -> LinearSelfAttention:
-    """The linear self-attention layer computing one step of gradient descent from ``W = 0`` on in-context pairs
+def gd_attention(
+    d_x: int, d_y: int, eta: float = 1.0, dtype: torch.dtype = torch.float64
+) -> LinearSelfAttention:
+    """The linear self-attention layer computing one step of gradient descent from ``W = 0`` on in-context
+    pairs
     ``(x_t, y_t)`` (App. C, von Oswald et al.): ``ŷ = η Σ_t y_t x_tᵀ x_query`` in the ``y`` coordinates.
     ``W_K = [I 0; 0 0]``, ``W_Q = η W_K`` read ``x``; ``W_V = [0 0; 0 I]`` reads ``y``."""
     d = d_x + d_y
@@ -78,45 +83,111 @@ def _row(architecture: str, construction: str, d: int, exact: bool, model, hidde
                 g += glu_in + c.out
         widths, layers = " -> ".join(parts), len(model.layers)
         g = g if g else None  # LSTM gates live inside the cells
-    return {"architecture": architecture, "construction": construction, "d": d, "exact": exact, "layers": layers,
-            "hidden": h, "gating": g, "widths": widths, "parameters": model.n_parameters()}
+    return {
+        "architecture": architecture,
+        "construction": construction,
+        "d": d,
+        "exact": exact,
+        "layers": layers,
+        "hidden": h,
+        "gating": g,
+        "widths": widths,
+        "parameters": model.n_parameters(),
+    }
 
 
-def construction_sizes(ds: Iterable[int] = (4, 6), forms: Iterable[str] = ("full", "compact", "minimal"),
-                       icl: Iterable[tuple[int, int]] = ((3, 3),), seed: int = 0) -> pd.DataFrame:
-    """Neuron counts of every construction for each ``d``, obtained by building it from a random attention layer.
+ARCHITECTURES = ("gated_rnn", "lstm", "lru")
 
-    Rows: the gated RNN of Eq. 2 per form (``hidden`` = recurrent units, ``gating`` = output-gating rows); one LSTM
-    layer and two LSTM layers (``hidden`` = cells over all layers; gates are inside the cells); LRU In+Out, In+Skip
+
+def construction_sizes(
+    ds: Iterable[int] = (4, 6),
+    forms: Iterable[str] = ("full", "compact", "minimal"),
+    icl: Iterable[tuple[int, int]] = ((3, 3),),
+    include: Iterable[str] = ARCHITECTURES,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Neuron counts of every construction for each ``d``, obtained by building it from a random attention
+    layer.
+
+    Rows: the gated RNN of Eq. 2 per form (``hidden`` = recurrent units, ``gating`` = output-gating rows);
+    one LSTM
+    layer and two LSTM layers (``hidden`` = cells over all layers; gates are inside the cells); LRU In+Out,
+    In+Skip
     and vanilla (``hidden`` = complex states, ``gating`` = GLU units, input and output, over all layers). The
-    LSTM/LRU rows count the sigmoid-linearised units (each linearised product needs a unit and a reference, shared
-    where possible). For each ``(d_x, d_y)`` in ``icl`` a row gives the *active* units of the full construction of the
-    one-step-GD attention layer (:func:`gd_attention`, :func:`active_units`): ``d_x d_y + d_x`` hidden, ``d_x d_y``
+    LSTM/LRU rows count the sigmoid-linearised units (each linearised product needs a unit and a reference,
+    shared
+    where possible). For each ``(d_x, d_y)`` in ``icl`` a row gives the *active* units of the full
+    construction of the
+    one-step-GD attention layer (:func:`gd_attention`, :func:`active_units`): ``d_x d_y + d_x`` hidden,
+    ``d_x d_y``
     gating — 12 / 9 for the ICL task of §4 (spec §1.3, §5).
 
+    Args:
+        ds: attention sizes ``d``.
+        forms: gated-RNN forms to include (``"full"``, ``"compact"``, ``"minimal"``).
+        icl: ``(d_x, d_y)`` of in-context regression tasks for the one-step-GD rows.
+        include: subset of ``ARCHITECTURES`` (``"gated_rnn"``, ``"lstm"``, ``"lru"``).
+        seed: seed of the random attention layers (sizes do not depend on it for generic weights).
     Returns:
-        DataFrame with columns ``COLUMNS``.
+        DataFrame with columns ``COLUMNS`` (``gating`` is missing for LSTMs, whose gates live inside the
+        cells;
+        ``parameters`` is missing for the active-unit rows).
     """
     rows = []
-    forms = tuple(forms)
+    forms, include = tuple(forms), set(include)
+    unknown = include - set(ARCHITECTURES)
+    if unknown:
+        raise ValueError(
+            f"construction_sizes: unknown architectures {sorted(unknown)} (known: {ARCHITECTURES})"
+        )
     for d in ds:
         lsa = _random_lsa(d, seed, torch.float64)
-        for form in forms:
+        for form in forms if "gated_rnn" in include else ():
             rnn = attention_to_gated_rnn(lsa, form)
             rows.append(_row("GatedLinearRNN", f"attention_to_gated_rnn(form={form!r})", d, True, rnn))
-        for form in forms:
-            rows.append(_row("LSTM", f"attention_to_lstm(form={form!r})", d, False, attention_to_lstm(lsa, form=form)))
-        for form in forms:
-            rows.append(_row("LSTM", f"gated_rnn_to_lstm(attention_to_gated_rnn(form={form!r}))", d, False,
-                             gated_rnn_to_lstm(attention_to_gated_rnn(lsa, form))))
-        for variant in ("in_out", "in_skip", "out"):
+        forms_lstm = forms if "lstm" in include else ()
+        for form in forms_lstm:
+            rows.append(
+                _row("LSTM", f"attention_to_lstm(form={form!r})", d, False, attention_to_lstm(lsa, form=form))
+            )
+        for form in forms_lstm:
+            rows.append(
+                _row(
+                    "LSTM",
+                    f"gated_rnn_to_lstm(attention_to_gated_rnn(form={form!r}))",
+                    d,
+                    False,
+                    gated_rnn_to_lstm(attention_to_gated_rnn(lsa, form)),
+                )
+            )
+        for variant in ("in_out", "in_skip", "out") if "lru" in include else ():
             name = {"in_out": "LRU In+Out", "in_skip": "LRU In+Skip", "out": "LRU"}[variant]
             for form in forms:
-                rows.append(_row(name, f"attention_to_lru(variant={variant!r}, form={form!r})", d, False,
-                                 attention_to_lru(lsa, variant=variant, form=form)))
+                rows.append(
+                    _row(
+                        name,
+                        f"attention_to_lru(variant={variant!r}, form={form!r})",
+                        d,
+                        False,
+                        attention_to_lru(lsa, variant=variant, form=form),
+                    )
+                )
     for d_x, d_y in icl:
         rnn = attention_to_gated_rnn(gd_attention(d_x, d_y), "full")
         h, g = active_units(rnn)
-        rows.append(_row("GatedLinearRNN", f"one-step GD, ICL d_x={d_x}, d_y={d_y} (active units of form='full')",
-                         d_x + d_y, True, rnn, h, g))
-    return pd.DataFrame(rows, columns=COLUMNS)
+        rows.append(
+            _row(
+                "GatedLinearRNN",
+                f"one-step GD, ICL d_x={d_x}, d_y={d_y} (active units of form='full')",
+                d_x + d_y,
+                True,
+                rnn,
+                h,
+                g,
+            )
+        )
+        rows[-1]["parameters"] = None  # the active units' parameters are not a model's parameter count
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    for col in ("hidden", "gating", "parameters", "layers", "d"):
+        df[col] = df[col].astype("Int64")
+    return df

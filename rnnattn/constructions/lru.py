@@ -2,13 +2,15 @@
 
 Sigmoid GLUs become the linear gatings of Eq. 2 through the linearisation of :mod:`._linearise`
 (``σ(ε a) − σ(0) ≈ ε a / 4``, references ``σ(0) = ½`` exact, shared when they have the same linear branch;
-constant factors exact through ``σ(+∞) = 1``). The recurrence is used with real decays (``θ = 0`` via
-``theta_log = −inf``, ``γ = 1``, ``λ = exp(−exp(ν))`` with ``nu_log = ν`` of the gated RNN, so ``λ = 1`` / ``0`` stay
+constant factors exact through ``σ(1000) = 1``). The recurrence is used with real decays (``θ = 0`` via
+``theta_log = −inf``, ``γ = 1``, ``λ = exp(−exp(ν))`` with ``nu_log = ν`` of the gated RNN, so ``λ = 1`` /
+``0`` stay
 exact) and real ``B``, ``C``. The only approximation is the sigmoid: relative error ``≈ (ε a)² / 12`` per
 linearised gating, ``a`` the unit-norm projection of its input, against rounding ``≈ 4 u / (ε a)``.
 
 Layers needed (Table 3): Eq. 2 needs two vanilla (``"out"``) or In+Skip layers and one In+Out layer; attention
-needs one In+Out or In+Skip layer (In+Skip's output GLU reads the current input, so queries need no state) and two
+needs one In+Out or In+Skip layer (In+Skip's output GLU reads the current input, so queries need no state)
+and two
 vanilla layers. The layers sit in a :class:`SequenceModel` with an identity embedding and the readout
 ``D · (linear recombination of the GLU outputs)``.
 """
@@ -20,7 +22,12 @@ import math
 import torch
 
 from rnnattn.constructions._common import (
-    augmented_input_rows, check_form, check_gated_rnn, lsa_weights, resolve_eps,
+    SATURATE,
+    augmented_input_rows,
+    check_form,
+    check_gated_rnn,
+    lsa_weights,
+    resolve_eps,
 )
 from rnnattn.constructions._linearise import ProductBank, is_constant, register_products, to_matrix
 from rnnattn.constructions.attention_rnn import attention_to_gated_rnn
@@ -31,7 +38,8 @@ from rnnattn.models.gated_rnn import GatedLinearRNN
 from rnnattn.models.lru import LRU_VARIANTS
 from rnnattn.models.sequence import SequenceModel, SequenceModelConfig
 
-#: default ``eps`` per dtype: float64 relative error ~1e-9 on unit-scale inputs (T ≤ 64); float32 ~1e-4 at best
+#: default ``eps`` per dtype: float64 relative error ~1e-9 on unit-scale inputs (T ≤ 64); float32 ~1e-4 at
+#: best
 DEFAULT_EPS = {torch.float64: 1e-6, torch.float32: 1e-3}
 
 
@@ -54,15 +62,23 @@ def _set_recurrence(layer, nu: torch.Tensor, B: torch.Tensor, C: torch.Tensor, D
 
 
 def _passthrough_glu(glu, n_out: int, d_x: int, dtype) -> None:
-    """``σ(+∞) ⊙ [I 0] ỹ``: an exact identity on the first ``n_out`` entries."""
+    """``σ(SATURATE) ⊙ [I 0] ỹ = [I 0] ỹ``: an exact identity on the first ``n_out`` entries."""
     d_m = glu.W_m.in_features
-    _set_glu(glu, torch.zeros(n_out, d_m, dtype=dtype), torch.full((n_out,), math.inf, dtype=dtype),
-             torch.eye(n_out, d_x, dtype=dtype), torch.zeros(n_out, dtype=dtype))
+    _set_glu(
+        glu,
+        torch.zeros(n_out, d_m, dtype=dtype),
+        torch.full((n_out,), SATURATE, dtype=dtype),
+        torch.eye(n_out, d_x, dtype=dtype),
+        torch.zeros(n_out, dtype=dtype),
+    )
 
 
 def _model(d: int, d_out: int, layers: list[dict], readout: torch.Tensor, dtype) -> SequenceModel:
-    model = SequenceModel(SequenceModelConfig(d_input=d, d_output=d_out, d_model=d, layers=tuple(layers),
-                                              embed_bias=False, readout_bias=False)).to(dtype)
+    model = SequenceModel(
+        SequenceModelConfig(
+            d_input=d, d_output=d_out, d_model=d, layers=tuple(layers), embed_bias=False, readout_bias=False
+        )
+    ).to(dtype)
     with torch.no_grad():
         model.embed.weight.copy_(torch.eye(d, dtype=dtype))
         model.readout.weight.copy_(readout)
@@ -84,16 +100,20 @@ def _row(v: torch.Tensor, width: int) -> torch.Tensor:
 def gated_rnn_to_lru(rnn: GatedLinearRNN, eps: float | None = None, variant: str = "out") -> SequenceModel:
     r"""LRU layers approximating a diagonal gated RNN (Eq. 2; App. A.1).
 
-    * ``variant="out"`` (vanilla LRU, two layers, spec §2.4): layer 1 has ``λ = 0``, ``B = C = I`` so its output GLU
-      acts on the token and plays ``g^in`` (GLU biases supply x̃'s constant); layer 2 has the gated RNN's ``λ``,
+    * ``variant="out"`` (vanilla LRU, two layers, spec §2.4): layer 1 has ``λ = 0``, ``B = C = I`` so its
+    output GLU
+      acts on the token and plays ``g^in`` (GLU biases supply x̃'s constant); layer 2 has the gated RNN's
+      ``λ``,
       ``B`` recombining the GLU units into ``g^in``, ``C`` exposing ``h``, and its GLU plays ``g^out``.
     * ``variant="in_out"`` (one layer): input GLU = ``g^in``, recurrence, output GLU = ``g^out``.
-    * ``variant="in_skip"`` (two layers): layer 1's input GLU + recurrence hold ``h`` and its output GLU passes it
-      through (``σ(+∞) = 1``); layer 2's input GLU plays ``g^out`` and the rest passes through.
+    * ``variant="in_skip"`` (two layers): layer 1's input GLU + recurrence hold ``h`` and its output GLU
+    passes it
+      through (``σ(SATURATE) = 1``); layer 2's input GLU plays ``g^out`` and the rest passes through.
 
     Args:
         rnn: a diagonal :class:`GatedLinearRNN` (float32/float64).
-        eps: sigmoid pre-activation scale for unit-norm projections of unit-scale inputs / hidden states; default
+        eps: sigmoid pre-activation scale for unit-norm projections of unit-scale inputs / hidden states;
+        default
             ``DEFAULT_EPS[dtype]``. Large hidden states ``s`` add ``≈ (eps s)² / 12``.
         variant: one of ``"out"``, ``"in_out"``, ``"in_skip"``.
     Returns:
@@ -115,37 +135,81 @@ def gated_rnn_to_lru(rnn: GatedLinearRNN, eps: float | None = None, variant: str
     expose = torch.eye(R1, N, dtype=dtype)  # C: ỹ[:N] = h
     h_width = R1 if variant != "in_skip" else N  # where g^out reads h from
     bank_out = ProductBank(h_width, dtype)
-    prods = [(_row(a, h_width), _row(b, h_width)) for a, b in zip(rnn.W_m_out.detach(), rnn.W_x_out.detach(),
-                                                                      strict=True)]
+    prods = [
+        (_row(a, h_width), _row(b, h_width))
+        for a, b in zip(rnn.W_m_out.detach(), rnn.W_x_out.detach(), strict=True)
+    ]
     t_out = register_products(bank_out, prods, eps)
     R2 = max(len(bank_out), 1)
     bank_out.pad_to(R2)
     readout = rnn.D.detach() @ to_matrix(t_out, R2, dtype)
-    inf = torch.full((N,), math.inf, dtype=dtype)
     if variant == "in_out":
-        model = _model(d, d_out, [{"class": "LRU", "d_input": d, "d_state": N, "variant": "in_out", "d_inner": R1,
-                                   "d_output": R2}], readout, dtype)
+        model = _model(
+            d,
+            d_out,
+            [
+                {
+                    "class": "LRU",
+                    "d_input": d,
+                    "d_state": N,
+                    "variant": "in_out",
+                    "d_inner": R1,
+                    "d_output": R2,
+                }
+            ],
+            readout,
+            dtype,
+        )
         L = model.layers[0]
         with torch.no_grad():
             _set_glu(L.glu_in, *bank_in.matrices())
             _set_recurrence(L, nu, P_in, expose, torch.zeros(R1, dtype=dtype))
             _set_glu(L.glu_out, *bank_out.matrices())
     elif variant == "out":
-        model = _model(d, d_out, [{"class": "LRU", "d_input": d, "d_state": d, "variant": "out", "d_output": R1},
-                                  {"class": "LRU", "d_input": R1, "d_state": N, "variant": "out",
-                                   "d_output": R2}], readout, dtype)
+        model = _model(
+            d,
+            d_out,
+            [
+                {"class": "LRU", "d_input": d, "d_state": d, "variant": "out", "d_output": R1},
+                {"class": "LRU", "d_input": R1, "d_state": N, "variant": "out", "d_output": R2},
+            ],
+            readout,
+            dtype,
+        )
         L1, L2 = model.layers
         with torch.no_grad():
             I = torch.eye(d, dtype=dtype)
-            _set_recurrence(L1, inf[:1].expand(d), I, I, torch.zeros(d, dtype=dtype))  # λ = 0: ỹ = x
+            _set_recurrence(
+                L1, torch.full((d,), math.inf, dtype=dtype), I, I, torch.zeros(d, dtype=dtype)
+            )  # λ = 0: ỹ = x
             _set_glu(L1.glu_out, *bank_in.matrices())
             _set_recurrence(L2, nu, P_in, expose, torch.zeros(R1, dtype=dtype))
             _set_glu(L2.glu_out, *bank_out.matrices())
     else:
-        model = _model(d, d_out, [{"class": "LRU", "d_input": d, "d_state": N, "variant": "in_skip", "d_inner": R1,
-                                   "d_output": N},
-                                  {"class": "LRU", "d_input": N, "d_state": R2, "variant": "in_skip", "d_inner": R2,
-                                   "d_output": R2}], readout, dtype)
+        model = _model(
+            d,
+            d_out,
+            [
+                {
+                    "class": "LRU",
+                    "d_input": d,
+                    "d_state": N,
+                    "variant": "in_skip",
+                    "d_inner": R1,
+                    "d_output": N,
+                },
+                {
+                    "class": "LRU",
+                    "d_input": N,
+                    "d_state": R2,
+                    "variant": "in_skip",
+                    "d_inner": R2,
+                    "d_output": R2,
+                },
+            ],
+            readout,
+            dtype,
+        )
         L1, L2 = model.layers
         with torch.no_grad():
             _set_glu(L1.glu_in, *bank_in.matrices())
@@ -158,12 +222,20 @@ def gated_rnn_to_lru(rnn: GatedLinearRNN, eps: float | None = None, variant: str
     return record(model, who, rnn, variant=variant, eps=eps)
 
 
-def attention_to_lru(lsa: LinearSelfAttention, eps: float | None = None, variant: str = "in_out",
-                     form: str = "full", basis: str = "value") -> SequenceModel:
-    r"""LRU layers approximating ``lsa`` (App. A.1): the gated RNN of :func:`attention_to_gated_rnn` (``form``,
-    ``basis``) converted by :func:`gated_rnn_to_lru` for ``"in_out"`` (one layer) and ``"out"`` (two layers); for
+def attention_to_lru(
+    lsa: LinearSelfAttention,
+    eps: float | None = None,
+    variant: str = "in_out",
+    form: str = "full",
+    basis: str = "value",
+) -> SequenceModel:
+    r"""LRU layers approximating ``lsa`` (App. A.1): the gated RNN of :func:`attention_to_gated_rnn`
+    (``form``,
+    ``basis``) converted by :func:`gated_rnn_to_lru` for ``"in_out"`` (one layer) and ``"out"`` (two
+    layers); for
     ``"in_skip"`` one layer: input GLU → key-value products, ``λ = 1`` states, and the output GLU
-    ``σ(W_m x_t) ⊙ (W_x ỹ_t)`` multiplies the (linearised) query of the current token with the key-values, so the
+    ``σ(W_m x_t) ⊙ (W_x ỹ_t)`` multiplies the (linearised) query of the current token with the key-values,
+    so the
     query units of the gated RNN are not needed.
 
     Args:
@@ -191,7 +263,8 @@ def attention_to_lru(lsa: LinearSelfAttention, eps: float | None = None, variant
 
 
 def _attention_in_skip(rnn: GatedLinearRNN, eps: float) -> SequenceModel:
-    """One In+Skip layer from a gated RNN whose output gating multiplies *query units* (``λ = 0``, one constant
+    """One In+Skip layer from a gated RNN whose output gating multiplies *query units* (``λ = 0``, one
+    constant
     factor, so a linear function of the current token) with other units."""
     dtype = rnn.W_in.dtype
     d, N, d_out = rnn.config.d_input, rnn.config.n_hidden, rnn.config.d_output
@@ -221,8 +294,10 @@ def _attention_in_skip(rnn: GatedLinearRNN, eps: float) -> SequenceModel:
         elif qa <= set(query) and not (qb & set(query)):
             q, s = a, b
         else:
-            raise ConstructionError(f"attention_to_lru: In+Skip needs every output-gating row to multiply query "
-                                    f"units (λ = 0, linear in the current token) with memory units; row {k} does not")
+            raise ConstructionError(
+                f"attention_to_lru: In+Skip needs every output-gating row to multiply query "
+                f"units (λ = 0, linear in the current token) with memory units; row {k} does not"
+            )
         q_row = sum(q[n] * query[n] for n in query)  # over x̃
         lin = torch.zeros(R1 + 1, dtype=dtype)
         for n in kv:
@@ -234,18 +309,40 @@ def _attention_in_skip(rnn: GatedLinearRNN, eps: float) -> SequenceModel:
     R2 = max(len(bank_out), 1)
     bank_out.pad_to(R2)
     readout = rnn.D.detach() @ to_matrix(terms, R2, dtype)
-    model = _model(d, d_out, [{"class": "LRU", "d_input": d, "d_state": max(len(kv), 1), "variant": "in_skip",
-                               "d_inner": R1, "d_output": R2}], readout, dtype)
+    model = _model(
+        d,
+        d_out,
+        [
+            {
+                "class": "LRU",
+                "d_input": d,
+                "d_state": max(len(kv), 1),
+                "variant": "in_skip",
+                "d_inner": R1,
+                "d_output": R2,
+            }
+        ],
+        readout,
+        dtype,
+    )
     L = model.layers[0]
     with torch.no_grad():
         _set_glu(L.glu_in, *bank_in.matrices())
         if kv:
-            _set_recurrence(L, rnn.nu.detach()[kv], P_in, torch.eye(R1, len(kv), dtype=dtype),
-                            torch.zeros(R1, dtype=dtype))
+            _set_recurrence(
+                L,
+                rnn.nu.detach()[kv],
+                P_in,
+                torch.eye(R1, len(kv), dtype=dtype),
+                torch.zeros(R1, dtype=dtype),
+            )
         else:
-            _set_recurrence(L, torch.full((1,), math.inf, dtype=dtype), torch.zeros(1, R1, dtype=dtype),
-                            torch.zeros(R1, 1, dtype=dtype), torch.zeros(R1, dtype=dtype))
+            _set_recurrence(
+                L,
+                torch.full((1,), math.inf, dtype=dtype),
+                torch.zeros(1, R1, dtype=dtype),
+                torch.zeros(R1, 1, dtype=dtype),
+                torch.zeros(R1, dtype=dtype),
+            )
         _set_glu(L.glu_out, *bank_out.matrices())
     return model
-
-

@@ -1,32 +1,45 @@
-"""LSTMs implementing linear self-attention (one layer) and the gated RNN of Eq. 2 (two layers): App. A.2, Table 4.
+"""LSTMs implementing linear self-attention (one layer) and the gated RNN of Eq. 2 (two layers): App. A.2,
+Table 4.
 
 Table 4 presumes linear ``c̃``, ``g``, ``o`` and ``tanh(c)``. With the real nonlinearities we use
 
-* ``c̃ = tanh(δ b̂·x̃)`` with ``δ = eps²``: the cell state stays ``O(δ T)``, so ``tanh(c̃)`` and ``tanh(c)`` are linear
-  to relative ``O(δ² T²)`` — negligible; the readout multiplies by ``1/δ`` (rounding is *relative*, so a tiny ``δ``
+* ``c̃ = tanh(δ b̂·x̃)`` with ``δ = eps²``: the cell state stays ``O(δ T)``, so ``tanh(c̃)`` and ``tanh(c)``
+are linear
+  to relative ``O(δ² T²)`` — negligible; the readout multiplies by ``1/δ`` (rounding is *relative*, so a
+  tiny ``δ``
   costs no precision);
 * the sigmoid linearisation of App. A.1 for ``g`` and ``o`` (``_linearise``): ``σ(ε a) − σ(0) ≈ ε a / 4`` with
-  ``σ(0) = ½`` exact, i.e. reference cells with a zero pre-activation, subtracted in the next linear map. For the
+  ``σ(0) = ½`` exact, i.e. reference cells with a zero pre-activation, subtracted in the next linear map.
+  For the
   one-layer LSA construction both ``g`` and ``o`` are linearised, so each term needs the four cells
   ``(g, o) ∈ {σ(εâ), ½} × {σ(εĉ), ½}`` combined as ``(+, −, −, +)``; references are shared between terms.
 
-The error is therefore ``≈ (ε a)² / 12`` per linearised sigmoid (``a`` the unit-norm projection of the gate input),
-against rounding ``≈ u · 16 / ε²`` (one layer: two linearised gates in one product) or ``u · 4 / ε`` per layer (two
-layers: only ``g``), ``u`` the unit roundoff. The defaults sit near the optimum in float64; in float32 no ``eps``
+The error is therefore ``≈ (ε a)² / 12`` per linearised sigmoid (``a`` the unit-norm projection of the gate
+input),
+against rounding ``≈ u · 16 / ε²`` (one layer: two linearised gates in one product) or ``u · 4 / ε`` per
+layer (two
+layers: only ``g``), ``u`` the unit roundoff. The defaults sit near the optimum in float64; in float32 no
+``eps``
 reaches 1e-4 for the one-layer construction (see ``DEFAULT_EPS`` and the closing note of issue 3).
 
-Forget gates ``f = 1`` / ``f = 0`` and ``o = 1`` use biases ``±inf`` (``σ(±inf)`` is exactly 1 / 0), as in Table 4;
-``f = λ`` uses ``logit(λ)``.
+Forget gates ``f = 1`` / ``f = 0`` and ``o = 1`` (Table 4's ``±∞`` biases) use ``±SATURATE = ±1000``:
+``σ(±1000)`` is
+exactly 1 / 0 in float32 and float64, and the weights stay finite. ``f = λ`` uses ``logit(λ)``.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from rnnattn.constructions._common import (
-    augmented_input_rows, check_form, check_gated_rnn, forget_bias, lsa_weights, resolve_eps, value_basis_query,
+    SATURATE,
+    augmented_input_rows,
+    check_form,
+    check_gated_rnn,
+    forget_bias,
+    lsa_weights,
+    resolve_eps,
+    value_basis_query,
 )
 from rnnattn.constructions._linearise import key, orient, unit
 from rnnattn.constructions.attention_rnn import pairs
@@ -36,15 +49,17 @@ from rnnattn.models.classic import LSTM
 from rnnattn.models.gated_rnn import GatedLinearRNN
 from rnnattn.models.sequence import SequenceModel, SequenceModelConfig
 
-#: default ``eps`` per dtype: near the measured optimum (float64 relative error ~1e-7 one layer, ~1e-9 two layers;
+#: default ``eps`` per dtype: near the measured optimum (float64 relative error ~1e-7 one layer, ~1e-9 two
+#: layers;
 #: float32 ~1e-3 and ~4e-4 — float32 cannot reach 1e-4 here)
 DEFAULT_EPS_ONE_LAYER = {torch.float64: 3e-4, torch.float32: 1e-2}
 DEFAULT_EPS_TWO_LAYERS = {torch.float64: 1e-6, torch.float32: 5e-4}
 
 
 class _CellBank:
-    """LSTM cells with deduplication. Each gate is a row ``[D + 1]`` over ``(z, 1)``; ``HALF`` (all zeros) gives
-    ``σ(0) = ½`` and ``ONE`` (bias ``+inf``) gives ``σ = 1``."""
+    """LSTM cells with deduplication. Each gate is a row ``[D + 1]`` over ``(z, 1)``; ``HALF`` (all zeros)
+    gives
+    ``σ(0) = ½`` and ``ONE`` (bias ``SATURATE``) gives ``σ = 1``, both exactly."""
 
     def __init__(self, dim: int, dtype: torch.dtype) -> None:
         self.dim, self.dtype = dim, dtype
@@ -52,7 +67,7 @@ class _CellBank:
         self._index: dict[bytes, int] = {}
         self.HALF = torch.zeros(dim + 1, dtype=dtype)
         self.ONE = torch.zeros(dim + 1, dtype=dtype)
-        self.ONE[-1] = math.inf
+        self.ONE[-1] = SATURATE
 
     def const_f(self, bias: float) -> torch.Tensor:
         r = torch.zeros(self.dim + 1, dtype=self.dtype)
@@ -81,14 +96,28 @@ class _CellBank:
                 gp.b_h.zero_()
 
 
-def _sequence(d_in: int, d_out: int, widths: list[int], readout: torch.Tensor, banks: list[_CellBank],
-              dtype: torch.dtype) -> SequenceModel:
+def _sequence(
+    d_in: int,
+    d_out: int,
+    widths: list[int],
+    readout: torch.Tensor,
+    banks: list[_CellBank],
+    dtype: torch.dtype,
+) -> SequenceModel:
     layers, prev = [], d_in
     for w in widths:
         layers.append({"class": "LSTM", "d_input": prev, "d_hidden": w})
         prev = w
-    model = SequenceModel(SequenceModelConfig(d_input=d_in, d_output=d_out, d_model=d_in, layers=tuple(layers),
-                                              embed_bias=False, readout_bias=False)).to(dtype)
+    model = SequenceModel(
+        SequenceModelConfig(
+            d_input=d_in,
+            d_output=d_out,
+            d_model=d_in,
+            layers=tuple(layers),
+            embed_bias=False,
+            readout_bias=False,
+        )
+    ).to(dtype)
     with torch.no_grad():
         model.embed.weight.copy_(torch.eye(d_in, dtype=dtype))
         model.readout.weight.copy_(readout)
@@ -137,12 +166,16 @@ def lsa_terms(lsa: LinearSelfAttention, form: str, basis: str, who: str):
     return A, B, Cq, Out.T, info
 
 
-def attention_to_lstm(lsa: LinearSelfAttention, eps: float | None = None, form: str = "full",
-                      basis: str = "value") -> SequenceModel:
-    r"""One LSTM layer approximating ``lsa`` (App. A.2, Table 4 left): identity embedding → LSTM → linear readout.
+def attention_to_lstm(
+    lsa: LinearSelfAttention, eps: float | None = None, form: str = "full", basis: str = "value"
+) -> SequenceModel:
+    r"""One LSTM layer approximating ``lsa`` (App. A.2, Table 4 left): identity embedding → LSTM → linear
+    readout.
 
-    Each term ``(a, b, c)`` of :func:`lsa_terms` (``d²`` for ``form="full"``, ``d(d+1)/2`` for ``"minimal"``) is a
-    cell with ``f = 1`` accumulating ``g ⊙ c̃ ≈ (a·x)(b·x)``, read through ``o ≈ c·x``; with the linearisations of the
+    Each term ``(a, b, c)`` of :func:`lsa_terms` (``d²`` for ``form="full"``, ``d(d+1)/2`` for
+    ``"minimal"``) is a
+    cell with ``f = 1`` accumulating ``g ⊙ c̃ ≈ (a·x)(b·x)``, read through ``o ≈ c·x``; with the
+    linearisations of the
     module docstring each term uses four cells, fewer when references are shared (``2d² + 2d`` for ``"full"``;
     see :func:`~rnnattn.constructions.counts.construction_sizes`).
 
@@ -161,19 +194,26 @@ def attention_to_lstm(lsa: LinearSelfAttention, eps: float | None = None, form: 
     eps = resolve_eps(eps, dtype, DEFAULT_EPS_ONE_LAYER, who)
     delta = eps * eps
     z = lambda r: torch.cat([r, r.new_zeros(1)])  # noqa: E731  (no bias: attention has no constant)
-    terms = [(z(a), z(b), z(c), o) for a, b, c, o in zip(A, B, Cq, Out.T, strict=True)
-             if all(float(torch.linalg.vector_norm(v)) for v in (a, b, c))]
+    terms = [
+        (z(a), z(b), z(c), o)
+        for a, b, c, o in zip(A, B, Cq, Out.T, strict=True)
+        if all(float(torch.linalg.vector_norm(v)) for v in (a, b, c))
+    ]
 
     def build(swap: bool):
         bank, coefs = _CellBank(d, dtype), []
-        f = bank.const_f(math.inf)
+        f = bank.const_f(SATURATE)
         for a, b, c, out in terms:
             if swap:
                 a, b = b, a
             (ah, na), (bh, nb), (ch, nc) = unit(a), unit(b), unit(c)
             scale = 16.0 * na * nb * nc / (eps * eps * delta)
-            for g, o, sign in ((eps * ah, eps * ch, 1), (bank.HALF, eps * ch, -1), (eps * ah, bank.HALF, -1),
-                               (bank.HALF, bank.HALF, 1)):
+            for g, o, sign in (
+                (eps * ah, eps * ch, 1),
+                (bank.HALF, eps * ch, -1),
+                (eps * ah, bank.HALF, -1),
+                (bank.HALF, bank.HALF, 1),
+            ):
                 coefs.append((bank.add(f, g, delta * bh, o), sign * scale, out))
         return bank, coefs
 
@@ -183,7 +223,7 @@ def attention_to_lstm(lsa: LinearSelfAttention, eps: float | None = None, form: 
     for idx, c, out in coefs:
         readout[:, idx] += c * out
     if not len(bank):
-        bank.add(bank.const_f(math.inf), bank.HALF, bank.HALF, bank.HALF)  # zero attention: one inert cell
+        bank.add(bank.const_f(SATURATE), bank.HALF, bank.HALF, bank.HALF)  # zero attention: one inert cell
     model = _sequence(d, d, [H], readout, [bank], dtype)
     return record(model, who, lsa, form=form, eps=eps, delta=delta, **info)
 
@@ -192,15 +232,19 @@ def gated_rnn_to_lstm(rnn: GatedLinearRNN, eps: float | None = None) -> Sequence
     r"""Two LSTM layers approximating a diagonal gated RNN (Eq. 2; App. A.2, Table 4 right).
 
     Layer 1 (input gating and recurrence): per hidden unit ``n``, ``f = σ(logit λ_n) = λ_n``, ``o = 1``,
-    ``g ⊙ c̃ ≈ (W_m^in[n]·x̃)(W_x^in[n]·x̃)`` (biases supply the constant of x̃): a linearised cell and a reference
-    cell, or one exact cell with ``g = 1`` when a factor is constant (the query units). Layer 2 (output gating):
-    ``f = 0``, ``o = 1``, ``g ⊙ c̃ ≈ (W_m^out[k]·h)(W_x^out[k]·h)`` on ``h`` recovered linearly from layer 1; the
+    ``g ⊙ c̃ ≈ (W_m^in[n]·x̃)(W_x^in[n]·x̃)`` (biases supply the constant of x̃): a linearised cell and a
+    reference
+    cell, or one exact cell with ``g = 1`` when a factor is constant (the query units). Layer 2 (output
+    gating):
+    ``f = 0``, ``o = 1``, ``g ⊙ c̃ ≈ (W_m^out[k]·h)(W_x^out[k]·h)`` on ``h`` recovered linearly from layer
+    1; the
     readout applies ``D``.
 
     Args:
         rnn: a diagonal :class:`GatedLinearRNN` (float32/float64).
         eps: sigmoid pre-activation scale for unit-norm projections of unit-scale inputs / hidden states
-            (``c̃`` uses ``eps²``); default ``DEFAULT_EPS_TWO_LAYERS[dtype]``. Hidden states of size ``s`` add an
+            (``c̃`` uses ``eps²``); default ``DEFAULT_EPS_TWO_LAYERS[dtype]``. Hidden states of size ``s``
+            add an
             error ``≈ (eps s)² / 12``: lower ``eps`` for long sequences with large key-value sums.
     Returns:
         ``SequenceModel`` with two ``LSTM`` layers.
@@ -230,11 +274,15 @@ def gated_rnn_to_lstm(rnn: GatedLinearRNN, eps: float | None = None) -> Sequence
             continue
         sh, ns = unit(s)
         scale = 4.0 * ns * nl / (eps * delta)
-        P1_terms.append([(bank1.add(f, eps * sh, delta * lh, bank1.ONE), scale),
-                         (bank1.add(f, bank1.HALF, delta * lh, bank1.ONE), -scale)])
+        P1_terms.append(
+            [
+                (bank1.add(f, eps * sh, delta * lh, bank1.ONE), scale),
+                (bank1.add(f, bank1.HALF, delta * lh, bank1.ONE), -scale),
+            ]
+        )
     H1 = max(len(bank1), 1)
     if not len(bank1):
-        bank1.add(bank1.const_f(-math.inf), bank1.HALF, bank1.HALF, bank1.ONE)
+        bank1.add(bank1.const_f(-SATURATE), bank1.HALF, bank1.HALF, bank1.ONE)
     P1 = torch.zeros(N, H1, dtype=dtype)
     for n, ts in enumerate(P1_terms):
         for i, c in ts:
@@ -242,7 +290,7 @@ def gated_rnn_to_lstm(rnn: GatedLinearRNN, eps: float | None = None) -> Sequence
 
     # layer 2: output gating on ĥ = P1 h1, no memory (f = 0)
     bank2 = _CellBank(H1, dtype)
-    f0 = bank2.const_f(-math.inf)
+    f0 = bank2.const_f(-SATURATE)
     Wm_o, Wx_o, D = rnn.W_m_out.detach(), rnn.W_x_out.detach(), rnn.D.detach()
     z = lambda r: torch.cat([r, r.new_zeros(1)])  # noqa: E731
     lift = lambda r: torch.cat([r[:-1] @ P1, r.new_zeros(1)])  # noqa: E731  (a row on ĥ as a row on h1)

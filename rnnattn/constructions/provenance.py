@@ -1,8 +1,11 @@
 """Provenance of constructed models: what a construction was built from, and rebuilding that source.
 
-Every construction writes ``model.metadata["construction"] = {"function": ..., <parameters>, "source": {...}}`` where
-``source = {"class", "config", "dtype", "state": {parameter name: nested lists of floats}, "metadata"}``. Python's
-JSON writes floats with ``repr`` (shortest round-tripping form; infinities as ``Infinity``, which the checkpoint
+Every construction writes ``model.metadata["construction"] = {"function": ..., <parameters>, "source":
+{...}}`` where
+``source = {"class", "config", "dtype", "state": {parameter name: nested lists of floats}, "metadata"}``.
+Python's
+JSON writes floats with ``repr`` (shortest round-tripping form; infinities as ``Infinity``, which the
+checkpoint
 reader accepts), so the source is rebuilt bit-exactly by :func:`source_of`, also from a reloaded checkpoint.
 """
 
@@ -16,11 +19,17 @@ import torch
 from rnnattn.models.base import Model
 from rnnattn.models.registry import get_model_class
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_DTYPES = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
 
 
 def describe_source(model: Model) -> dict[str, Any]:
-    """JSON description of ``model`` (class, config, dtype, every tensor of its state as nested lists, metadata)."""
+    """JSON description of ``model`` (class, config, dtype, every tensor of its state as nested lists,
+    metadata)."""
     state = {k: v.detach().cpu().tolist() for k, v in model.state_dict().items()}
     dtypes = {str(v.dtype).removeprefix("torch.") for v in model.state_dict().values()}
     out: dict[str, Any] = {
@@ -44,7 +53,8 @@ def record(model: Model, function: str, source: Model, **parameters: Any) -> Mod
 def source_of(model: Model) -> Model | None:
     """Rebuild the model a construction was built from (``None`` if ``model`` is not a construction).
 
-    Works on reloaded checkpoints: the source travels in ``model.metadata``. The rebuilt model carries the source's
+    Works on reloaded checkpoints: the source travels in ``model.metadata``. The rebuilt model carries the
+    source's
     own metadata, so chains (LSA -> gated RNN -> LSTM) unwind with repeated calls.
 
     Raises:
@@ -63,7 +73,9 @@ def source_of(model: Model) -> Model | None:
         if dtype is not None:
             rebuilt.to(dtype)
         ref = rebuilt.state_dict()
-        state = {k: torch.tensor(v, dtype=ref[k].dtype).reshape(ref[k].shape) for k, v in src["state"].items()}
+        state = {
+            k: torch.tensor(v, dtype=ref[k].dtype).reshape(ref[k].shape) for k, v in src["state"].items()
+        }
         rebuilt.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

@@ -81,7 +81,7 @@ def linear_scan(A: torch.Tensor, u: torch.Tensor, s0: torch.Tensor, teacher: tor
     """``s_t = A s_{t-1} + u_t`` for ``u [B, T, d]``, ``s0 [B, d]``; returns ``s [B, T, d]``.
 
     Lanes whose ``A`` row and column are zero off the diagonal with ``a_ii in {0, 1}`` are computed in parallel
-    (``u`` or ``s0 + cumsum(u)``); the rest loop over time. With ``teacher [B, T, d]`` the previous state is taken
+    (``u`` or ``s0 + cumsum(u)``); the rest use a log-depth (Hillis-Steele) scan with the powers ``A^(2^j)``. With ``teacher [B, T, d]`` the previous state is taken
     from it (teacher forcing, paper Fig. 4 setup): ``s_t = A teacher_{t-1} + u_t``, fully parallel.
     """
     if teacher is not None:
@@ -101,16 +101,21 @@ def linear_scan(A: torch.Tensor, u: torch.Tensor, s0: torch.Tensor, teacher: tor
         out[..., one] = s0[:, one][:, None] + torch.cumsum(u[..., one], dim=1)
     if rest.any():
         idx = rest.nonzero().squeeze(1)
-        Ar = A[idx][:, idx].T
-        s = s0[:, idx]
-        ur = u[..., idx]
-        steps = []
-        for t in range(u.shape[1]):
-            s = s @ Ar + ur[:, t]
-            steps.append(s)
-        out[..., idx] = torch.stack(steps, dim=1)
+        out[..., idx] = _doubling_scan(A[idx][:, idx], u[..., idx], s0[:, idx])
     del d
     return out
+
+
+def _doubling_scan(A: torch.Tensor, u: torch.Tensor, s0: torch.Tensor) -> torch.Tensor:
+    """Inclusive scan of ``s_t = A s_{t-1} + u_t`` in ``ceil(log2 T)`` batched steps."""
+    y = u.clone()
+    y[:, 0] = y[:, 0] + s0 @ A.T
+    P, shift, T = A, 1, u.shape[1]
+    while shift < T:
+        y = torch.cat([y[:, :shift], y[:, shift:] + y[:, :-shift] @ P.T], dim=1)
+        P = P @ P
+        shift *= 2
+    return y
 
 
 @register_model

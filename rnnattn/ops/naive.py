@@ -24,10 +24,11 @@ def diagonal_recurrence_ref(
     B, T, N = u.shape
     dtype = torch.promote_types(u.dtype, lam.dtype)
     h = torch.zeros(B, N, dtype=dtype, device=u.device) if initial_state is None else initial_state.to(dtype)
+    # unbind, not u[:, t]: the backward of T single-step selects would materialise T full-size zero tensors (O(T^2)).
+    lams = [lam] * T if lam.dim() == 1 else lam.unbind(1)
     out = []
-    for t in range(T):
-        lt = lam if lam.dim() == 1 else lam[:, t]
-        h = lt * h + u[:, t]
+    for lt, u_t in zip(lams, u.unbind(1), strict=True):
+        h = lt * h + u_t
         out.append(h)
     hs = torch.stack(out, dim=1) if out else u.new_zeros(B, 0, N, dtype=dtype)
     return hs, (h if output_final_state else None)
@@ -43,8 +44,8 @@ def dense_recurrence_ref(
     B, T, N = u.shape
     h = torch.zeros(B, N, dtype=u.dtype, device=u.device) if initial_state is None else initial_state
     out = []
-    for t in range(T):
-        h = h @ A.T + u[:, t]
+    for u_t in u.unbind(1):  # unbind: linear-cost backward (see diagonal_recurrence_ref)
+        h = h @ A.T + u_t
         out.append(h)
     hs = torch.stack(out, dim=1) if out else u.new_zeros(B, 0, N)
     return hs, (h if output_final_state else None)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 ROLE_COLORS = {"memory": "#1f77b4", "forget": "#d62728", "other": "#7f7f7f"}
 OURS, REFERENCE = "#1f77b4", "#ff7f0e"
@@ -103,6 +104,8 @@ def _heat(ax, m: np.ndarray, title: str, xlabel: str = "", ylabel: str = "", cma
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=6)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return im
 
 
@@ -131,6 +134,7 @@ def weight_heatmaps(mats: Mapping[str, np.ndarray], lam: np.ndarray | None = Non
             ax.imshow(m, cmap="Greys", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
             ax.set_title(r"$\lambda$", fontsize=9)
             ax.set_xticks([])
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.tick_params(labelsize=6)
             continue
         m = np.asarray(mats[k], dtype=float)

@@ -74,6 +74,20 @@ class _Writer:
                        family=MONO if mono else SANS, weight=weight, style=style, color=color, parse_math=False)
         self.y += h
 
+    def lines(self, rows: list[str], size: float, *, mono: bool = True, gap: float = 1.3, color: str = "#1b1b1b",
+              indent: float = 0.0) -> None:
+        """Many lines at once: one multi-line Text per page (drawing hundreds of Text objects was the slow part)."""
+        h = size * PT * gap
+        i = 0
+        while i < len(rows):
+            self.ensure(h)
+            n = max(1, min(len(rows) - i, int(self.room() / h)))
+            self.page.text((MARGIN + indent) / PAGE_W, 1 - self.y / PAGE_H, "\n".join(rows[i:i + n]), fontsize=size,
+                           va="top", ha="left", family=MONO if mono else SANS, color=color, parse_math=False,
+                           linespacing=gap)  # matplotlib: line pitch = linespacing x font size
+            self.y += n * h
+            i += n
+
     def paragraph(self, s: str, size: float = 9.0, *, mono: bool = False, indent: float = 0.0, **kw) -> None:
         width = _chars_per_line(BODY_W - indent, size, mono)
         for raw in str(s).splitlines() or [""]:
@@ -118,10 +132,10 @@ def _table(w: _Writer, t: Table) -> None:
 
     if t.title:
         w.line(t.title, 8.5, weight="bold")
+    w.ensure(size * PT * 1.3 * min(len(cells) + 1, 4))  # keep the header with the first rows
     w.line(fmt(columns), size, mono=True, weight="bold", gap=1.3)
     w.line("  ".join("-" * wd for wd in widths), size, mono=True, gap=1.1, color="#888888")
-    for r in cells[1:]:
-        w.line(fmt(r), size, mono=True, gap=1.3)
+    w.lines([fmt(r) for r in cells[1:]], size)
     if cut:
         w.line(f"{cut} more rows not shown.", 7, style="italic", color="#666666")
     if t.caption:
@@ -145,8 +159,12 @@ def _section(w: _Writer, s: Section) -> None:
             if b.title:
                 w.line(b.title, 8.5, weight="bold")
             kw = min(max((len(k) for k, _ in b.items), default=0), 28)
+            width = _chars_per_line(BODY_W, 7.5, mono=True) - kw - 2
+            rows = []
             for k, v in b.items:
-                w.paragraph(f"{_clip(str(k), kw).ljust(kw)}  {v}", 7.5, mono=True, gap=1.3)
+                wrapped = textwrap.wrap(" ".join(str(v).split()), width, break_long_words=True) or [""]
+                rows += [f"{_clip(str(k), kw).ljust(kw) if j == 0 else ' ' * kw}  {ln}" for j, ln in enumerate(wrapped)]
+            w.lines(rows, 7.5)
             w.space(0.1)
         elif isinstance(b, Table):
             _table(w, b)

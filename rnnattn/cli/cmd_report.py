@@ -1,0 +1,101 @@
+"""``rnnattn report [CHECKPOINT]``: the equivalence report of a checkpoint, as self-contained HTML and PDF.
+
+``rnnattn report --all-shipped -o reports --force`` is the one command that regenerates ``reports/`` for every
+checkpoint shipped in ``checkpoints/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+HELP = "write the equivalence report (HTML + PDF) of a checkpoint against its reference"
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints"
+DEFAULT_CHECKPOINT = SHIPPED / "default.safetensors"
+REFERENCE_ALIASES = {"teacher": "teacher", "gd": "one_step_gd", "one_step_gd": "one_step_gd",
+                     "one-step-gd": "one_step_gd", "construction": "construction", "source": "construction"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint file (default: the shipped checkpoints/default.safetensors)")
+    p.add_argument("--reference", metavar="REF", default=None,
+                   help="teacher | one_step_gd | construction | a LinearSelfAttention checkpoint "
+                        "(default: what the checkpoint records)")
+    p.add_argument("-o", "--out", metavar="DIR", default="reports",
+                   help="reports go to DIR/<checkpoint name>/report.{html,pdf} (default: reports)")
+    p.add_argument("--format", default="html,pdf", help="comma-separated formats: html, pdf (default: both)")
+    p.add_argument("--name", default=None, help="report name / sub-folder (default: the checkpoint's file stem)")
+    p.add_argument("--force", action="store_true", help="replace existing report files")
+    p.add_argument("--all-shipped", action="store_true",
+                   help="report on every checkpoint shipped in checkpoints/ (regenerates reports/)")
+
+
+def shipped_checkpoints(folder: Path = SHIPPED) -> list[Path]:
+    """The shipped checkpoints, skipping byte-identical copies (``default`` is usually a copy of another one)."""
+    seen: dict[str, Path] = {}
+    files = sorted(folder.glob("*.safetensors"), key=lambda p: (p.name == "default.safetensors", p.name))
+    for f in files:
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        seen.setdefault(digest, f)
+    return sorted(seen.values())
+
+
+def _formats(spec: str) -> tuple[str, ...]:
+    from rnnattn.cli.main import UsageError
+    from rnnattn.report.build import FORMATS
+
+    fmts = tuple(dict.fromkeys(f.strip().lower() for f in spec.split(",") if f.strip()))
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad or not fmts:
+        raise UsageError(f"--format: unknown format(s) {', '.join(bad) or repr(spec)}; choose from html, pdf")
+    return fmts
+
+
+def _reference(ref: str | None) -> str | None:
+    from rnnattn.cli.main import UsageError
+
+    if ref is None:
+        return None
+    if ref.lower() in REFERENCE_ALIASES:
+        return REFERENCE_ALIASES[ref.lower()]
+    if not Path(ref).is_file():
+        raise UsageError(f"--reference {ref!r}: not teacher, one_step_gd, construction or an existing checkpoint file")
+    return ref
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from rnnattn.cli.main import UsageError
+    from rnnattn.report.build import build_report, safe_name
+
+    torch.set_num_threads(1)  # reports are small; one thread avoids OpenMP spinning on shared CPUs
+    fmts = _formats(args.format)
+    reference = _reference(args.reference)
+    if args.all_shipped:
+        if args.checkpoint or args.reference or args.name:
+            raise UsageError("--all-shipped takes no CHECKPOINT, --reference or --name (each uses its own)")
+        targets = shipped_checkpoints()
+        if not targets:
+            raise UsageError(f"no shipped checkpoints in {SHIPPED}")
+    else:
+        targets = [Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT]
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {out}: exists and is not a directory")
+    # Refuse before any analysis if something would be overwritten (fast, and nothing half-done).
+    plans = []
+    for ckpt in targets:
+        name = safe_name(args.name or ckpt.stem)
+        for f in fmts:
+            path = out / name / f"report.{f}"
+            if path.exists() and not args.force:
+                raise UsageError(f"{path} exists (use --force to replace it)")
+        plans.append((ckpt, name))
+    for ckpt, name in plans:
+        paths = build_report(ckpt, reference, out / name, fmts, force=args.force, name=name)
+        for p in paths.files():
+            print(f"wrote {p}")
+    return 0

@@ -1,0 +1,44 @@
+"""Named training protocols: the paper's (App. B.1) and a faster identification protocol for teacher-student.
+
+``protocol_defaults(name, task_name)`` returns ``(train_kwargs, model_kwargs)`` — TrainConfig fields and student
+sizes — that the CLI uses as defaults (explicit options override them).
+
+* ``paper``: AdamW, cosine 1e-3 -> 1e-6, weight decay 1e-4 except on ``nu``, batch 64; 781,250 steps with
+  N = M = 100 for teacher-student, 300,000 steps with N = M = 80 for ICL.
+* ``fast`` (teacher-student identification in minutes instead of hours; measured in
+  ``benchmarks/bench_identification.py``): a smaller over-parametrised student (N = M = 32, still > 2x the 14 hidden /
+  10 gating units of the minimal construction, spec §2.3), a 3x higher base learning rate and a 10x learning rate on
+  ``nu`` (spec §4: lambda becomes cleanly 0/1) for a short AdamW phase, then L-BFGS polishing on fixed batches:
+  the task is realisable and noiseless, so once AdamW has found the basin, a quasi-Newton method converges
+  superlinearly where Adam's noisy steps stall at ~1e-4. For ICL the same AdamW changes apply, without polishing
+  (the ICL loss is not zero at the optimum, a fixed batch would be over-fitted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROTOCOLS = ("paper", "fast")
+
+
+def protocol_defaults(name: str, task_name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; choose from {PROTOCOLS}")
+    if task_name not in ("teacher_student", "icl_regression"):
+        raise ValueError(f"unknown task {task_name!r}")
+    ts = task_name == "teacher_student"
+    if name == "paper":
+        train = {"steps": 781_250 if ts else 300_000, "lr": 1e-3, "lr_min": 1e-6, "weight_decay": 1e-4,
+                 "recurrence_lr_mult": 1.0, "batch_size": 64, "protocol": "paper"}
+        model = {"n_hidden": 100 if ts else 80, "n_gating": 100 if ts else 80}
+        if not ts:
+            train.update(val_samples=100_000, val_every=10_000)
+        return train, model
+    if ts:
+        train = {"steps": 6000, "lr": 3e-3, "lr_min": 1e-6, "weight_decay": 1e-4, "recurrence_lr_mult": 10.0,
+                 "batch_size": 64, "polish_rounds": 40, "polish_iters": 100, "polish_batch": 256,
+                 "val_samples": 1024, "target_loss": None, "protocol": "fast"}
+        return train, {"n_hidden": 32, "n_gating": 32}
+    train = {"steps": 100_000, "lr": 3e-3, "lr_min": 1e-6, "weight_decay": 1e-4, "recurrence_lr_mult": 10.0,
+             "batch_size": 64, "val_samples": 100_000, "val_every": 10_000, "protocol": "fast"}
+    return train, {"n_hidden": 80, "n_gating": 80}
