@@ -14,7 +14,7 @@ import torch
 from rnnattn.analysis.canonical import canonicalize
 from rnnattn.analysis.distance import coefficient_differences, leading_terms, polynomial_distance
 from rnnattn.analysis.errors import AnalysisNotApplicable
-from rnnattn.analysis.inputs import sample_inputs
+from rnnattn.analysis.inputs import probe_inputs
 from rnnattn.analysis.loading import ModelSource, hidden_lambda, input_names, labels, require_gated_rnn, resolve
 from rnnattn.analysis.merge import merge_rank1
 from rnnattn.analysis.polynomial import instantaneous_polynomial
@@ -52,7 +52,7 @@ def equivalence(
     *,
     inputs: torch.Tensor | None = None,
     n_sequences: int = 256,
-    seq_len: int = 32,
+    seq_len: int | None = None,
     seed: int = 0,
     hi: float = 0.99,
     lo: float = 0.01,
@@ -69,7 +69,9 @@ def equivalence(
     Args:
         student: :class:`GatedLinearRNN` model, checkpoint or checkpoint path (analysed as a float64 copy).
         reference: see :func:`~rnnattn.analysis.references.resolve_reference` (default from the metadata).
-        inputs: probe inputs ``[B, T, d]``; default ``n_sequences x seq_len`` from the task's input distribution.
+        inputs: probe inputs ``[B, T, d]``; default ``n_sequences`` sequences from the checkpoint's task (see
+            :func:`~rnnattn.analysis.inputs.probe_inputs`), x ~ N(0, I) without one. The loss is taken at the
+            task's scored positions (all steps for teacher-student, the query step for ICL).
         hi, lo: lambda thresholds of memory / forget neurons.
         prune_threshold, ablation_tol: see :func:`~rnnattn.analysis.prune`.
         merge, merge_tol, finetune_steps: run :func:`~rnnattn.analysis.merge_rank1` on the non-conforming rows of
@@ -86,8 +88,10 @@ def equivalence(
     m: GatedLinearRNN = require_gated_rnn(subj.model, "equivalence")
     ref = resolve_reference(subj, reference)
     notes: list[str] = []
+    positions = None
     if inputs is None:
-        x, described = sample_inputs(subj.metadata, m.d_input, n_sequences, seq_len, seed)
+        pin = probe_inputs(subj.metadata, m.d_input, n_sequences, seq_len, seed)
+        x, described, positions = pin.x, pin.description, pin.loss_positions
     else:
         x = inputs.to(torch.float64)
         described = f"given inputs, {x.shape[0]} sequences x {x.shape[1]} steps"
@@ -95,7 +99,13 @@ def equivalence(
         y_ref, y_s = ref.model(x), m(x)
     if y_ref.shape != y_s.shape:
         raise ValueError(f"equivalence: student outputs {tuple(y_s.shape)}, reference {tuple(y_ref.shape)}")
-    loss = float(half_mse(y_s, y_ref))
+    sel = slice(None) if positions is None else positions
+
+    def loss_fn(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # the task's scored positions only (ICL: the query step; the student is free elsewhere)
+        return half_mse(pred[:, sel], target[:, sel])
+
+    loss = float(loss_fn(y_s, y_ref))
     y_scale = float(y_ref.abs().max()) or 1.0
 
     roles = neuron_roles(m, hi, lo)
@@ -104,7 +114,7 @@ def equivalence(
     lam = roles["lam"].to_numpy(dtype=np.float64)
 
     xs, ys = x[:64], y_ref[:64]  # rewrites are checked on a subset (forward passes per unit for ablation)
-    pr = prune(m, prune_threshold, data=(xs, ys), ablation_tol=ablation_tol)
+    pr = prune(m, prune_threshold, data=(xs, ys), loss_fn=loss_fn, ablation_tol=ablation_tol)
     final = pr.model
     canonical = merges = None
     try:
@@ -116,7 +126,8 @@ def equivalence(
         if canonical is None:
             notes.append("merge_rank1: skipped (needs the canonical form to find non-conforming rows)")
         elif int((~canonical.gating_conforming).sum()) >= 2:
-            merges = merge_rank1(final, None, merge_tol, hi, lo, data=(xs, ys), finetune_steps=finetune_steps)
+            merges = merge_rank1(final, None, merge_tol, hi, lo, data=(xs, ys), loss_fn=loss_fn,
+                                  finetune_steps=finetune_steps)
             if any(mg.merged for mg in merges.merges):
                 final = merges.model
         else:
@@ -164,7 +175,9 @@ def equivalence(
                 "merge_tol": merge_tol, "finetune_steps": finetune_steps, "input_distribution": described,
                 "n_sequences": int(x.shape[0]), "seq_len": int(x.shape[1]), "seed": seed,
                 "rewrite_check_sequences": int(xs.shape[0]), "distance_normalisation": dist.description,
-                "loss": "0.5 * mean squared error over batch, time and outputs", "dtype": "float64",
+                "loss": "0.5 * mean squared error over batch, outputs and " +
+                        ("all time steps" if positions is None else f"time steps {positions}"),
+                "dtype": "float64",
                 "probe_regression": "sklearn LinearRegression with intercept, R^2 uniform average, pooled batch x time"}
     final_in_names = input_names(final) + (["1"] if final.config.append_one else [])
     weight_labels = {"hidden": labels(final, "hidden", final.config.n_hidden),

@@ -1,52 +1,59 @@
-"""Probe inputs: the input distribution of the checkpoint's task when its metadata states one, else x ~ N(0, I).
+"""Probe inputs: drawn from the checkpoint's task (``metadata["task"]``, rebuilt with
+:func:`rnnattn.tasks.task_from_dict`) when there is one, else x ~ N(0, I).
 
 The paper leaves the teacher-student input distribution open (spec §1.6); rnnattn's default is N(0, I). Every
-result states the distribution it used.
+result states the distribution it used. For tasks scored at some positions only (in-context regression: the
+query step), :class:`ProbeInputs` carries those positions so losses are compared where the task defines them.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 
-def _dist_spec(metadata: dict[str, Any]) -> dict[str, Any] | None:
-    task = metadata.get("task")
-    for where in (task if isinstance(task, dict) else {}, metadata):
-        spec = where.get("input_distribution", where.get("x_dist"))
-        if isinstance(spec, str):
-            return {"kind": spec}
-        if isinstance(spec, dict):
-            return spec
-    return None
+@dataclass
+class ProbeInputs:
+    """``x [B, T, d]`` (float64), the distribution in words, and the scored time positions (None: all)."""
+
+    x: torch.Tensor
+    description: str
+    loss_positions: list[int] | None = None
 
 
-def sample_inputs(metadata: dict[str, Any], d: int, n_sequences: int = 256, seq_len: int = 32,
-                  seed: int = 0) -> tuple[torch.Tensor, str]:
-    """Inputs ``[n_sequences, seq_len, d]`` (float64) and their description in words.
+def _task(metadata: dict[str, Any]):
+    spec = metadata.get("task")
+    if not isinstance(spec, dict) or "name" not in spec:
+        return None
+    from rnnattn.tasks import task_from_dict
 
-    Understood metadata (``metadata["task"]["input_distribution"]`` or ``metadata["input_distribution"]``):
-    ``"normal"`` / ``{"kind": "normal", "std": s}`` and ``"uniform"`` / ``{"kind": "uniform", "low": a,
-    "high": b}`` (default bounds ±sqrt(3), unit variance as in App. C.1). Anything else falls back to N(0, I) with
-    a note in the description.
+    try:
+        return task_from_dict(spec)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def probe_inputs(metadata: dict[str, Any], d: int, n_sequences: int = 256, seq_len: int | None = None,
+                 seed: int = 0) -> ProbeInputs:
+    """``n_sequences`` input sequences for the probes and the loss.
+
+    With a task in the metadata: its own input sampler (teacher-student: its input distribution and, unless
+    ``seq_len`` is given, its sequence length; in-context regression: full episodes (x, W* x) with the query token
+    last). Otherwise x ~ N(0, I) with ``seq_len`` (default 32) steps.
     """
     g = torch.Generator().manual_seed(seed)
-    spec = _dist_spec(metadata)
-    shape = (n_sequences, seq_len, d)
-    size = f"{n_sequences} sequences x {seq_len} steps, seed {seed}"
-    kind = str(spec.get("kind", spec.get("name", ""))).lower() if spec else ""
-    if kind in ("uniform", "u"):
-        lo = float(spec.get("low", -math.sqrt(3.0)))
-        hi = float(spec.get("high", math.sqrt(3.0)))
-        x = lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64)
-        return x, f"x ~ U({lo:.4g}, {hi:.4g}) per entry (task metadata), {size}"
-    if kind in ("normal", "gaussian", "n"):
-        std = float(spec.get("std", math.sqrt(float(spec.get("var", 1.0)))))
-        x = std * torch.randn(shape, generator=g, dtype=torch.float64)
-        return x, f"x ~ N(0, {std**2:.4g} I) (task metadata), {size}"
-    x = torch.randn(shape, generator=g, dtype=torch.float64)
-    why = "default; the checkpoint states no input distribution" if spec is None else \
-        f"default; input distribution {spec!r} not understood"
-    return x, f"x ~ N(0, I) ({why}), {size}"
+    task = _task(metadata)
+    if task is not None and task.d_input == d:
+        name = metadata["task"]["name"]
+        if name == "teacher_student" and seq_len is not None and seq_len != task.seq_len:
+            task = type(task)(task.config.replace(seq_len=seq_len))
+        x = task.sample(n_sequences, g).x.to(torch.float64)
+        args = ", ".join(f"{k}={v}" for k, v in metadata["task"].items() if k != "name")
+        return ProbeInputs(x, f"task {name} ({args}): {x.shape[0]} sequences x {x.shape[1]} steps, seed {seed}",
+                           task.loss_positions)
+    T = seq_len or 32
+    x = torch.randn(n_sequences, T, d, generator=g, dtype=torch.float64)
+    why = "default; the checkpoint states no task" if task is None else "default; the task's input size differs"
+    return ProbeInputs(x, f"x ~ N(0, I) ({why}), {n_sequences} sequences x {T} steps, seed {seed}")

@@ -104,12 +104,15 @@ def hidden_lambda(model: GatedLinearRNN, diag_tol: float = 1e-9) -> torch.Tensor
 
 
 def labels(model: Model, kind: str, n: int) -> list[str]:
-    """Unit labels (``kind`` "hidden" or "gating") from ``model.metadata["labels"][kind]`` when a construction
-    stored them (e.g. ``kv[1,3]``, ``query[2]``), else ``h0, h1, ...`` / ``g0, g1, ...``."""
-    stored = getattr(model, "metadata", {}).get("labels", {})
-    got = stored.get(kind) if isinstance(stored, dict) else None
-    if isinstance(got, list | tuple) and len(got) == n:
-        return [str(s) for s in got]
+    """Unit labels (``kind`` "hidden" or "gating"): ``model.metadata["labels"][kind]`` (written by the rewrites),
+    else ``metadata["construction"]["labels"][kind]`` (constructions: ``S[0,1]``, ``p[2]``), else ``h0, h1, ...``
+    / ``g0, g1, ...``."""
+    meta = getattr(model, "metadata", {})
+    construction = meta.get("construction", {})
+    for stored in (meta.get("labels"), construction.get("labels") if isinstance(construction, dict) else None):
+        got = stored.get(kind) if isinstance(stored, dict) else None
+        if isinstance(got, list | tuple) and len(got) == n:
+            return [str(s) for s in got]
     return [f"{'h' if kind == 'hidden' else 'g'}{i}" for i in range(n)]
 
 

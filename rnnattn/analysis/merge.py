@@ -97,7 +97,8 @@ def rank1_evidence(w: GatedWeights, rows: Sequence[int], memory: np.ndarray | No
 
 def _finetune(model: GatedLinearRNN, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, steps: int,
               lr: float) -> float:
-    params = [p for p in model.parameters()]
+    # parameters holding +-inf (nu for lambda exactly 0 or 1) stay frozen: their gradient is NaN
+    params = [p for p in model.parameters() if torch.isfinite(p).all()]
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=lr)
@@ -106,7 +107,7 @@ def _finetune(model: GatedLinearRNN, x: torch.Tensor, y: torch.Tensor, loss_fn: 
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
-    for p in params:
+    for p in model.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
         return float(loss_fn(model(x), y))
@@ -121,7 +122,7 @@ def merge_rank1(
     data: Data = None,
     loss_fn: LossFn | None = None,
     finetune_steps: int = 0,
-    lr: float = 1e-4,
+    lr: float = 1e-6,
 ) -> MergeResult:
     """Merge groups of gating rows whose combined kernels are rank 1 and proportional across outputs (App. B.2).
 
@@ -133,7 +134,8 @@ def merge_rank1(
         hi, lo: lambda thresholds defining memory / forget neurons (auto-detection and the u/v check).
         data: inputs ``x`` or ``(x, y)`` for the output check and losses (default random N(0, I) inputs).
         loss_fn: ``loss_fn(pred, target)`` (default 0.5 MSE); finetune_steps, lr: brief full-batch Adam
-            fine-tuning of all weights after merging (needs targets ``y`` in ``data``).
+            fine-tuning of all finite weights after merging (needs targets ``y`` in ``data``; a ``nu`` holding
+            +-inf, i.e. lambda exactly 0 or 1, stays frozen).
     Returns:
         :class:`MergeResult`: the new model and, per group, a :class:`RankOneMerge` with the singular values.
     """

@@ -19,7 +19,7 @@ import torch
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import r2_score
 
-from rnnattn.analysis.inputs import sample_inputs
+from rnnattn.analysis.inputs import probe_inputs
 from rnnattn.analysis.loading import ModelSource, hidden_lambda, require_gated_rnn, resolve
 from rnnattn.analysis.references import resolve_reference
 from rnnattn.analysis.results import ProbeResult
@@ -44,7 +44,7 @@ def probe_scores(
     reference: ModelSource | str | None = None,
     inputs: torch.Tensor | None = None,
     n_sequences: int = 256,
-    seq_len: int = 32,
+    seq_len: int | None = None,
     hi: float = 0.99,
     lo: float = 0.01,
     seed: int = 0,
@@ -55,8 +55,8 @@ def probe_scores(
         model: the student :class:`GatedLinearRNN` (model, checkpoint or path; analysed in float64).
         reference: the attention layer (default: from the checkpoint metadata, see
             :func:`~rnnattn.analysis.references.resolve_reference`), or "teacher" / "one_step_gd" / "construction".
-        inputs: ``x [B, T, d]``; default ``n_sequences x seq_len`` samples of the task's input distribution
-            (N(0, I) when the metadata states none).
+        inputs: ``x [B, T, d]``; default ``n_sequences`` sequences drawn from the checkpoint's task (its own
+            length unless ``seq_len`` is given), or x ~ N(0, I) with 32 steps when the metadata names no task.
         hi, lo: ``|lambda| > hi`` memory neurons, ``< lo`` forget neurons.
     Returns:
         :class:`ProbeResult` with ``kv_score``, ``q_score`` and per-target detail.
@@ -67,7 +67,8 @@ def probe_scores(
     m: GatedLinearRNN = require_gated_rnn(subj.model, "probe_scores")
     ref = resolve_reference(subj, reference).model
     if inputs is None:
-        x, described = sample_inputs(subj.metadata, m.d_input, n_sequences, seq_len, seed)
+        pin = probe_inputs(subj.metadata, m.d_input, n_sequences, seq_len, seed)
+        x, described = pin.x, pin.description
     else:
         x = inputs.to(torch.float64)
         described = f"given inputs, {x.shape[0]} sequences x {x.shape[1]} steps"

@@ -40,12 +40,12 @@ class Reference:
 
 
 def optimal_gd_eta(n_context: int, d_x: int, sigma_x2: float = 1.0, kurtosis: float = 9.0 / 5.0) -> float:
-    r"""Optimal one-step-GD learning rate, App. C.2: :math:`\eta^* = 1 / (\sigma_x^2 (n + d_x + \kappa - 2))`.
+    r"""Optimal one-step-GD learning rate, App. C.2: :math:`\eta^* = 1 / (\sigma_x^2 (n + d_x + \kappa - 2))`
+    (``kappa`` = kurtosis of the input entries: 9/5 uniform, 3 normal; 1/14.8 for Table 2's setting).
+    Delegates to :func:`rnnattn.tasks.optimal_gd_learning_rate`."""
+    from rnnattn.tasks import optimal_gd_learning_rate
 
-    ``kappa = E[x^4] / sigma_x^4`` of the i.i.d. input entries: 9/5 for the paper's uniform inputs, which gives
-    ``1 / (sigma_x^2 (n + d_x - 1/5))`` (Table 2: n=12, d_x=3 → 1/14.8 = 0.067568); 3 for Gaussian inputs.
-    """
-    return 1.0 / (sigma_x2 * (n_context + d_x + kurtosis - 2.0))
+    return optimal_gd_learning_rate(n_context, d_x, sigma_x2, kurtosis)
 
 
 def one_step_gd_lsa(eta: float, d_x: int, d_y: int, d_output: int | None = None) -> LinearSelfAttention:
@@ -107,8 +107,8 @@ def gd_reference_from_metadata(metadata: dict[str, Any], d_output: int | None = 
         if n is None:
             raise ValueError("reference 'one_step_gd' needs eta, or the number of context pairs (n_context), in "
                              "the task metadata")
-        eta = optimal_gd_eta(int(n), int(d_x), float(_first(task, "sigma_x2", default=1.0)),
-                             float(_first(task, "kurtosis", default=9.0 / 5.0)))
+        kurt = 3.0 if _first(task, "x_dist", default="uniform") == "normal" else 9.0 / 5.0
+        eta = optimal_gd_eta(int(n), int(d_x), float(_first(task, "x_var", "sigma_x2", default=1.0)), kurt)
     return one_step_gd_lsa(float(eta), int(d_x), int(d_y), d_output)
 
 

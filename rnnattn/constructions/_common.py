@@ -14,8 +14,8 @@ FORMS = ("full", "compact", "minimal")
 
 #: bias that saturates a sigmoid *exactly*: σ(1000) == 1 and σ(−1000) == 0 in float32 and float64 (exp(−1000)
 #: underflows to 0). Used for the gates Table 4 sets with ±∞ biases (f = 1 or 0, o = 1, g = 1) and for GLU
-#: rows
-#: whose sigmoid must be 1: finite, so checkpoints do not flag the weights and optimisers never form ∞ − ∞.
+#: rows whose sigmoid must be 1: finite, so checkpoints do not flag the weights and optimisers never form ∞ −
+#: ∞.
 SATURATE = 1000.0
 BASES = ("value", "input")
 
@@ -23,9 +23,8 @@ BASES = ("value", "input")
 def lsa_weights(lsa: LinearSelfAttention, who: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(W_Q, W_K, W_V)``, each ``[d, d]`` in the source's dtype, after checking the constructions apply.
 
-    The constructions of Fig. 1 / §2.2 read the LSA output straight from the gated units (``D = I ⊗ 1ᵀ``):
-    one head,
-    no output projection and ``d_key = d_value = d_input``.
+    The constructions of Fig. 1 / §2.2 read the LSA output straight from the gated units (``D = I ⊗ 1ᵀ``): one
+    head, no output projection and ``d_key = d_value = d_input``.
     """
     if not isinstance(lsa, LinearSelfAttention):
         raise ConstructionError(f"{who}: needs a LinearSelfAttention, got {type(lsa).__name__}")
@@ -69,9 +68,8 @@ def value_basis_query(
 ) -> tuple[torch.Tensor, float]:
     """``Q' = W_V^{-T} W_K^T W_Q`` (§2.2), and the condition number of ``W_V``.
 
-    Raises ConstructionError when ``W_V`` is singular to working precision (smallest singular value below
-    ``d · eps · largest``): the compact forms store the key-values in the value basis and cannot undo a
-    singular
+    Raises ConstructionError when ``W_V`` is singular to working precision (smallest singular value below ``d
+    · eps · largest``): the compact forms store the key-values in the value basis and cannot undo a singular
     ``W_V``.
     """
     s = torch.linalg.svdvals(W_V)
@@ -122,9 +120,9 @@ def resolve_eps(eps: float | None, dtype: torch.dtype, defaults: dict[torch.dtyp
 
 def forget_bias(nu: torch.Tensor) -> torch.Tensor:
     """``logit(lambda)`` for ``lambda = exp(-exp(nu))``, computed without forming ``1 - lambda`` (accurate
-    near 1):
-    ``-e^nu - log(-expm1(-e^nu))``, clamped to ``±SATURATE`` so that ``lambda = 1`` / ``0`` stay exact
-    (``nu = -inf`` / ``+inf``; also every ``lambda`` within 1e-400 of them, i.e. all that round to 1 / 0)."""
+    near 1): ``-e^nu - log(-expm1(-e^nu))``, clamped to ``±SATURATE`` so that ``lambda = 1`` / ``0`` stay
+    exact (``nu = -inf`` / ``+inf``; also every ``lambda`` within 1e-400 of them, i.e. all that round to 1 /
+    0)."""
     e = torch.exp(nu)
     with torch.no_grad():
         out = -e - torch.log(-torch.expm1(-e))

@@ -1,15 +1,12 @@
 """The sigmoid linearisation of App. A.1, shared by the LSTM and LRU constructions (not public).
 
 ``σ(ε z) − σ(0) = ½ tanh(ε z / 2) = ε z / 4 · (1 − (ε z)² / 12 + O(ε⁴))``, and ``σ(0) = ½`` exactly in
-floating
-point. So a product ``(α·z)(β·z)`` is obtained from two gated units that share the linear branch ``β·z``:
-``σ(ε α̂·z) (β·z)`` and the *reference* ``σ(0) (β·z)``; ``(4 ‖α‖ / ε)`` times their difference is the
-product up to a
-relative error ``(ε α̂·z)² / 12``. References depend only on the linear branch, so products sharing it share
-one
-reference unit (``ProductBank`` deduplicates them). A factor that is a constant (x̃'s last coordinate only)
-needs
-no linearisation at all: ``σ(SATURATE) = 1`` exactly, and the constant moves into the linear branch.
+floating point. So a product ``(α·z)(β·z)`` is obtained from two gated units that share the linear branch
+``β·z``: ``σ(ε α̂·z) (β·z)`` and the *reference* ``σ(0) (β·z)``; ``(4 ‖α‖ / ε)`` times their difference is the
+product up to a relative error ``(ε α̂·z)² / 12``. References depend only on the linear branch, so products
+sharing it share one reference unit (``ProductBank`` deduplicates them). A factor that is a constant (x̃'s
+last coordinate only) needs no linearisation at all: ``σ(SATURATE) = 1`` exactly, and the constant moves into
+the linear branch.
 
 Rows are over an input space with a trailing bias coordinate: ``row [D + 1]``, ``row·(z, 1)``.
 """
@@ -42,11 +39,10 @@ def orient(
     products: list[tuple[torch.Tensor, torch.Tensor]],
 ) -> list[tuple[torch.Tensor, torch.Tensor, bool]]:
     """For each product ``(α, β)`` decide which factor goes through the sigmoid: the *less* shared one, so
-    that
-    references (keyed by the linear factor) are shared as much as possible. Ties put ``β`` through the sigmoid
-    (for the canonical constructions that is the unit-scale value/query side). Returns ``(σ-factor, linear
-    factor,
-    exact)`` where ``exact`` marks a constant factor (no linearisation needed, σ(SATURATE) = 1)."""
+    that references (keyed by the linear factor) are shared as much as possible. Ties put ``β`` through the
+    sigmoid (for the canonical constructions that is the unit-scale value/query side). Returns ``(σ-factor,
+    linear factor, exact)`` where ``exact`` marks a constant factor (no linearisation needed, σ(SATURATE) =
+    1)."""
     count = Counter()
     for a, b in products:
         for r in (a, b):
@@ -70,8 +66,7 @@ class ProductBank:
     products.
 
     ``add(α, β, eps)`` registers the product ``(α·z̃)(β·z̃)`` and returns the list of ``(unit index,
-    coefficient)``
-    whose weighted sum approximates it (exact for constant factors).
+    coefficient)`` whose weighted sum approximates it (exact for constant factors).
     """
 
     def __init__(self, dim: int, dtype: torch.dtype, dim_x: int | None = None) -> None:
@@ -90,8 +85,8 @@ class ProductBank:
         return self._index[k]
 
     def product(self, s: torch.Tensor, lin: torch.Tensor, exact: bool, eps: float) -> list[tuple[int, float]]:
-        """Units and coefficients for ``(s·z̃)(lin·z̃)``; ``exact`` when ``s`` is a constant already folded into
-        ``lin`` (see :func:`orient`). Both factors are stored unit-norm so that equal directions share
+        """Units and coefficients for ``(s·z̃)(lin·z̃)``; ``exact`` when ``s`` is a constant already folded
+        into ``lin`` (see :func:`orient`). Both factors are stored unit-norm so that equal directions share
         units."""
         lin_hat, nl = unit(lin)
         if exact:  # σ(SATURATE) · lin = 1 · lin — exactly the product
@@ -123,8 +118,7 @@ def register_products(
 ) -> list[list[tuple[int, float]]]:
     """Register all ``products`` (pairs of rows ``[D + 1]``) in ``bank``; return per product the ``(unit,
     coefficient)`` list whose weighted sum of unit outputs approximates it (empty for identically-zero
-    products).
-    :func:`to_matrix` turns it into ``P [K, R]`` once the bank is complete."""
+    products). :func:`to_matrix` turns it into ``P [K, R]`` once the bank is complete."""
     terms: list[list[tuple[int, float]]] = []
     oriented = iter(orient(products))
     for a, b in products:

@@ -27,25 +27,20 @@ def attention_to_gated_rnn(
     * ``form="full"`` (Fig. 1, spec §2.1): ``d² + d`` hidden units, ``d²`` gating rows. KV unit ``(i, j)``
     (index
       ``i d + j``) reads ``k_j v_i`` with ``λ = 1``; query unit ``d² + j`` reads ``q_j · 1`` with ``λ = 0``;
-      gating row
-      ``(i, j)`` multiplies them and ``D = I ⊗ 1ᵀ`` sums over ``j``: ``y_i = Σ_j KV_ij q_j``.
+      gating row ``(i, j)`` multiplies them and ``D = I ⊗ 1ᵀ`` sums over ``j``: ``y_i = Σ_j KV_ij q_j``.
     * ``form="compact"`` (§2.2): ``d(d+1)/2 + d`` hidden, ``d²`` gating rows. KV units ``S_ab = Σ v_a v_b``
-      (``a ≤ b``), query units ``p = Q' x`` with ``Q' = W_V^{-T} W_K^T W_Q``; row ``(i, j)`` is
-      ``S_{min,max} p_j``.
-      Needs ``W_V`` invertible.
+      (``a ≤ b``), query units ``p = Q' x`` with ``Q' = W_V^{-T} W_K^T W_Q``; row ``(i, j)`` is ``S_{min,max}
+      p_j``. Needs ``W_V`` invertible.
     * ``form="minimal"`` (spec §2.3): the same hidden units, ``d(d+1)/2`` gating rows: ``S_ab (p_a + p_b)``
     for
       ``a < b`` (to outputs ``a`` and ``b``) and ``(S_ii − Σ_{j≠i} S_ij) p_i``.
 
     ``basis="input"`` (compact/minimal only) stores the raw second moments ``Σ x_a x_b`` and ``p = W_K^T W_Q
-    x``, and
-    applies ``W_V`` in the readout (``D = W_V (I ⊗ 1ᵀ)`` resp. its minimal analogue): same sizes, no
-    inverse, so it
-    works for any ``W_V``. The default ``basis="value"`` is the paper's.
+    x``, and applies ``W_V`` in the readout (``D = W_V (I ⊗ 1ᵀ)`` resp. its minimal analogue): same sizes, no
+    inverse, so it works for any ``W_V``. The default ``basis="value"`` is the paper's.
 
-    ``λ`` is exactly 1 (``nu = -inf``) or 0 (``nu = +inf``); every weight is a copy, product or (value
-    basis) the
-    solve for ``Q'``, in the source's dtype. Unit labels are in ``metadata["construction"]["labels"]``.
+    ``λ`` is exactly 1 (``nu = -inf``) or 0 (``nu = +inf``); every weight is a copy, product or (value basis)
+    the solve for ``Q'``, in the source's dtype. Unit labels are in ``metadata["construction"]["labels"]``.
 
     Args:
         lsa: one head, no ``W_O``, ``d_key = d_value = d_input``.
@@ -119,9 +114,8 @@ def _full(W_Q, W_K, W_V):
 
 
 def _symmetric(F, P, R, minimal: bool):
-    """Compact / minimal forms: KV units ``S_ab = Σ (F[a]·x)(F[b]·x)``, query units ``p = P x``, output
-    ``y = R (S p)``. Value basis: ``F = W_V, P = Q', R = I``; input basis: ``F = I, P = W_K^T W_Q, R =
-    W_V``."""
+    """Compact / minimal forms: KV units ``S_ab = Σ (F[a]·x)(F[b]·x)``, query units ``p = P x``, output ``y =
+    R (S p)``. Value basis: ``F = W_V, P = Q', R = I``; input basis: ``F = I, P = W_K^T W_Q, R = W_V``."""
     d, dtype = F.shape[0], F.dtype
     prs = pairs(d)
     idx = {ab: n for n, ab in enumerate(prs)}

@@ -19,10 +19,8 @@ COLUMNS = ["architecture", "construction", "d", "exact", "layers", "hidden", "ga
 
 def active_units(rnn: GatedLinearRNN) -> tuple[int, int]:
     """``(hidden, gating)`` units of a gated RNN that can affect the output: a hidden unit with both input
-    branches
-    non-zero, a gating row with ``D[:, k] ≠ 0`` whose two branches each read an active unit (structural
-    zeros of a
-    construction removed; no threshold)."""
+    branches non-zero, a gating row with ``D[:, k] ≠ 0`` whose two branches each read an active unit
+    (structural zeros of a construction removed; no threshold)."""
     Wm, Wx = rnn.W_m_in.detach(), rnn.W_x_in.detach()
     hid = (Wm != 0).any(1) & (Wx != 0).any(1)
     reads = lambda W: ((W.detach() != 0) & hid[None, :]).any(1)  # noqa: E731
@@ -34,8 +32,7 @@ def gd_attention(
     d_x: int, d_y: int, eta: float = 1.0, dtype: torch.dtype = torch.float64
 ) -> LinearSelfAttention:
     """The linear self-attention layer computing one step of gradient descent from ``W = 0`` on in-context
-    pairs
-    ``(x_t, y_t)`` (App. C, von Oswald et al.): ``ŷ = η Σ_t y_t x_tᵀ x_query`` in the ``y`` coordinates.
+    pairs ``(x_t, y_t)`` (App. C, von Oswald et al.): ``ŷ = η Σ_t y_t x_tᵀ x_query`` in the ``y`` coordinates.
     ``W_K = [I 0; 0 0]``, ``W_Q = η W_K`` read ``x``; ``W_V = [0 0; 0 I]`` reads ``y``."""
     d = d_x + d_y
     lsa = LinearSelfAttention(LinearSelfAttentionConfig(d_input=d)).to(dtype)
@@ -109,18 +106,13 @@ def construction_sizes(
     """Neuron counts of every construction for each ``d``, obtained by building it from a random attention
     layer.
 
-    Rows: the gated RNN of Eq. 2 per form (``hidden`` = recurrent units, ``gating`` = output-gating rows);
-    one LSTM
-    layer and two LSTM layers (``hidden`` = cells over all layers; gates are inside the cells); LRU In+Out,
-    In+Skip
-    and vanilla (``hidden`` = complex states, ``gating`` = GLU units, input and output, over all layers). The
-    LSTM/LRU rows count the sigmoid-linearised units (each linearised product needs a unit and a reference,
-    shared
-    where possible). For each ``(d_x, d_y)`` in ``icl`` a row gives the *active* units of the full
-    construction of the
-    one-step-GD attention layer (:func:`gd_attention`, :func:`active_units`): ``d_x d_y + d_x`` hidden,
-    ``d_x d_y``
-    gating — 12 / 9 for the ICL task of §4 (spec §1.3, §5).
+    Rows: the gated RNN of Eq. 2 per form (``hidden`` = recurrent units, ``gating`` = output-gating rows); one
+    LSTM layer and two LSTM layers (``hidden`` = cells over all layers; gates are inside the cells); LRU
+    In+Out, In+Skip and vanilla (``hidden`` = complex states, ``gating`` = GLU units, input and output, over
+    all layers). The LSTM/LRU rows count the sigmoid-linearised units (each linearised product needs a unit
+    and a reference, shared where possible). For each ``(d_x, d_y)`` in ``icl`` a row gives the *active* units
+    of the full construction of the one-step-GD attention layer (:func:`gd_attention`, :func:`active_units`):
+    ``d_x d_y + d_x`` hidden, ``d_x d_y`` gating — 12 / 9 for the ICL task of §4 (spec §1.3, §5).
 
     Args:
         ds: attention sizes ``d``.
@@ -130,8 +122,7 @@ def construction_sizes(
         seed: seed of the random attention layers (sizes do not depend on it for generic weights).
     Returns:
         DataFrame with columns ``COLUMNS`` (``gating`` is missing for LSTMs, whose gates live inside the
-        cells;
-        ``parameters`` is missing for the active-unit rows).
+        cells; ``parameters`` is missing for the active-unit rows).
     """
     rows = []
     forms, include = tuple(forms), set(include)

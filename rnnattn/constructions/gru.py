@@ -8,12 +8,10 @@ from rnnattn.constructions.errors import ConstructionError
 
 GRU_REASON = (
     "no stack of GRU layers can implement the multiplicative gating g(x) = (W_m x) ⊙ (W_x x) of Eq. 2, "
-    "hence no "
-    "linear self-attention (App. A.3): the only product in a GRU is h_t = (1 − z) ⊙ h_{t−1} + z ⊙ h̃, so one "
-    "branch would have to be the update gate z and the other the candidate h̃, but z ≠ 0 then also scales the "
-    "carried state h_{t−1}, which leaks into the product (and a reset-gated candidate tanh(U x + V(r ⊙ "
-    "h)) only "
-    "gates the recurrent input, not the current token's features)"
+    "hence no linear self-attention (App. A.3): the only product in a GRU is "
+    "h_t = (1 − z) ⊙ h_{t−1} + z ⊙ h̃, so one branch would have to be the update gate z and the other "
+    "the candidate h̃, but z ≠ 0 then also scales the carried state h_{t−1}, which leaks into the "
+    "product (and the reset gate r only gates the recurrent input V(r ⊙ h), not the current token's features)"
 )
 
 

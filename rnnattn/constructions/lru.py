@@ -1,18 +1,16 @@
 """LRUs implementing the gated RNN of Eq. 2 and linear self-attention (App. A.1, Table 3).
 
-Sigmoid GLUs become the linear gatings of Eq. 2 through the linearisation of :mod:`._linearise`
-(``σ(ε a) − σ(0) ≈ ε a / 4``, references ``σ(0) = ½`` exact, shared when they have the same linear branch;
-constant factors exact through ``σ(1000) = 1``). The recurrence is used with real decays (``θ = 0`` via
-``theta_log = −inf``, ``γ = 1``, ``λ = exp(−exp(ν))`` with ``nu_log = ν`` of the gated RNN, so ``λ = 1`` /
-``0`` stay
-exact) and real ``B``, ``C``. The only approximation is the sigmoid: relative error ``≈ (ε a)² / 12`` per
-linearised gating, ``a`` the unit-norm projection of its input, against rounding ``≈ 4 u / (ε a)``.
+Sigmoid GLUs become the linear gatings of Eq. 2 through the linearisation of :mod:`._linearise` (``σ(ε a) −
+σ(0) ≈ ε a / 4``, references ``σ(0) = ½`` exact, shared when they have the same linear branch; constant
+factors exact through ``σ(1000) = 1``). The recurrence is used with real decays (``θ = 0`` via ``theta_log =
+−inf``, ``γ = 1``, ``λ = exp(−exp(ν))`` with ``nu_log = ν`` of the gated RNN, so ``λ = 1`` / ``0`` stay exact)
+and real ``B``, ``C``. The only approximation is the sigmoid: relative error ``≈ (ε a)² / 12`` per linearised
+gating, ``a`` the unit-norm projection of its input, against rounding ``≈ 4 u / (ε a)``.
 
 Layers needed (Table 3): Eq. 2 needs two vanilla (``"out"``) or In+Skip layers and one In+Out layer; attention
-needs one In+Out or In+Skip layer (In+Skip's output GLU reads the current input, so queries need no state)
-and two
-vanilla layers. The layers sit in a :class:`SequenceModel` with an identity embedding and the readout
-``D · (linear recombination of the GLU outputs)``.
+needs one In+Out or In+Skip layer (In+Skip's output GLU reads the current input, so queries need no state) and
+two vanilla layers. The layers sit in a :class:`SequenceModel` with an identity embedding and the readout ``D
+· (linear recombination of the GLU outputs)``.
 """
 
 from __future__ import annotations
@@ -103,8 +101,7 @@ def gated_rnn_to_lru(rnn: GatedLinearRNN, eps: float | None = None, variant: str
     * ``variant="out"`` (vanilla LRU, two layers, spec §2.4): layer 1 has ``λ = 0``, ``B = C = I`` so its
     output GLU
       acts on the token and plays ``g^in`` (GLU biases supply x̃'s constant); layer 2 has the gated RNN's
-      ``λ``,
-      ``B`` recombining the GLU units into ``g^in``, ``C`` exposing ``h``, and its GLU plays ``g^out``.
+      ``λ``, ``B`` recombining the GLU units into ``g^in``, ``C`` exposing ``h``, and its GLU plays ``g^out``.
     * ``variant="in_out"`` (one layer): input GLU = ``g^in``, recurrence, output GLU = ``g^out``.
     * ``variant="in_skip"`` (two layers): layer 1's input GLU + recurrence hold ``h`` and its output GLU
     passes it
@@ -230,13 +227,10 @@ def attention_to_lru(
     basis: str = "value",
 ) -> SequenceModel:
     r"""LRU layers approximating ``lsa`` (App. A.1): the gated RNN of :func:`attention_to_gated_rnn`
-    (``form``,
-    ``basis``) converted by :func:`gated_rnn_to_lru` for ``"in_out"`` (one layer) and ``"out"`` (two
-    layers); for
-    ``"in_skip"`` one layer: input GLU → key-value products, ``λ = 1`` states, and the output GLU
-    ``σ(W_m x_t) ⊙ (W_x ỹ_t)`` multiplies the (linearised) query of the current token with the key-values,
-    so the
-    query units of the gated RNN are not needed.
+    (``form``, ``basis``) converted by :func:`gated_rnn_to_lru` for ``"in_out"`` (one layer) and ``"out"``
+    (two layers); for ``"in_skip"`` one layer: input GLU → key-value products, ``λ = 1`` states, and the
+    output GLU ``σ(W_m x_t) ⊙ (W_x ỹ_t)`` multiplies the (linearised) query of the current token with the
+    key-values, so the query units of the gated RNN are not needed.
 
     Args:
         lsa: one head, no ``W_O``, ``d_key = d_value = d_input``.
@@ -264,8 +258,7 @@ def attention_to_lru(
 
 def _attention_in_skip(rnn: GatedLinearRNN, eps: float) -> SequenceModel:
     """One In+Skip layer from a gated RNN whose output gating multiplies *query units* (``λ = 0``, one
-    constant
-    factor, so a linear function of the current token) with other units."""
+    constant factor, so a linear function of the current token) with other units."""
     dtype = rnn.W_in.dtype
     d, N, d_out = rnn.config.d_input, rnn.config.n_hidden, rnn.config.d_output
     Wm, Wx = augmented_input_rows(rnn)

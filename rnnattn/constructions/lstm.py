@@ -1,30 +1,24 @@
-"""LSTMs implementing linear self-attention (one layer) and the gated RNN of Eq. 2 (two layers): App. A.2,
-Table 4.
+"""LSTMs implementing linear self-attention (1 layer) and Eq. 2 (2 layers): App. A.2, Table 4.
 
 Table 4 presumes linear ``c̃``, ``g``, ``o`` and ``tanh(c)``. With the real nonlinearities we use
 
 * ``c̃ = tanh(δ b̂·x̃)`` with ``δ = eps²``: the cell state stays ``O(δ T)``, so ``tanh(c̃)`` and ``tanh(c)``
-are linear
-  to relative ``O(δ² T²)`` — negligible; the readout multiplies by ``1/δ`` (rounding is *relative*, so a
-  tiny ``δ``
-  costs no precision);
+  are linear to relative ``O(δ² T²)`` — negligible; the readout multiplies by ``1/δ`` (rounding is
+  *relative*, so a tiny ``δ`` costs no precision);
 * the sigmoid linearisation of App. A.1 for ``g`` and ``o`` (``_linearise``): ``σ(ε a) − σ(0) ≈ ε a / 4`` with
-  ``σ(0) = ½`` exact, i.e. reference cells with a zero pre-activation, subtracted in the next linear map.
-  For the
-  one-layer LSA construction both ``g`` and ``o`` are linearised, so each term needs the four cells
-  ``(g, o) ∈ {σ(εâ), ½} × {σ(εĉ), ½}`` combined as ``(+, −, −, +)``; references are shared between terms.
+  ``σ(0) = ½`` exact, i.e. reference cells with a zero pre-activation, subtracted in the next linear map. For
+  the one-layer LSA construction both ``g`` and ``o`` are linearised, so each term needs the four cells ``(g,
+  o) ∈ {σ(εâ), ½} × {σ(εĉ), ½}`` combined as ``(+, −, −, +)``; references are shared between terms.
 
 The error is therefore ``≈ (ε a)² / 12`` per linearised sigmoid (``a`` the unit-norm projection of the gate
-input),
-against rounding ``≈ u · 16 / ε²`` (one layer: two linearised gates in one product) or ``u · 4 / ε`` per
-layer (two
-layers: only ``g``), ``u`` the unit roundoff. The defaults sit near the optimum in float64; in float32 no
-``eps``
-reaches 1e-4 for the one-layer construction (see ``DEFAULT_EPS`` and the closing note of issue 3).
+input), against rounding ``≈ u · 16 / ε²`` (one layer: two linearised gates in one product) or ``u · 4 / ε``
+per layer (two layers: only ``g``), ``u`` the unit roundoff. The defaults sit near the optimum in float64; in
+float32 no ``eps`` reaches 1e-4 for the one-layer construction (see ``DEFAULT_EPS`` and the closing note of
+issue 3).
 
 Forget gates ``f = 1`` / ``f = 0`` and ``o = 1`` (Table 4's ``±∞`` biases) use ``±SATURATE = ±1000``:
-``σ(±1000)`` is
-exactly 1 / 0 in float32 and float64, and the weights stay finite. ``f = λ`` uses ``logit(λ)``.
+``σ(±1000)`` is exactly 1 / 0 in float32 and float64, and the weights stay finite. ``f = λ`` uses
+``logit(λ)``.
 """
 
 from __future__ import annotations
@@ -50,16 +44,14 @@ from rnnattn.models.gated_rnn import GatedLinearRNN
 from rnnattn.models.sequence import SequenceModel, SequenceModelConfig
 
 #: default ``eps`` per dtype: near the measured optimum (float64 relative error ~1e-7 one layer, ~1e-9 two
-#: layers;
-#: float32 ~1e-3 and ~4e-4 — float32 cannot reach 1e-4 here)
+#: layers; float32 ~1e-3 and ~4e-4 — float32 cannot reach 1e-4 here)
 DEFAULT_EPS_ONE_LAYER = {torch.float64: 3e-4, torch.float32: 1e-2}
 DEFAULT_EPS_TWO_LAYERS = {torch.float64: 1e-6, torch.float32: 5e-4}
 
 
 class _CellBank:
     """LSTM cells with deduplication. Each gate is a row ``[D + 1]`` over ``(z, 1)``; ``HALF`` (all zeros)
-    gives
-    ``σ(0) = ½`` and ``ONE`` (bias ``SATURATE``) gives ``σ = 1``, both exactly."""
+    gives ``σ(0) = ½`` and ``ONE`` (bias ``SATURATE``) gives ``σ = 1``, both exactly."""
 
     def __init__(self, dim: int, dtype: torch.dtype) -> None:
         self.dim, self.dtype = dim, dtype
@@ -129,10 +121,10 @@ def _sequence(
 def lsa_terms(lsa: LinearSelfAttention, form: str, basis: str, who: str):
     """LSA as a sum of rank-1 terms: ``y_t = Σ_r out_r · (Σ_{t'≤t} (a_r·x)(b_r·x)) · (c_r·x_t)``.
 
-    Returns ``(A, B, Cq [R, d], Out [d, R], info)``. ``full``: ``r = (i, j)``, ``a = W_K[j], b = W_V[i],
-    c = W_Q[j], out = e_i`` (Table 4 left). ``compact``: ``a, b = F[min(i,j)], F[max(i,j)], c = P[j]``.
-    ``minimal``: the ``d(d+1)/2`` rows of spec §2.3, the diagonal ones as the rank-1 product
-    ``F[i]·(F[i] − Σ_{j≠i} F[j])``. ``F, P, R`` as in :func:`attention_to_gated_rnn`'s compact forms.
+    Returns ``(A, B, Cq [R, d], Out [d, R], info)``. ``full``: ``r = (i, j)``, ``a = W_K[j], b = W_V[i], c =
+    W_Q[j], out = e_i`` (Table 4 left). ``compact``: ``a, b = F[min(i,j)], F[max(i,j)], c = P[j]``.
+    ``minimal``: the ``d(d+1)/2`` rows of spec §2.3, the diagonal ones as the rank-1 product ``F[i]·(F[i] −
+    Σ_{j≠i} F[j])``. ``F, P, R`` as in :func:`attention_to_gated_rnn`'s compact forms.
     """
     W_Q, W_K, W_V = lsa_weights(lsa, who)
     d, dtype = W_Q.shape[0], W_Q.dtype
@@ -172,12 +164,10 @@ def attention_to_lstm(
     r"""One LSTM layer approximating ``lsa`` (App. A.2, Table 4 left): identity embedding → LSTM → linear
     readout.
 
-    Each term ``(a, b, c)`` of :func:`lsa_terms` (``d²`` for ``form="full"``, ``d(d+1)/2`` for
-    ``"minimal"``) is a
-    cell with ``f = 1`` accumulating ``g ⊙ c̃ ≈ (a·x)(b·x)``, read through ``o ≈ c·x``; with the
-    linearisations of the
-    module docstring each term uses four cells, fewer when references are shared (``2d² + 2d`` for ``"full"``;
-    see :func:`~rnnattn.constructions.counts.construction_sizes`).
+    Each term ``(a, b, c)`` of :func:`lsa_terms` (``d²`` for ``form="full"``, ``d(d+1)/2`` for ``"minimal"``)
+    is a cell with ``f = 1`` accumulating ``g ⊙ c̃ ≈ (a·x)(b·x)``, read through ``o ≈ c·x``; with the
+    linearisations of the module docstring each term uses four cells, fewer when references are shared (``2d²
+    + 2d`` for ``"full"``; see :func:`~rnnattn.constructions.counts.construction_sizes`).
 
     Args:
         lsa: one head, no ``W_O``, ``d_key = d_value = d_input``; weights in float32 or float64.
@@ -231,21 +221,17 @@ def attention_to_lstm(
 def gated_rnn_to_lstm(rnn: GatedLinearRNN, eps: float | None = None) -> SequenceModel:
     r"""Two LSTM layers approximating a diagonal gated RNN (Eq. 2; App. A.2, Table 4 right).
 
-    Layer 1 (input gating and recurrence): per hidden unit ``n``, ``f = σ(logit λ_n) = λ_n``, ``o = 1``,
-    ``g ⊙ c̃ ≈ (W_m^in[n]·x̃)(W_x^in[n]·x̃)`` (biases supply the constant of x̃): a linearised cell and a
-    reference
+    Layer 1 (input gating and recurrence): per hidden unit ``n``, ``f = σ(logit λ_n) = λ_n``, ``o = 1``, ``g ⊙
+    c̃ ≈ (W_m^in[n]·x̃)(W_x^in[n]·x̃)`` (biases supply the constant of x̃): a linearised cell and a reference
     cell, or one exact cell with ``g = 1`` when a factor is constant (the query units). Layer 2 (output
-    gating):
-    ``f = 0``, ``o = 1``, ``g ⊙ c̃ ≈ (W_m^out[k]·h)(W_x^out[k]·h)`` on ``h`` recovered linearly from layer
-    1; the
-    readout applies ``D``.
+    gating): ``f = 0``, ``o = 1``, ``g ⊙ c̃ ≈ (W_m^out[k]·h)(W_x^out[k]·h)`` on ``h`` recovered linearly from
+    layer 1; the readout applies ``D``.
 
     Args:
         rnn: a diagonal :class:`GatedLinearRNN` (float32/float64).
         eps: sigmoid pre-activation scale for unit-norm projections of unit-scale inputs / hidden states
-            (``c̃`` uses ``eps²``); default ``DEFAULT_EPS_TWO_LAYERS[dtype]``. Hidden states of size ``s``
-            add an
-            error ``≈ (eps s)² / 12``: lower ``eps`` for long sequences with large key-value sums.
+            (``c̃`` uses ``eps²``); default ``DEFAULT_EPS_TWO_LAYERS[dtype]``. Hidden states of size ``s`` add
+            an error ``≈ (eps s)² / 12``: lower ``eps`` for long sequences with large key-value sums.
     Returns:
         ``SequenceModel`` with two ``LSTM`` layers.
     """

@@ -1,12 +1,10 @@
 """Provenance of constructed models: what a construction was built from, and rebuilding that source.
 
 Every construction writes ``model.metadata["construction"] = {"function": ..., <parameters>, "source":
-{...}}`` where
-``source = {"class", "config", "dtype", "state": {parameter name: nested lists of floats}, "metadata"}``.
-Python's
-JSON writes floats with ``repr`` (shortest round-tripping form; infinities as ``Infinity``, which the
-checkpoint
-reader accepts), so the source is rebuilt bit-exactly by :func:`source_of`, also from a reloaded checkpoint.
+{...}}`` where ``source = {"class", "config", "dtype", "state": {parameter name: nested lists of floats},
+"metadata"}``. Python's JSON writes floats with ``repr`` (shortest round-tripping form; infinities as
+``Infinity``, which the checkpoint reader accepts), so the source is rebuilt bit-exactly by :func:`source_of`,
+also from a reloaded checkpoint.
 """
 
 from __future__ import annotations
@@ -54,8 +52,7 @@ def source_of(model: Model) -> Model | None:
     """Rebuild the model a construction was built from (``None`` if ``model`` is not a construction).
 
     Works on reloaded checkpoints: the source travels in ``model.metadata``. The rebuilt model carries the
-    source's
-    own metadata, so chains (LSA -> gated RNN -> LSTM) unwind with repeated calls.
+    source's own metadata, so chains (LSA -> gated RNN -> LSTM) unwind with repeated calls.
 
     Raises:
         ValueError: the provenance record is malformed.

@@ -108,7 +108,10 @@ class LinearSelfAttention(Model):
                 S = S + state[:, None]
             S = self.hook_kv(S)
             heads = torch.einsum("bthvk,bthk->bthv", S, q)
-            S_T = S[:, -1] if x.shape[1] else state
+            if x.shape[1]:
+                S_T = S[:, -1]
+            else:  # empty chunk: the state passes through unchanged
+                S_T = state if state is not None else S.new_zeros(S.shape[0], *S.shape[2:])
         else:
             T = x.shape[1]
             scores = torch.einsum("bthk,bshk->bhts", q, k)
@@ -122,7 +125,7 @@ class LinearSelfAttention(Model):
                 if state is not None:
                     S_T = S_T + state
         heads = self.hook_heads(heads)
-        y = heads.reshape(*heads.shape[:2], -1)
+        y = heads.flatten(2)  # not reshape(B, T, -1): that fails for T = 0
         if self.W_O is not None:
             y = y @ self.W_O.T
         y = self.hook_y(y)

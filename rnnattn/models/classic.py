@@ -80,7 +80,8 @@ class _TorchBacked(Model):
 
     def forward(self, x: torch.Tensor, state=None, return_state: bool = False):
         self._check_input(x)
-        if self.caching or x.dtype != self.cell.weight_ih_l0.dtype:
+        # torch's RNNs reject T = 0; the explicit path handles it (and any dtype, and records gates)
+        if self.caching or x.dtype != self.cell.weight_ih_l0.dtype or x.shape[1] == 0:
             y, s = self._explicit(x, state)
         else:
             y, s = self._fast(x, state)

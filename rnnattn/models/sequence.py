@@ -55,9 +55,10 @@ class SequenceModelConfig(Config):
         spec.setdefault("d_input", d_in or self.d_model)
         for width in ("d_output", "d_hidden"):
             if width in fields and width not in spec:
+                # single-head LSA: output is the value size unless a W_O width is given explicitly
+                if width == "d_output" and cls.__name__ == "LinearSelfAttention" and spec.get("n_heads", 1) == 1:
+                    continue
                 spec[width] = self.d_model
-        if "d_output" in fields and cls.__name__ == "LinearSelfAttention" and spec.get("n_heads", 1) == 1:
-            spec.pop("d_output")  # single head: output is the value size, d_model by default
         return cls, cls.config_class.from_dict(spec)
 
 

@@ -10,9 +10,8 @@ one that touches ``[B, T, N]`` the fewest times with the fewest Python-level ops
 
 * **kernel** (:func:`_scan`, no autograd): a chunked scan. Inside chunks of ``C`` steps a sequential pass that runs
   over all chunks at once (``C`` fused ``addcmul`` ops on ``[B, T/C, N]`` slices), then a sequential pass over the
-  ``T/C`` chunk ends, then one in-place fix-up ``h += carry * lam^(1..C)``. With ``C = T`` it is the plain loop (one
-  fused op per step, written straight into the output); small ``B*N`` uses ``C ~ sqrt(T)`` so that Python overhead
-  is ``O(sqrt T)`` ops. Work stays ``O(B T N)`` (a Toeplitz/matmul form costs ``O(B T N C)`` and measured 5-30x
+  ``T/C`` chunk ends, then one in-place fix-up ``h += carry * lam^(1..C)``. ``C = ceil(sqrt T)`` makes Python overhead
+  ``O(sqrt T)`` ops; with ``C = T`` it is the plain loop (one fused op per step, written straight into the output). Work stays ``O(B T N)`` (a Toeplitz/matmul form costs ``O(B T N C)`` and measured 5-30x
   slower here). Powers ``lam^k`` are tabulated in float64 and reduced mod 2π for complex ``lam``, so float32 does not
   lose phase accuracy on long sequences; ``lam = 0`` and ``lam = 1`` stay exact.
 * **autograd** (:class:`_DiagonalRecurrence`): the adjoint of a diagonal recurrence is the same recurrence run
@@ -28,16 +27,10 @@ import torch
 
 from rnnattn.ops.naive import dense_recurrence_ref
 
-# Below this many elements per time step (B*N), Python overhead of the per-step loop dominates the memory traffic,
-# so the scan is chunked (measured on the 2-core EPYC dev box; any value gives the same result).
-_LOOP_MIN_ELEMENTS = 2048
-
-
-def default_chunk(B: int, T: int, N: int) -> int:
-    """Chunk length of the scan: ``T`` (plain loop) when a step moves enough data, else ``~sqrt(T)``."""
-    if B * N >= _LOOP_MIN_ELEMENTS or T <= 16:
-        return max(T, 1)
-    return max(1, math.isqrt(T - 1) + 1)
+def default_chunk(T: int) -> int:
+    """Chunk length of the scan, ``ceil(sqrt(T))``: ``2 sqrt(T)`` Python-level ops in all. Measured best or within
+    noise of the best (plain loop, C = 16, 64) at every size of ``benchmarks/bench_recurrence.py`` on the 2-core box."""
+    return max(1, math.isqrt(max(T, 1) - 1) + 1)
 
 
 def _power_table(lam: torch.Tensor, C: int) -> torch.Tensor:
@@ -66,15 +59,16 @@ def _scan(u: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor | None, reverse: 
     off = T - full if reverse else 0
     hv = h[:, off:off + full].view(B, nC, C, N)
     uv = u[:, off:off + full].reshape(B, nC, C, N)  # a view for contiguous u
+    hs, us = hv.unbind(2), uv.unbind(2)  # all step views at once (per-step slicing costs more than the step)
     order = range(C - 1, -1, -1) if reverse else range(C)
     first = order[0]
     if nC == 1 and h0 is not None:
-        torch.addcmul(uv[:, :, first], h0[:, None], lam, out=hv[:, :, first])
+        torch.addcmul(us[first], h0[:, None], lam, out=hs[first])
     else:
-        hv[:, :, first].copy_(uv[:, :, first])
+        hs[first].copy_(us[first])
     prev = first
     for j in order[1:]:
-        torch.addcmul(uv[:, :, j], hv[:, :, prev], lam, out=hv[:, :, j])
+        torch.addcmul(us[j], hs[prev], lam, out=hs[j])
         prev = j
     if nC > 1:
         pw = _power_table(lam, C)  # pw[k-1] = lam^k
@@ -87,9 +81,10 @@ def _scan(u: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor | None, reverse: 
         else:
             carry[:, c0].copy_(h0)
         end = 0 if reverse else C - 1  # position of a chunk's last step in scan order
+        ends, carries = hs[end].unbind(1), carry.unbind(1)
         prev_c = c0
         for c in cs[1:]:
-            torch.addcmul(hv[:, prev_c, end], carry[:, prev_c], lamC, out=carry[:, c])
+            torch.addcmul(ends[prev_c], carries[prev_c], lamC, out=carries[c])
             prev_c = c
         # position j of a chunk is lam^(j+1) (forward) or lam^(C-j) (reverse) steps past the carry
         hv.addcmul_(carry[:, :, None], (pw.flip(0) if reverse else pw)[None, None])
@@ -176,7 +171,7 @@ def diagonal_recurrence(
     if T == 0:
         hT = (h0 if h0 is not None else u.new_zeros(B, N)) if output_final_state else None
         return u, hT
-    C = chunk_size or default_chunk(B, T, N)
+    C = chunk_size or default_chunk(T)
     h = _DiagonalRecurrence.apply(u, lam, h0, False, C)
     return h, (h[:, -1] if output_final_state else None)
 

@@ -164,7 +164,11 @@ def build_document(source: Model | Checkpoint | str | os.PathLike, reference: An
                   log_searched=searched)
     try:
         ctx.result = equivalence(subj, reference, **analysis_kwargs)
-    except (AnalysisNotApplicable, ValueError) as e:  # no reference / not an Eq. 2 model: report what applies
+    except (AnalysisNotApplicable, ValueError) as e:
+        # Not an Eq. 2 model, or no reference recorded: report what applies. A reference the user asked for but
+        # that cannot be used is their error, and says so.
+        if reference is not None and not isinstance(e, AnalysisNotApplicable):
+            raise
         ctx.reason = str(e).splitlines()[0]
         _partial(ctx, analysis_kwargs)
     sections = [summary_section(ctx), lambda_section(ctx), pruning_section(ctx), weights_section(ctx),

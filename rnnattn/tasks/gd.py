@@ -63,4 +63,5 @@ def one_step_gd_predict(tokens: torch.Tensor, d_x: int, eta: float) -> torch.Ten
         raise ValueError(f"one_step_gd_predict: tokens must be [B, n+1, d_x+d_y], got {tuple(tokens.shape)}")
     xs, ys = tokens[:, :-1, :d_x], tokens[:, :-1, d_x:]
     xq = tokens[:, -1, :d_x]
-    return eta * torch.einsum("bid,bie,be->bd", ys, xs, xq)
+    dots = torch.bmm(xs, xq[:, :, None])  # [B, n, 1] = x_i . x_q (a 3-operand einsum is ~10x slower on CPU)
+    return eta * (ys * dots).sum(dim=1)

@@ -7,5 +7,6 @@ Main entry point: :func:`train` (see :mod:`rnnattn.training.loop` for the checkp
 from rnnattn.training.config import TrainConfig, TrainResult
 from rnnattn.training.loop import resolve_device, train
 from rnnattn.training.optim import cosine_lr
+from rnnattn.training.batched import train_batched
 
-__all__ = ["TrainConfig", "TrainResult", "train", "cosine_lr", "resolve_device"]
+__all__ = ["TrainConfig", "TrainResult", "train", "cosine_lr", "resolve_device", "train_batched"]

@@ -71,11 +71,13 @@ def test_finetune_recovers_loss_after_approximate_merge():
     rng = np.random.default_rng(0)
     W_out[:, -1] += 1e-3 * rng.standard_normal(W_out[:, -1].shape)  # break exact rank 1 a little
     m = gated_from_arrays(W_in, nu, W_out, D)
-    x, y = _xy(lsa, 1)
-    res = merge_rank1(m, tol=1e-2, data=(x, y), finetune_steps=30, lr=1e-4)
+    x, _ = _xy(lsa, 1)
+    with torch.no_grad():
+        y = m(x)  # targets: the unmerged model itself, so any merge error shows as loss
+    res = merge_rank1(m, tol=1e-2, data=(x, y), finetune_steps=30, lr=1e-7)
     assert res.merges[0].merged and 0 < res.merges[0].kernel_ratio < 1e-2
-    assert res.loss_after_merge > res.loss_before  # merging an approximately rank-1 group costs a little
-    assert res.loss_after_finetune < res.loss_after_merge and res.finetune_steps == 30
+    assert res.loss_before == 0.0 and res.loss_after_merge > 0  # merging an approximately rank-1 group costs
+    assert res.loss_after_finetune < 0.8 * res.loss_after_merge and res.finetune_steps == 30
 
 
 def test_rows_validation():

@@ -12,8 +12,7 @@ from rnnattn.models import LinearSelfAttention, LinearSelfAttentionConfig
 @dataclass(frozen=True)
 class Err:
     """Max-abs error and relative error ``max|a − b| / max|b|`` (norm-wise: element-wise ratios are
-    meaningless
-    near zeros of the reference)."""
+    meaningless near zeros of the reference)."""
 
     max_abs: float
     rel: float

@@ -1,6 +1,5 @@
 """Approximate constructions (LSTM: App. A.2 / Table 4; LRU: App. A.1): accuracy at the default eps,
-convergence
-as eps -> 0, and the structure that makes them work (exact f/o gates, exact decays)."""
+convergence as eps -> 0, and the structure that makes them work (exact f/o gates, exact decays)."""
 
 from __future__ import annotations
 
@@ -75,9 +74,8 @@ def test_default_eps_meets_1e_4_float64(name, d, T, seed, form):
 
 
 def _random_gated_rnn(d: int, N: int, M: int, seed: int) -> GatedLinearRNN:
-    """A generic gated RNN: every weight non-zero (the constant column too), decays spread in (0, 1) plus
-    one unit
-    with λ = 1 and one with λ = 0 exactly."""
+    """A generic gated RNN: every weight non-zero (the constant column too), decays spread in (0, 1) plus one
+    unit with λ = 1 and one with λ = 0 exactly."""
     torch.manual_seed(seed)
     rnn = GatedLinearRNN(GatedLinearRNNConfig(d_input=d, n_hidden=N, n_gating=M, d_output=d)).double()
     rnn.requires_grad_(False)

@@ -32,6 +32,14 @@ def _translate(e: Expr, rep: dict[int, Rep], exact: bool, one: Number) -> tuple[
     return row, e.const
 
 
+def _row_key(row: tuple[dict[int, Number], Number]) -> tuple:
+    return (tuple(sorted(row[0].items())), row[1])
+
+
+def _neg(row: tuple[dict[int, Number], Number]) -> tuple[dict[int, Number], Number]:
+    return ({j: -v for j, v in row[0].items()}, -row[1])
+
+
 def assemble(g: Lowered, s: Schedule, name: str = "program") -> CompiledProgram:
     """Builds the :class:`CompiledProgram` for lane graph ``g`` under schedule ``s``."""
     exact = g.mode.value == "exact"
@@ -73,28 +81,28 @@ def assemble(g: Lowered, s: Schedule, name: str = "program") -> CompiledProgram:
             if kind == "state":
                 A.extend((base + i, base + j, v) for (i, j), v in u.A.items())
                 init.extend(u.s0)
+        # relu rows by content, so a carried x+ / x- reuses an identical unit lane (e.g. ReLU(x) itself)
+        relu_rows = {_row_key(r): i for i, r in enumerate(rows_a)} if kind == "relu" else {}
         for l, q in sorted(last.items()):
             if not produced[l] < k < q:
                 continue
             src = _translate(Expr({l: one}, zero), rep, exact, one)
             lab = g.lane_label[l]
-            idx = len(labels)
             if kind == "relu":
                 sign = g.lane_sign[l]
-                if sign == POS:
-                    rows_a.append(src)
-                    labels.append(f"carry:{lab}")
-                    new_rep[l] = [(idx, one)]
-                elif sign == NEG:
-                    rows_a.append(({j: -v for j, v in src[0].items()}, -src[1]))
-                    labels.append(f"carry-:{lab}")
-                    new_rep[l] = [(idx, -one)]
-                else:
-                    rows_a.append(src)
-                    rows_a.append(({j: -v for j, v in src[0].items()}, -src[1]))
-                    labels += [f"carry+:{lab}", f"carry-:{lab}"]
-                    new_rep[l] = [(idx, one), (idx + 1, -one)]
+                parts = [(one, src)] if sign == POS else [(-one, _neg(src))] if sign == NEG else \
+                    [(one, src), (-one, _neg(src))]
+                r = []
+                for coef, row in parts:
+                    key = _row_key(row)
+                    if key not in relu_rows:
+                        relu_rows[key] = len(rows_a)
+                        rows_a.append(row)
+                        labels.append(f"carry{'+' if coef > 0 else '-'}:{lab}")
+                    r.append((relu_rows[key], coef))
+                new_rep[l] = r
             else:
+                idx = len(labels)
                 rows_a.append(src)
                 if kind == "mul":
                     rows_b.append(({}, one))

@@ -1,0 +1,139 @@
+"""Shared helpers for the benchmarks: threads, median timing, an in-process dense-matmul GFLOP/s probe, markdown.
+
+The dev/CI box has 2 cores shared by other processes, so every benchmark (a) pins torch to a fixed thread count
+(1 by default: with 2 threads under contention OpenMP spinning was 10-50x slower, spec §4), (b) reports medians of
+repeats, and (c) compares against a baseline measured *in the same run* (the sequential loop, a dense matmul), so
+that ratios stay meaningful even when absolute times drift with the load. The load average is recorded with the
+results for the same reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds per call: median (the reported figure), min, and every repeat."""
+
+    median: float
+    min: float
+    times: tuple[float, ...]
+
+    @property
+    def repeats(self) -> int:
+        return len(self.times)
+
+    @property
+    def ms(self) -> float:
+        return 1e3 * self.median
+
+
+def add_common_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats and the smaller configurations only")
+
+
+def set_threads(n: int) -> None:
+    if n < 1:
+        raise SystemExit(f"error: --threads must be >= 1, got {n}")
+    torch.set_num_threads(n)
+
+
+def time_call(
+    fn: Callable[[], object],
+    repeats: int = 5,
+    warmup: int = 1,
+    budget_s: float | None = None,
+    min_repeats: int = 1,
+) -> Timing:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones.
+
+    With ``budget_s``, stops early once the timed calls used that many seconds (but never before ``min_repeats``):
+    slow baselines get fewer repeats instead of being skipped.
+    """
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    spent = 0.0
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        spent += dt
+        if budget_s is not None and spent >= budget_s and i + 1 >= min_repeats:
+            break
+    return Timing(statistics.median(times), min(times), tuple(times))
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Dense ``[n, n] @ [n, n]`` throughput in GFLOP/s (``2 n^3`` flops per product, median of ``repeats``): the
+    machine's practical limit for the current thread count, measured in this process."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g, dtype=dtype)
+    b = torch.randn(n, n, generator=g, dtype=dtype)
+    out = torch.empty(n, n, dtype=dtype)
+    t = time_call(lambda: torch.mm(a, b, out=out), repeats=repeats, warmup=1)
+    return 2 * n**3 / t.median / 1e9
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment_lines() -> list[str]:
+    """Provenance of a benchmark run: when, where, with what, under which load."""
+    return [
+        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
+        f"- cpu: {cpu_name()} ({os.cpu_count()} logical cores), torch {torch.__version__}, "
+        f"python {platform.python_version()}, threads {torch.get_num_threads()}",
+        f"- load average (1/5/15 min) at start: {load_average()}",
+        f"- command: `python {' '.join(sys.argv)}`",
+    ]
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table; floats are printed with 3 significant digits."""
+
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1e4 else f"{v:,.0f}"
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_result(name: str, text: str) -> Path:
+    """Write ``benchmarks/results/<name>`` atomically (a benchmark's own output file is replaced on each run)."""
+    from rnnattn.checkpoint import atomic_write_bytes
+
+    return atomic_write_bytes(RESULTS_DIR / name, text.encode(), overwrite=True)

@@ -1,0 +1,185 @@
+"""Run functions for sweeps: train one model of the zoo on one of the paper's tasks, return its losses.
+
+``train_run(params) -> dict`` is what the reproduction studies (``analysis/fig3.py``, ``analysis/fig4.py``) sweep
+over; name it in a spec as ``"rnnattn.sweeps.runs:train_run"``. Everything the run needs is in ``params`` (plain
+JSON), so it runs identically in this process, in a local worker or on a Dask worker:
+
+* ``task``: ``"teacher_student"`` or ``"icl_regression"``; ``task_options``: that task's config fields
+  (e.g. ``{"d": 6}``).
+* ``arch``: one of :data:`ARCHITECTURES`; ``size``: the hidden width (gated RNN: hidden neurons, and gating rows
+  unless ``n_gating`` is given; LSTM/GRU/LRU: the model width = state size, as in the paper §3.3); ``n_layers``.
+* ``train``: :class:`rnnattn.training.TrainConfig` fields (``steps``, ``lr``, ...); ``protocol``: start from the
+  named protocol's defaults (``"paper"``/``"fast"``), which ``train`` then overrides.
+* ``seed``: seeds both the model initialisation and the data.
+* ``eval_samples``: size of the final evaluation on fresh training-distribution samples (and on the validation
+  distribution), with the task's reference (one-step GD for ICL, the teacher for teacher-student) on the same
+  samples.
+* ``save_dir``: if given, the trained model is saved there as ``<hash of params>.safetensors`` (on a remote cluster
+  this must be a filesystem the workers share).
+
+Grid axes may use dotted names (``"train.steps"``, ``"task_options.d"``) to reach nested fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnattn.models import (
+    GatedLinearRNN,
+    GatedLinearRNNConfig,
+    Model,
+    SequenceModel,
+    SequenceModelConfig,
+)
+
+#: architecture name -> (description, layer spec for SequenceModel or None for the Eq. 2 model)
+ARCHITECTURES: dict[str, tuple[str, dict[str, Any] | None]] = {
+    "gated_diagonal": ("gated RNN, Eq. 2, diagonal recurrence (construction baseline)", None),
+    "gated_dense": ("gated RNN, Eq. 2, dense recurrence", None),
+    "lstm": ("LSTM (torch default)", {"class": "LSTM"}),
+    "gru": ("GRU (torch default)", {"class": "GRU"}),
+    "lru_out": ("LRU Out (vanilla LRU, output GLU)", {"class": "LRU", "variant": "out"}),
+    "lru_in_out": ("LRU In+Out (input and output GLU)", {"class": "LRU", "variant": "in_out"}),
+    "lru_in_skip": ("LRU In+Skip (input GLU, output gate reads the layer input)", {"class": "LRU", "variant": "in_skip"}),
+}
+
+
+def unflatten(params: dict[str, Any]) -> dict[str, Any]:
+    """Fold dotted keys into nested mappings: ``{"train.steps": 5, "train": {"lr": 1}}`` ->
+    ``{"train": {"lr": 1, "steps": 5}}`` (a dotted key overrides the nested one)."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if "." not in k:
+            out[k] = dict(v) if isinstance(v, dict) else v
+    for k, v in params.items():
+        if "." in k:
+            head, rest = k.split(".", 1)
+            sub = dict(out.get(head) or {})
+            sub.update(unflatten({rest: v}))
+            out[head] = sub
+    return out
+
+
+def build_model(arch: str, d_input: int, d_output: int, size: int, n_layers: int = 1,
+                n_gating: int | None = None) -> Model:
+    """One model of the Fig. 4 comparison.
+
+    ``gated_*``: the Eq. 2 model (``n_layers`` stacked Eq. 2 layers through a SequenceModel when > 1) with ``size``
+    hidden neurons and ``n_gating`` (default ``size``) output-gating rows. Others: linear embedding -> ``n_layers``
+    recurrent layers of width ``size`` -> linear readout (no norm, dropout or skips; LRU state = width).
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    if not isinstance(size, int) or size < 1 or not isinstance(n_layers, int) or n_layers < 1:
+        raise ValueError(f"size and n_layers must be positive integers, got size={size!r}, n_layers={n_layers!r}")
+    layer = ARCHITECTURES[arch][1]
+    if layer is None:
+        recurrence = arch.split("_", 1)[1]
+        gating = size if n_gating is None else n_gating
+        if n_layers == 1:
+            return GatedLinearRNN(GatedLinearRNNConfig(d_input=d_input, n_hidden=size, n_gating=gating,
+                                                       d_output=d_output, recurrence=recurrence))
+        layers = tuple({"class": "GatedLinearRNN", "n_hidden": size, "n_gating": gating, "recurrence": recurrence}
+                       for _ in range(n_layers))
+        return SequenceModel(SequenceModelConfig(d_input=d_input, d_output=d_output, d_model=size, layers=layers))
+    spec = dict(layer)
+    if spec["class"] == "LRU":
+        spec["d_state"] = size
+    return SequenceModel(SequenceModelConfig(d_input=d_input, d_output=d_output, d_model=size,
+                                             layers=tuple(dict(spec) for _ in range(n_layers))))
+
+
+def make_task(name: str, options: dict[str, Any] | None = None):
+    """The task ``name`` with config fields ``options``."""
+    from rnnattn.tasks import TASKS
+
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose from {sorted(TASKS)}")
+    cls, cfg_cls = TASKS[name]
+    return cls(cfg_cls.from_dict(dict(options or {})))
+
+
+def params_digest(params: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def evaluate(model: Model, task, n: int, seed: int, validation: bool = False, chunk: int = 8192) -> tuple[float, float]:
+    """``(model loss, reference loss)`` on ``n`` fresh sequences drawn with ``seed`` (same samples for both)."""
+    g = torch.Generator().manual_seed(int(seed))
+    dtype = next(model.parameters()).dtype
+    tot = ref = 0.0
+    done = 0
+    while done < n:
+        b = min(chunk, n - done)
+        batch = task.sample(b, g, validation=True) if validation else task.sample(b, g)
+        pred = model(batch.x.to(dtype))
+        tot += float(task.loss(pred.float(), batch.y, batch.mask)) * b
+        ref += float(task.reference_loss(batch)) * b
+        done += b
+    return tot / n, ref / n
+
+
+def train_run(params: dict[str, Any]) -> dict[str, Any]:
+    """Train one model per ``params`` (see the module docstring); returns its losses and size.
+
+    Returns:
+        ``train_loss`` / ``reference_train_loss``: final loss and the reference's on ``eval_samples`` fresh
+        training-distribution sequences; ``gap`` = their difference (Fig. 3B's "loss - L*"); ``val_loss`` /
+        ``reference_val_loss`` the same on the validation distribution (ICL: ``W*`` variance 2/3);
+        ``log_train_loss``: the trainer's last logged training loss; ``n_parameters``, ``steps``, ``wall_time``;
+        for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01); ``checkpoint`` if saved.
+    """
+    from rnnattn.training import TrainConfig, train
+    from rnnattn.training.protocols import protocol_defaults
+
+    p = unflatten(dict(params))
+    seed = int(p.get("seed", 0))
+    task = make_task(p.get("task", "teacher_student"), p.get("task_options"))
+    train_kwargs: dict[str, Any] = {}
+    if p.get("protocol"):
+        train_kwargs.update(protocol_defaults(p["protocol"], task.name)[0])
+    train_kwargs.update(p.get("train") or {})
+    train_kwargs["seed"] = seed
+    train_kwargs.setdefault("val_every", 0)  # the final evaluation below replaces periodic validation
+    config = TrainConfig.from_dict(train_kwargs)
+
+    torch.manual_seed(seed)
+    model = build_model(p.get("arch", "gated_diagonal"), task.d_input, task.d_output, int(p["size"]),
+                        int(p.get("n_layers", 1)), p.get("n_gating"))
+    t0 = time.perf_counter()
+    result = train(task, model, config, progress=bool(p.get("progress", False)), handle_sigint=False)
+    wall = time.perf_counter() - t0
+    model.eval()
+    n_eval = int(p.get("eval_samples", 20_000))
+    out: dict[str, Any] = {
+        "n_parameters": model.n_parameters(), "steps": result.steps, "wall_time": wall,
+        "log_train_loss": result.final_train_loss,
+    }
+    model_f = model.to(device="cpu", dtype=torch.float64)
+    out["train_loss"], out["reference_train_loss"] = evaluate(model_f, task, n_eval, seed=10_000 + seed)
+    out["gap"] = out["train_loss"] - out["reference_train_loss"]
+    if task.name == "icl_regression":
+        out["val_loss"], out["reference_val_loss"] = evaluate(model_f, task, n_eval, seed=20_000 + seed, validation=True)
+    else:
+        out["val_loss"], out["reference_val_loss"] = out["train_loss"], out["reference_train_loss"]
+    if isinstance(model, GatedLinearRNN) and model.config.recurrence == "diagonal":
+        lam = model.lam.detach()
+        out["n_memory"] = int((lam > 0.99).sum())
+        out["n_forget"] = int((lam < 0.01).sum())
+    if p.get("save_dir"):
+        from rnnattn.checkpoint import save
+
+        path = Path(p["save_dir"]) / f"{params_digest(dict(params))}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
+        save(model.float(), path, extras=extras, overwrite=True, task=task.to_dict(), reference=task.reference,
+             sweep_params=json.loads(json.dumps(dict(params))), train_result=result.summary())
+        out["checkpoint"] = str(path)
+    return out

@@ -1,0 +1,115 @@
+"""Train K gated RNNs of one config at once (seeds of a sweep) in one batched computation.
+
+Every kernel of :class:`~rnnattn.training.fast.StackedGatedRNN` runs once for all K models (batched matmuls over a
+leading model axis; one flat AdamW over ``[K, P]``), which amortises the per-op overhead that dominates small models
+on CPU. Each model gets its own data stream (data seed ``seeds[k]``) and its own loss; the models never interact.
+Measured against one-by-one training in ``benchmarks/bench_training.py``.
+
+No resume here: sweeps re-run a failed point. Final weights are written back into ``models``; with ``out_dir`` each
+is saved as ``out_dir/model_{k}.safetensors`` with the same metadata schema as :func:`rnnattn.training.train`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from rnnattn.checkpoint import save as save_checkpoint
+from rnnattn.models.gated_rnn import GatedLinearRNN
+from rnnattn.tasks.base import Batch, Task
+from rnnattn.training import fast
+from rnnattn.training.config import TrainConfig, TrainResult
+from rnnattn.training.data import sample_steps
+from rnnattn.training.engines import _chunked_eval, _last_only
+from rnnattn.training.loop import resolve_device
+from rnnattn.training.optim import cosine_lr, flat_multipliers
+
+
+def train_batched(task: Task, models: list[GatedLinearRNN], config: TrainConfig, seeds: list[int] | None = None,
+                  out_dir: str | Path | None = None, force: bool = False) -> list[TrainResult]:
+    """Train ``models`` (diagonal GatedLinearRNNs sharing one config) simultaneously; returns one result each.
+
+    Args:
+        task: the task (loss on every step, or on the last step only).
+        models: K models; their weights are updated in place.
+        config: shared :class:`TrainConfig` (``polish_*`` and ``target_loss`` are ignored).
+        seeds: data seed per model (default ``config.seed + k``).
+        out_dir: where to save ``model_{k}.safetensors`` (refuses to overwrite without ``force``).
+    """
+    K = len(models)
+    seeds = list(seeds) if seeds is not None else [config.seed + k for k in range(K)]
+    if len(seeds) != K:
+        raise ValueError(f"train_batched: {K} models but {len(seeds)} seeds")
+    last = _last_only(task)
+    if task.loss_positions is not None and not last:
+        raise ValueError("train_batched: supports loss on every step or on the last step only")
+    device, dtype = resolve_device(config.device), getattr(torch, config.dtype)
+    paths = [Path(out_dir) / f"model_{k}.safetensors" for k in range(K)] if out_dir is not None else []
+    clash = [p for p in paths if p.exists()]
+    if clash and not force:
+        raise FileExistsError(f"{clash[0]} exists (pass force=True / --force to overwrite)")
+    net = fast.StackedGatedRNN(models, device=device, dtype=dtype)
+    mult, wd = flat_multipliers(net.slices(), net.P, {"nu"}, config)
+    opt = fast.FlatAdamW(net.flat, net.grad, mult.to(device), wd.to(device), tuple(config.betas), config.eps)
+    T = task.seq_len
+
+    def block(k0: int) -> tuple[torch.Tensor, torch.Tensor]:
+        steps = range(k0, min(k0 + config.data_block, config.steps))
+        per = [sample_steps(task, config.batch_size, s, steps) for s in seeds]  # [S, B, T, ·] each
+        x = torch.stack([b.x for b in per], dim=1)  # [S, K, B, T, d]
+        y = torch.stack([b.y for b in per], dim=1)
+        S = x.shape[0]
+        z, t = net.prepare(x.flatten(0, 1), y.flatten(0, 1), last)  # treats S*K as the model axis
+        return z.view(S, K, *z.shape[1:]), t.view(S, K, *t.shape[1:])
+
+    t0 = time.perf_counter()
+    acc = torch.zeros(K, dtype=torch.float64)
+    n_acc = 0
+    history: list[list[dict]] = [[] for _ in range(K)]
+    train_loss = [None] * K
+    for s in range(config.steps):
+        if s % config.data_block == 0:
+            zb, yb = block(s)
+        i = s % config.data_block
+        losses = net.loss_and_grad(zb[i], yb[i], T, last)
+        opt.step(cosine_lr(s, config))
+        acc += losses.double().cpu()
+        n_acc += 1
+        if (s + 1) % config.log_every == 0 or s + 1 == config.steps:
+            train_loss = (acc / n_acc).tolist()
+            acc.zero_()
+            n_acc = 0
+            if not all(v == v and abs(v) != float("inf") for v in train_loss):
+                raise RuntimeError(f"train_batched: a model diverged at step {s + 1}; lower the learning rate")
+            for k in range(K):
+                history[k].append({"step": s + 1, "train_loss": train_loss[k], "wall_s": time.perf_counter() - t0})
+    wall = time.perf_counter() - t0
+    net.write_back(models)
+    val_loss: list[float | None] = [None] * K
+    ref = None
+    if config.val_every:
+        val = task.validation_set(config.val_samples, config.val_seed)
+        ref = task.reference_loss(val)
+        z, y = net.prepare(val.x[None].expand(K, *val.x.shape), val.y[None].expand(K, *val.y.shape), last)
+        val_loss = _chunked_eval(net, z, y, T, last, config.val_samples)
+    results = []
+    for k, m in enumerate(models):
+        path = None
+        if paths:
+            training = {"config": config.replace(seed=seeds[k]).to_dict(), "step": config.steps,
+                        "adam_steps": config.steps, "polish_rounds_done": 0, "final_train_loss": train_loss[k],
+                        "final_val_loss": val_loss[k], "reference_val_loss": ref, "val_samples": config.val_samples,
+                        "wall_time": wall, "device": str(device), "torch_version": torch.__version__,
+                        "protocol": config.protocol, "engine": f"batched[{K}]", "completed": True,
+                        "reached_target": False, "target_step": None, "target_time": None}
+            extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
+            path = save_checkpoint(m, paths[k], extras=extras, overwrite=True, task=task.to_dict(),
+                                   training=training, reference=task.reference)
+        results.append(TrainResult(steps=config.steps, final_train_loss=train_loss[k], final_val_loss=val_loss[k],
+                                   reference_val_loss=ref, wall_time=wall, checkpoint=path, history=history[k]))
+    return results
+
+
+__all__ = ["train_batched", "Batch"]

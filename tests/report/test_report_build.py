@@ -1,0 +1,107 @@
+"""build_report end to end: sections, formats, not-applicable steps, escaping of checkpoint text, overwriting."""
+
+import io
+import re
+
+import pypdf
+import pytest
+import torch
+
+import rnnattn
+from rnnattn.constructions import attention_to_gated_rnn
+from rnnattn.models import LRU, LSTM, LRUConfig, LSTMConfig
+from rnnattn.report.build import SECTION_KEYS, build_report, find_log
+
+from _report_tools import small_lsa
+
+TITLES = ["Model and training", "Decay rates λ and neuron roles", "Pruning", "Canonical weights (Fig. 2A)",
+          "Probe scores (Table 1)", "Instantaneous polynomial", "Rank-1 merges (App. B.2, Fig. 2C)", "Verdict"]
+
+
+def _sections(html: str) -> dict[str, str]:
+    """section id -> its status class."""
+    return dict(re.findall(r'<section id="([a-z]+)" class="status-([a-z_]+)"', html))
+
+
+def test_construction_report_has_every_section_in_both_formats(construction_report):
+    paths = construction_report
+    html = paths.html.read_text()
+    assert _sections(html) == {k: "ok" for k in SECTION_KEYS}
+    assert html.count('<p class="reading">') == len(SECTION_KEYS)
+    assert "EQUIVALENT — equivalent" in html and "construction reference" in html
+    assert html.count("data:image/png;base64,") == 4  # λ, weights, probes, polynomial (no log, nothing to merge)
+    reader = pypdf.PdfReader(io.BytesIO(paths.pdf.read_bytes()))
+    text = "\n".join(p.extract_text() for p in reader.pages)
+    assert len(reader.pages) >= 1 + len(SECTION_KEYS)
+    for t in TITLES + ["EQUIVALENT", "Contents", "Checks against stated thresholds", "polynomial distance"]:
+        assert t in text, t
+
+
+def test_construction_numbers_in_verdict(construction_report):
+    html = construction_report.html.read_text()
+    verdict = html[html.index('<section id="verdict"'):]
+    assert verdict.count('class="pass">PASS<') == 5 and "FAIL" not in verdict
+    assert "exact construction" in verdict  # the expectations of spec §2 are shown beside ours
+
+
+@pytest.mark.parametrize("model", [LSTM(LSTMConfig(d_input=3, d_hidden=4)),
+                                   LRU(LRUConfig(d_input=3, d_state=4, variant="in_out"))],
+                         ids=["lstm", "lru"])
+def test_models_where_analysis_does_not_apply(model, tmp_path):
+    paths = build_report(model, out_dir=tmp_path, formats=("html",))
+    assert paths.pdf is None and not (tmp_path / "report.pdf").exists()
+    html = paths.html.read_text()
+    status = _sections(html)
+    assert set(status) == set(SECTION_KEYS)
+    for k in ("pruning", "weights", "probes", "polynomial", "merges", "verdict"):
+        assert status[k] == "not_applicable", k
+    assert status["lambda"] == ("ok" if isinstance(model, LRU) else "not_applicable")
+    assert "not applicable to" in html and "No verdict" in html
+    assert not re.search(r"<td>nan</td>", html)  # no meaningless numbers
+
+
+def test_checkpoint_text_cannot_inject_markup(tmp_path):
+    lsa = small_lsa(2, seed=1)
+    rnn = attention_to_gated_rnn(lsa, form="minimal")
+    evil = "<script>alert('pwned')</script><img src=x onerror=alert(1)>"
+    (tmp_path / "secret.csv").write_text("step,train_loss\n0,123456789\n")
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    ck = folder / "evil<script>x.safetensors"
+    rnnattn.save(rnn, ck, extras={"teacher": lsa}, reference="teacher", description=evil,
+                 task={"name": evil, "input_distribution": evil}, training={"log": "../secret.csv", "note": evil},
+                 **{evil: evil})
+    paths = build_report(ck, out_dir=tmp_path / "out")
+    html = paths.html.read_text()
+    assert "<script" not in html.lower() and "<img src=x" not in html and "onerror=alert" not in html.replace(
+        "onerror=alert", "") and not re.search(r"<[^>]*onerror", html)
+    assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in html  # shown, as text
+    assert "Equivalence report: evil&lt;script&gt;x" in html
+    assert "123456789" not in html  # the metadata cannot make the report read files outside the checkpoint folder
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(paths.pdf.read_bytes())).pages)
+    assert "<script>alert('pwned')</script>" in text  # the PDF shows it literally (no markup there)
+
+
+def test_find_log_only_searches_the_checkpoint_folder(tmp_path):
+    ck = tmp_path / "run.safetensors"
+    (tmp_path / "run.log.csv").write_text("step,train_loss\n0,1.0\n10,0.5\n")
+    log, path, searched = find_log(ck, {"training": {"log": "/etc/passwd"}})
+    assert path == tmp_path / "run.log.csv" and list(log["train_loss"]) == [1.0, 0.5]
+    assert all(str(tmp_path) in s for s in searched)
+
+
+def test_refuses_to_overwrite_without_force(tmp_path, construction):
+    (tmp_path / "report.html").write_text("keep me")
+    with pytest.raises(FileExistsError, match="report.html exists"):
+        build_report(construction, out_dir=tmp_path, formats=("html", "pdf"))
+    assert (tmp_path / "report.html").read_text() == "keep me" and not (tmp_path / "report.pdf").exists()
+    paths = build_report(construction, out_dir=tmp_path, formats=("html",), force=True)
+    assert paths.html.read_text().startswith("<!DOCTYPE html>")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left behind
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown report format"):
+        build_report(torch.nn.Linear(1, 1), out_dir="/nonexistent", formats=("docx",))
+    with pytest.raises(TypeError, match="needs a model"):
+        build_report(torch.nn.Linear(1, 1), out_dir="/tmp/none", formats=("html",), force=True)
