@@ -1,22 +1,34 @@
-"""LSRL — the Linear State Recurrent Language (Petrov et al., NeurIPS 2024) and its compiler to rnnattn models."""
+"""LSRL — the Linear State Recurrent Language (Petrov et al., NeurIPS 2024) and its compiler to rnnattn models.
 
+Pipeline (one stage per module, data flows one way): :mod:`.nodes` + :mod:`.sugar` (the language) ->
+:mod:`.interpreter` (ground truth) -> :mod:`.compiler` (lower -> schedule -> assemble -> check) ->
+:mod:`.modules` (batched torch export) -> :mod:`.convert` (Elman / GRU / LSTM / Hawk). Numeric modes
+(``"float64"`` / ``"exact"``) are always passed explicitly (:mod:`.numeric`).
+
+Example:
+    >>> from rnnattn.lsrl import compile, token_program, token_prompt, token_answer
+    >>> cp = compile(token_program(3, "multiplicative"), mode="exact")
+    >>> token_answer(cp.run(token_prompt([1, 2, 3], {(1, 2, 3): (7, 8, 9), (3, 2, 1): (4, 5, 6)})), 3)
+    [7, 8, 9]
+"""
+
+from . import programs
+from .compiler import CompiledProgram, LSRLCompileCheckError, compile
+from .convert import ConversionError, convert, to_elman, to_gru, to_hawk, to_lstm, to_mamba
+from .display import draw_compiled, draw_program, stage_weights
+from .interpreter import Interpreter, run
+from .modules import CompiledLSRL, CompiledLSRLConfig, linear_scan, perturb_nonzeros
 from .nodes import Concat, Input, Linear, LinState, Multi, Multiplicative, ReLU, Slice, Variable
 from .numeric import Mode, SparseMatrix
 from .program import LSRLValidationError, Program
-from .interpreter import Interpreter, run
+from .programs import (
+    continuous_error_bound, continuous_program, continuous_prompt, random_token_map, token_answer, token_program,
+    token_prompt,
+)
 from .sugar import (
     IFELSE_VARIANTS, broadcast, counter, f_and, f_bump, f_constant, f_eq, f_ifelse, f_ifelse_mul,
     f_ifelse_optimized, f_ifelse_step, f_ifeq, f_larger, f_modulo_counter, f_neq, f_not, f_or, f_relu_identity,
     f_smaller, f_step, f_sum, ifelse,
-)
-from .compiler import CompiledProgram, LSRLCompileCheckError, compile
-from .modules import CompiledLSRL, CompiledLSRLConfig, linear_scan, perturb_nonzeros
-from .convert import ConversionError, convert, to_elman, to_gru, to_hawk, to_lstm, to_mamba
-from .display import draw_compiled, draw_program, stage_weights
-from . import programs
-from .programs import (
-    continuous_error_bound, continuous_program, continuous_prompt, random_token_map, token_answer, token_program,
-    token_prompt,
 )
 
 __all__ = [

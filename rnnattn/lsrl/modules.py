@@ -87,7 +87,6 @@ def linear_scan(A: torch.Tensor, u: torch.Tensor, s0: torch.Tensor, teacher: tor
     if teacher is not None:
         prev = torch.cat([s0[:, None], teacher[:, :-1]], dim=1)
         return prev @ A.T + u
-    d = A.shape[0]
     diag = torch.diagonal(A)
     off = A - torch.diag(diag)
     coupled = (off != 0).any(0) | (off != 0).any(1)
@@ -102,7 +101,6 @@ def linear_scan(A: torch.Tensor, u: torch.Tensor, s0: torch.Tensor, teacher: tor
     if rest.any():
         idx = rest.nonzero().squeeze(1)
         out[..., idx] = _doubling_scan(A[idx][:, idx], u[..., idx], s0[:, idx])
-    del d
     return out
 
 

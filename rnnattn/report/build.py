@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import warnings
@@ -174,12 +175,13 @@ def build_document(source: Model | Checkpoint | str | os.PathLike, reference: An
     sections = [summary_section(ctx), lambda_section(ctx), pruning_section(ctx), weights_section(ctx),
                 probes_section(ctx), polynomial_section(ctx), merges_section(ctx), verdict_section(ctx)]
     r = ctx.result
+    meta = {"checkpoint-sha256": hashlib.sha256(subj.path.read_bytes()).hexdigest()} if subj.path else {}
     verdict = (("EQUIVALENT — " if r.verdict else "NOT SHOWN EQUIVALENT — ") + r.verdict_text if r is not None
                else f"No verdict — {ctx.reason}")
     ref = f" vs {r.reference_kind.replace('_', '-')} reference" if r is not None else " (no reference)"
     return Report(title=f"Equivalence report: {name}", subtitle=f"{type(subj.model).__name__}{ref} · rnnattn "
                   f"{__version__}", sections=sections, verdict=verdict, verdict_ok=r.verdict if r is not None else None,
-                  footer=f"rnnattn {__version__} · {name}")
+                  footer=f"rnnattn {__version__} · {name}", meta=meta)
 
 
 def _targets(out_dir: Path, formats: Sequence[str]) -> dict[str, Path]:

@@ -102,6 +102,7 @@ class Report:
     verdict: str = ""
     verdict_ok: bool | None = None
     footer: str = ""
+    meta: dict[str, str] = field(default_factory=dict)  # e.g. {"checkpoint-sha256": ...}: HTML meta tags, PDF Subject
 
     def section(self, key: str) -> Section:
         for s in self.sections:

@@ -111,7 +111,7 @@ class _Writer:
         self.ensure(h + 0.05)
         ax = self.page.add_axes(((MARGIN + (BODY_W - w) / 2) / PAGE_W, 1 - (self.y + h) / PAGE_H, w / PAGE_W,
                                  h / PAGE_H))
-        ax.imshow(arr, interpolation="antialiased")
+        ax.imshow(arr, interpolation="none")  # vector backends then embed the PNG pixels as they are (no resampling)
         ax.set_axis_off()
         self.y += h + 0.08
 
@@ -185,7 +185,7 @@ def render_pdf(report: Report) -> bytes:
     buf = io.BytesIO()
     # Fixed metadata (no creation date): the same report gives the same bytes.
     meta = {"Title": report.title, "Creator": f"rnnattn {__version__}", "Producer": "matplotlib PdfPages",
-            "CreationDate": None}
+            "CreationDate": None, "Subject": "; ".join(f"{k} {v}" for k, v in report.meta.items())}
     with PdfPages(buf, metadata=meta) as pdf:
         w = _Writer(pdf, report.footer or f"rnnattn {__version__}")
         w.new_page()

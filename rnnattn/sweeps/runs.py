@@ -126,17 +126,8 @@ def evaluate(model: Model, task, n: int, seed: int, validation: bool = False, ch
     return tot / n, ref / n
 
 
-def train_run(params: dict[str, Any]) -> dict[str, Any]:
-    """Train one model per ``params`` (see the module docstring); returns its losses and size.
-
-    Returns:
-        ``train_loss`` / ``reference_train_loss``: final loss and the reference's on ``eval_samples`` fresh
-        training-distribution sequences; ``gap`` = their difference (Fig. 3B's "loss - L*"); ``val_loss`` /
-        ``reference_val_loss`` the same on the validation distribution (ICL: ``W*`` variance 2/3);
-        ``log_train_loss``: the trainer's last logged training loss; ``n_parameters``, ``steps``, ``wall_time``;
-        for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01); ``checkpoint`` if saved.
-    """
-    from rnnattn.training import TrainConfig, train
+def _prepare(params: dict[str, Any]):
+    from rnnattn.training import TrainConfig
     from rnnattn.training.protocols import protocol_defaults
 
     p = unflatten(dict(params))
@@ -147,39 +138,84 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
         train_kwargs.update(protocol_defaults(p["protocol"], task.name)[0])
     train_kwargs.update(p.get("train") or {})
     train_kwargs["seed"] = seed
-    train_kwargs.setdefault("val_every", 0)  # the final evaluation below replaces periodic validation
-    config = TrainConfig.from_dict(train_kwargs)
+    train_kwargs.setdefault("val_every", 0)  # the final evaluation replaces periodic validation
+    return p, seed, task, TrainConfig.from_dict(train_kwargs)
 
-    torch.manual_seed(seed)
-    model = build_model(p.get("arch", "gated_diagonal"), task.d_input, task.d_output, int(p["size"]),
-                        int(p.get("n_layers", 1)), p.get("n_gating"))
-    t0 = time.perf_counter()
-    result = train(task, model, config, progress=bool(p.get("progress", False)), handle_sigint=False)
-    wall = time.perf_counter() - t0
-    model.eval()
-    n_eval = int(p.get("eval_samples", 20_000))
-    out: dict[str, Any] = {
-        "n_parameters": model.n_parameters(), "steps": result.steps, "wall_time": wall,
-        "log_train_loss": result.final_train_loss,
-    }
-    model_f = model.to(device="cpu", dtype=torch.float64)
-    out["train_loss"], out["reference_train_loss"] = evaluate(model_f, task, n_eval, seed=10_000 + seed)
+
+def _metrics(model: Model, task, n_eval: int, seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"n_parameters": model.n_parameters()}
+    m = model.to(device="cpu", dtype=torch.float64).eval()
+    out["train_loss"], out["reference_train_loss"] = evaluate(m, task, n_eval, seed=10_000 + seed)
     out["gap"] = out["train_loss"] - out["reference_train_loss"]
     if task.name == "icl_regression":
-        out["val_loss"], out["reference_val_loss"] = evaluate(model_f, task, n_eval, seed=20_000 + seed, validation=True)
+        out["val_loss"], out["reference_val_loss"] = evaluate(m, task, n_eval, seed=20_000 + seed, validation=True)
     else:
         out["val_loss"], out["reference_val_loss"] = out["train_loss"], out["reference_train_loss"]
-    if isinstance(model, GatedLinearRNN) and model.config.recurrence == "diagonal":
-        lam = model.lam.detach()
+    if isinstance(m, GatedLinearRNN) and m.config.recurrence == "diagonal":
+        lam = m.lam.detach()
         out["n_memory"] = int((lam > 0.99).sum())
         out["n_forget"] = int((lam < 0.01).sum())
-    if p.get("save_dir"):
-        from rnnattn.checkpoint import save
+    return out
 
-        path = Path(p["save_dir"]) / f"{params_digest(dict(params))}.safetensors"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
-        save(model.float(), path, extras=extras, overwrite=True, task=task.to_dict(), reference=task.reference,
-             sweep_params=json.loads(json.dumps(dict(params))), train_result=result.summary())
-        out["checkpoint"] = str(path)
+
+def _save(model: Model, task, params: dict[str, Any], p: dict[str, Any], summary: dict[str, Any]) -> str:
+    from rnnattn.checkpoint import save
+
+    path = Path(p["save_dir"]) / f"{params_digest(params)}.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
+    save(model.float(), path, extras=extras, overwrite=True, task=task.to_dict(), reference=task.reference,
+         sweep_params=json.loads(json.dumps(params)), train_result=summary)
+    return str(path)
+
+
+def train_run(params: dict[str, Any]) -> dict[str, Any]:
+    """Train one model per ``params`` (see the module docstring); returns its losses and size.
+
+    With ``replicas: K > 1`` (diagonal gated RNN only), trains the K models with seeds ``seed, ..., seed + K - 1``
+    at once through :func:`rnnattn.training.train_batched` (one batched computation: faster than K runs on CPU)
+    and returns lists, one entry per replica, plus ``seeds``.
+
+    Returns:
+        ``train_loss`` / ``reference_train_loss``: final loss and the reference's on ``eval_samples`` fresh
+        training-distribution sequences; ``gap`` = their difference (Fig. 3B's "loss - L*"); ``val_loss`` /
+        ``reference_val_loss`` the same on the validation distribution (ICL: ``W*`` variance 2/3);
+        ``log_train_loss``: the trainer's last logged training loss; ``n_parameters``, ``steps``, ``wall_time``;
+        for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01); ``checkpoint`` if saved.
+    """
+    from rnnattn.training import train, train_batched
+
+    params = json.loads(json.dumps(dict(params)))  # plain lists/dicts: what the results file records
+    p, seed, task, config = _prepare(params)
+    arch, size, n_layers = p.get("arch", "gated_diagonal"), int(p["size"]), int(p.get("n_layers", 1))
+    replicas = int(p.get("replicas", 1))
+    n_eval = int(p.get("eval_samples", 20_000))
+    if replicas > 1:
+        if arch != "gated_diagonal" or n_layers != 1:
+            raise ValueError("replicas > 1 (batched training) needs arch='gated_diagonal' with one layer")
+        seeds = [seed + r for r in range(replicas)]
+        models = []
+        for s in seeds:
+            torch.manual_seed(s)
+            models.append(build_model(arch, task.d_input, task.d_output, size, 1, p.get("n_gating")))
+        t0 = time.perf_counter()
+        results = train_batched(task, models, config.replace(val_every=0), seeds=seeds)
+        wall = time.perf_counter() - t0
+        rows = []
+        for s, m, r in zip(seeds, models, results, strict=True):
+            row = {"steps": r.steps, "wall_time": wall, "log_train_loss": r.final_train_loss,
+                   **_metrics(m, task, n_eval, s)}
+            if p.get("save_dir"):
+                row["checkpoint"] = _save(m, task, {**params, "seed": s, "replicas": 1}, p, r.summary())
+            rows.append(row)
+        return {"seeds": seeds, **{k: [row.get(k) for row in rows] for k in rows[0]}}
+
+    torch.manual_seed(seed)
+    model = build_model(arch, task.d_input, task.d_output, size, n_layers, p.get("n_gating"))
+    t0 = time.perf_counter()
+    result = train(task, model, config, progress=bool(p.get("progress", False)), handle_sigint=False)
+    out: dict[str, Any] = {"steps": result.steps, "wall_time": time.perf_counter() - t0,
+                           "log_train_loss": result.final_train_loss, **_metrics(model, task, n_eval, seed)}
+    if p.get("save_dir"):
+        out["checkpoint"] = _save(model, task, params, p, result.summary())
     return out

@@ -102,7 +102,8 @@ class PolynomialBaseline:
         kw = dict(marker.kwargs) if marker else {}
         unknown = set(kw) - {"rtol", "atol", "directory"}
         if unknown:
-            raise pytest.UsageError(f"rnnattn_baseline marker: unknown arguments {sorted(unknown)}")
+            pytest.fail(f"rnnattn_baseline marker: unknown arguments {sorted(unknown)} (use rtol, atol, directory)",
+                        pytrace=False)
         test_file = Path(str(request.node.path))
         directory = test_file.parent / kw.get("directory", "baselines") / test_file.stem
         return cls(directory, _safe_name(request.node.name), bool(request.config.getoption(UPDATE_OPTION)),

@@ -15,7 +15,7 @@ Equations (per model, ``lam = exp(-exp(nu))``):
     a = z W_in^T = [a_m | a_x],  u = a_m * a_x,  h_t = lam * h_{t-1} + u_t,
     b = h W_out^T = [b_m | b_x], g = b_m * b_x,  ŷ = g D^T,  L = 0.5 mean (ŷ - y)^2.
 Backward: gŷ = (ŷ - y)/(R d_out); gD = gŷ^T g; gg = gŷ D; gb = [gg*b_x | gg*b_m]; gW_out = gb^T h; gh = gb W_out;
-gu_t = gh_t + lam * gu_{t+1}; glam = sum_t gu_t h_{t-1}; gnu = -glam exp(nu - exp(nu)); ga = [gu*a_x | gu*a_m];
+gu_t = gh_t + lam * gu_{t+1}; glam = sum_t gu_t h_{t-1}; gnu = -glam exp(nu) lam; ga = [gu*a_x | gu*a_m];
 gW_in = ga^T z.
 """
 
@@ -186,7 +186,9 @@ class StackedGatedRNN:
             for t in range(T_ - 2, -1, -1):
                 gu[:, t].addcmul_(gu[:, t + 1], lam3)
             glam = (gu[:, 1:] * f["h"][:, :-1]).sum(dim=(1, 2))
-        G["nu"].copy_(-glam * torch.exp(nu - torch.exp(nu)))  # d lam / d nu = -exp(nu) lam, finite at nu = ±inf
+        # d lam / d nu = -exp(nu) lam; define it as 0 where lam == 0 (nu = +inf would give inf * 0).
+        dlam = torch.where(lam == 0, torch.zeros_like(lam), -torch.exp(nu) * lam)
+        G["nu"].copy_(glam * dlam)
         gu = gu.reshape(K, T_ * B, N)
         ga = torch.empty(K, T_ * B, 2 * N, device=z.device, dtype=z.dtype)
         torch.mul(gu, f["ax"], out=ga[..., :N])

@@ -33,9 +33,17 @@ def test_test_helper_construction_agrees_with_library():
 
 def test_scores_detect_a_wrong_student():
     lsa = random_lsa(3, seed=0)
-    other = attention_to_gated_rnn(random_lsa(3, seed=9), form="full")  # right structure, wrong teacher
+    # probes measure linear decodability: a full construction of another teacher still spans every v_i k_j
+    other = attention_to_gated_rnn(random_lsa(3, seed=9), form="full")
+    assert probe_scores(other, lsa, n_sequences=32, seq_len=16).kv_score < 1e-10
+    # KV = W_V (sum x x^T) W_K^T only needs the d(d+1)/2 second moments; take one memory and one query unit away
+    # (lambda 0.5) and neither the key-values nor the queries are decodable any more
+    other = attention_to_gated_rnn(lsa, form="compact")
+    with torch.no_grad():
+        other.nu[0] = other.nu[-1] = np.log(-np.log(0.5))
     pr = probe_scores(other, lsa, n_sequences=32, seq_len=16)
-    assert pr.kv_score > 1e-2 and pr.q_score > 1e-2
+    assert pr.memory_neurons.size == 5 and pr.forget_neurons.size == 2
+    assert pr.kv_score > 1e-5 and pr.q_score > 1e-3  # vs < 1e-10 when complete
     torch.manual_seed(0)
     rnd = GatedLinearRNN(GatedLinearRNNConfig(3, 10, 10, 3, r_min=0.2, r_max=0.9)).double()
     pr = probe_scores(rnd, lsa, n_sequences=8, seq_len=8)

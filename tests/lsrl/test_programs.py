@@ -74,8 +74,10 @@ def test_continuous_program_within_bound_exact(variant, d_in, d_out, N):
 
 
 def test_continuous_program_float64_robust_variants():
+    """In float64 the multiplicative forms stay within the bound; the ReLU forms fuse lambda * mu = 1e13 into single
+    weights, so their compiled float64 models carry errors of order eps * 1e13 per token (see the noise study)."""
     f = np.sin
-    for variant in ("multiplicative", "multiplicative_optimized", "step"):
+    for variant in ("multiplicative", "multiplicative_optimized"):
         cp = compile(continuous_program(1, 1, variant))
         for q in (0.13, 0.51, 0.97):
             y = cp.run(continuous_prompt(f, 1, 1, 20, [q]))[-1, 0]

@@ -141,16 +141,15 @@ class CompiledProgram:
         z = x
         zs = []
         for s in self.stages:
-            W = s.W.to_scipy()
-            u = (W @ z.reshape(B * T, -1).T).T.reshape(B, T, -1) + np.asarray([float(v) for v in s.c])
+            W, c, A, init = self._float_stage(s)
+            u = (W @ z.reshape(B * T, -1).T).T.reshape(B, T, -1) + c
             if s.kind == "relu":
                 z = np.maximum(u, 0.0)
             elif s.kind == "mul":
                 h = s.width
                 z = u[..., :h] * u[..., h:]
             else:
-                A = s.A.to_scipy().T.tocsr()
-                st = np.tile(np.asarray([float(v) for v in s.init]), (B, 1))
+                st = np.tile(init, (B, 1))
                 out = np.empty_like(u)
                 for t in range(T):
                     st = st @ A + u[:, t]
@@ -161,6 +160,17 @@ class CompiledProgram:
         y = y + np.asarray([float(v) for v in self.c_out])
         y = y if batched else y[0]
         return (y, zs) if return_states else y
+
+    def _float_stage(self, s: Stage) -> tuple:
+        """float64 (scipy) copies of a stage's weights, cached: ``(W, c, A^T, init)``."""
+        cache = self.__dict__.setdefault("_float_cache", {})
+        if id(s) not in cache:
+            cache[id(s)] = (
+                s.W.to_scipy(), np.asarray([float(v) for v in s.c]),
+                s.A.to_scipy().T.tocsr() if s.A is not None else None,
+                np.asarray([float(v) for v in s.init]) if s.init is not None else None,
+            )
+        return cache[id(s)]
 
     def _run_exact(self, xs: Any, return_states: bool) -> Any:
         from ..interpreter import _as_token_rows, _obj_array

@@ -1,0 +1,206 @@
+"""Benchmark of the diagonal recurrence and of a GatedLinearRNN training step (issue 2).
+
+For each configuration (batch B, length T, hidden N, gating M, token size d):
+
+(a) the recurrence ``h_t = lam * h_{t-1} + u_t`` alone on ``u [B, T, N]``: :func:`rnnattn.ops.diagonal_recurrence`
+    against the plain sequential loop :func:`rnnattn.ops.diagonal_recurrence_ref`, forward and forward+backward;
+(b) one forward+backward step of ``GatedLinearRNN(d, N, M, d)`` on an MSE loss, once with the fast op and once with
+    the loop patched in (same weights, same data; losses are checked equal): time per step, the loop/fast ratio,
+    and the achieved GFLOP/s against a dense matmul timed in the same run just before the configuration.
+
+FLOPs of a step are counted analytically per token (spec §4): ``6(d+1)·2N + 6N·2M + 6M·d_out`` for the four gating
+matmuls and the readout (forward + backward = 3x forward), plus ``6N`` for the recurrence (forward multiply-add 2N,
+backward reverse scan 2N and the dlam product-sum 2N). The elementwise gating products (``3(N+M)``) are not counted.
+
+Usage: ``python benchmarks/bench_recurrence.py [--quick] [--threads N]``; prints a markdown table and writes it to
+``benchmarks/results/recurrence.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (  # noqa: E402
+    add_common_arguments,
+    environment_lines,
+    load_average,
+    markdown_table,
+    matmul_gflops,
+    set_threads,
+    time_call,
+    write_result,
+)
+
+import rnnattn.models.gated_rnn as gated_rnn_module  # noqa: E402
+from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig  # noqa: E402
+from rnnattn.ops import diagonal_recurrence, diagonal_recurrence_ref  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Case:
+    B: int
+    T: int
+    N: int
+    M: int
+    d: int
+    repeats: int  # timed repeats (fewer when the time budget runs out)
+    budget_s: float  # per measurement
+    warmup: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"B={self.B}, T={self.T}, N={self.N}, M={self.M}, d={self.d}"
+
+    def step_flops(self) -> float:
+        """FLOPs of one forward+backward step (see the module docstring)."""
+        d, N, M = self.d, self.N, self.M
+        per_token = 6 * (d + 1) * 2 * N + 6 * N * 2 * M + 6 * M * d + 6 * N
+        return float(per_token * self.B * self.T)
+
+
+CASES = [
+    Case(64, 32, 100, 100, 4, repeats=30, budget_s=10),
+    Case(16, 1024, 256, 256, 4, repeats=7, budget_s=40),
+    Case(8, 4096, 1024, 1024, 4, repeats=3, budget_s=60, warmup=0),
+]
+QUICK_CASES = [
+    Case(64, 32, 100, 100, 4, repeats=7, budget_s=3),
+    Case(16, 1024, 256, 256, 4, repeats=2, budget_s=5, warmup=0),
+]
+
+
+@contextlib.contextmanager
+def loop_recurrence():
+    """Run GatedLinearRNN with the plain sequential loop in place of the fast op."""
+    saved = gated_rnn_module.diagonal_recurrence
+    gated_rnn_module.diagonal_recurrence = diagonal_recurrence_ref
+    try:
+        yield
+    finally:
+        gated_rnn_module.diagonal_recurrence = saved
+
+
+def bench_op(c: Case) -> dict[str, object]:
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(c.B, c.T, c.N, generator=g).requires_grad_()
+    lam = torch.rand(c.N, generator=g).requires_grad_()
+    w = torch.randn(c.B, c.T, c.N, generator=g)
+    res: dict[str, object] = {}
+    for name, op in (("fast", diagonal_recurrence), ("loop", diagonal_recurrence_ref)):
+        def fwd(op=op):
+            with torch.no_grad():
+                op(u, lam)
+
+        def fwd_bwd(op=op):
+            u.grad = lam.grad = None
+            op(u, lam)[0].backward(w)
+
+        res[f"{name}_fwd"] = time_call(fwd, c.repeats, c.warmup, c.budget_s)
+        res[f"{name}_fwdbwd"] = time_call(fwd_bwd, c.repeats, c.warmup, c.budget_s)
+    return res
+
+
+def bench_step(c: Case) -> dict[str, object]:
+    torch.manual_seed(0)
+    model = GatedLinearRNN(GatedLinearRNNConfig(c.d, c.N, c.M, c.d))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(c.B, c.T, c.d, generator=g)
+    y = torch.randn(c.B, c.T, c.d, generator=g)
+
+    def step() -> float:
+        model.zero_grad(set_to_none=True)
+        loss = 0.5 * torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss.item()
+
+    # the practical limit, measured now (the load drifts), on the same clock as the GFLOP/s column
+    res: dict[str, object] = {"peak": matmul_gflops(clock="cpu")}
+    loss_fast = step()
+    res["fast"] = time_call(step, c.repeats, max(c.warmup - 1, 0), c.budget_s)
+    with loop_recurrence():
+        loss_loop = step()
+        res["loop"] = time_call(step, c.repeats, max(c.warmup - 1, 0), c.budget_s)
+    if abs(loss_fast - loss_loop) > 1e-5 * max(1.0, abs(loss_loop)):
+        raise SystemExit(f"error: fast and loop steps disagree on {c.label}: loss {loss_fast} vs {loss_loop}")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(p)
+    p.add_argument("--out", default="recurrence.md", help="file name under benchmarks/results/")
+    args = p.parse_args(argv)
+    set_threads(args.threads)
+    cases = QUICK_CASES if args.quick else CASES
+    env = environment_lines()
+
+    op_rows, step_rows = [], []
+    for c in cases:
+        print(f"# {c.label}: recurrence alone ...", file=sys.stderr, flush=True)
+        r = bench_op(c)
+        op_rows.append([
+            c.B, c.T, c.N,
+            r["fast_fwd"].ms, r["loop_fwd"].ms, r["loop_fwd"].median / r["fast_fwd"].median,
+            r["fast_fwdbwd"].ms, r["loop_fwdbwd"].ms, r["loop_fwdbwd"].median / r["fast_fwdbwd"].median,
+            f"{r['fast_fwdbwd'].cpu_ms:.3g} / {r['loop_fwdbwd'].cpu_ms:.3g}",
+            r["loop_fwdbwd"].cpu_median / r["fast_fwdbwd"].cpu_median,
+            f"{r['fast_fwdbwd'].repeats}/{r['loop_fwdbwd'].repeats}",
+        ])
+        print(f"# {c.label}: training step ...", file=sys.stderr, flush=True)
+        s = bench_step(c)
+        flops = c.step_flops()
+        fast_gf_wall, fast_gf = flops / s["fast"].median / 1e9, flops / s["fast"].cpu_median / 1e9
+        step_rows.append([
+            c.B, c.T, c.N, c.M, c.d, flops / 1e9,
+            s["fast"].ms, s["loop"].ms, s["loop"].median / s["fast"].median,
+            f"{s['fast'].cpu_ms:.3g} / {s['loop'].cpu_ms:.3g}", s["loop"].cpu_median / s["fast"].cpu_median,
+            fast_gf_wall, fast_gf, s["peak"], f"{100 * fast_gf / s['peak']:.0f}%",
+            f"{s['fast'].repeats}/{s['loop'].repeats}",
+        ])
+
+    text = "\n".join([
+        "# Diagonal recurrence and GatedLinearRNN training step (CPU)",
+        "",
+        *env,
+        f"- load average at end: {load_average()}",
+        "- times are wall-clock medians of the repeats (CPU columns: median process CPU time, which excludes "
+        "waiting for a core on this shared box); ratios compare the plain sequential loop "
+        "(`diagonal_recurrence_ref`) with the fast op measured in the same run",
+        "- the matmul probe (same thread count, CPU-time clock) is the practical limit; the step's GFLOP/s is given on "
+        "both clocks and compared with it on CPU time (wall time here mostly measures other jobs' share of the cores)",
+        "",
+        "## (a) Recurrence alone, `u [B, T, N]` float32 (forward without autograd; forward+backward w.r.t. u and lam)",
+        "",
+        markdown_table(
+            ["B", "T", "N", "fast fwd ms", "loop fwd ms", "loop/fast", "fast fwd+bwd ms", "loop fwd+bwd ms",
+             "loop/fast", "fwd+bwd CPU ms fast / loop", "loop/fast (CPU)", "repeats fast/loop"],
+            op_rows,
+        ),
+        "",
+        "## (b) GatedLinearRNN forward+backward step (MSE loss), fast op vs loop",
+        "",
+        "FLOPs/token = 6(d+1)·2N + 6N·2M + 6M·d + 6N (spec §4 + the recurrence); "
+        "matmul = dense 1024x1024 float32 product timed just before each row (CPU time).",
+        "",
+        markdown_table(
+            ["B", "T", "N", "M", "d", "GFLOP/step", "fast ms/step", "loop ms/step", "loop/fast",
+             "CPU ms fast / loop", "loop/fast (CPU)", "fast GFLOP/s (wall)", "fast GFLOP/s (CPU)", "matmul GFLOP/s (CPU)", "fast / matmul (CPU)", "repeats fast/loop"],
+            step_rows,
+        ),
+        "",
+    ])
+    print(text)
+    path = write_result(args.out, text)
+    print(f"# written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

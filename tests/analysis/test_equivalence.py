@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import rnnattn
+from _constructions import pad_and_scramble, random_lsa, split_row
+from rnnattn import GRU, GatedLinearRNN, GatedLinearRNNConfig, GRUConfig
+from rnnattn.analysis import AnalysisNotApplicable, EquivalenceResult, equivalence
+from rnnattn.constructions import attention_to_gated_rnn, gd_attention
+from rnnattn.tasks import InContextRegression, TeacherStudent, TeacherStudentConfig
+
+
+@pytest.fixture(scope="module")
+def scrambled_result():
+    lsa = random_lsa(4, seed=11)
+    student = pad_and_scramble(split_row(attention_to_gated_rnn(lsa, form="full"), 6, seed=2), 20, 24, seed=5)
+    student.metadata = {}  # no provenance: the reference must come from the argument
+    return equivalence(student, lsa, n_sequences=64), lsa
+
+
+def test_equivalence_on_disguised_construction(scrambled_result):
+    r, lsa = scrambled_result
+    assert isinstance(r, EquivalenceResult) and r.verdict, r.verdict_text
+    assert r.reference_kind == "model" and r.loss < 1e-24
+    assert r.probes.kv_score < 1e-10 and r.probes.q_score < 1e-10 and r.polynomial_distance.value < 1e-12
+    s = r.prune.summary.set_index("kind")
+    assert (s.loc["hidden", "after"], s.loc["gating", "after"]) == (20, 18)  # 16 + 2: the split row's extra rows
+    assert r.merges.merges[0].merged and len(r.merges.merges[0].rows) == 3
+    assert r.weights["W_m_out"].shape == (16, 20) and r.weights["D"].shape == (4, 16)
+    assert len(r.weight_labels["hidden"]) == 20 and r.weight_labels["inputs"][-1] == "1"
+    np.testing.assert_array_equal(r.weights["lam"], [1.0] * 16 + [0.0] * 4)
+    assert r.role_counts["memory"] == int((r.lam > 0.99).sum()) >= 16  # before pruning: 16 KV + padding
+    assert r.lam.shape == (40,)  # 20 + 20 padding
+    paper = r.paper_table1.set_index("quantity")
+    assert paper.loc["hidden neurons removed", "rnnattn"] == "20/40" and paper.loc["loss", "paper"] == 4.97e-8
+    assert set(r.checks["check"]) >= {"KV score", "Q score"} and r.checks["passed"].all()
+
+
+def test_result_serialises_and_renders(scrambled_result):
+    r, _ = scrambled_result
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["verdict"] is True and d["student"]["class"] == "GatedLinearRNN"
+    assert len(d["student_polynomial"]["monomials"]) == 70
+    assert d["merges"]["merges"][0]["output_singular_values"][0] > 0
+    html = r._repr_html_()
+    assert "equivalent" in html and "<table" in html and "Rank-1 merges" in html
+    assert "verdict=True" in repr(r)
+
+
+def test_equivalence_from_checkpoint_with_teacher(tmp_path):
+    task = TeacherStudent(TeacherStudentConfig(d=2, seq_len=8, input_dist="uniform"))
+    student = attention_to_gated_rnn(task.teacher.double(), form="minimal").float()
+    student.metadata = {}
+    path = rnnattn.save(student, tmp_path / "ts.safetensors", extras={"teacher": task.teacher.float()},
+                        task=task.to_dict(), reference="teacher")
+    r = equivalence(path, n_sequences=16)
+    assert r.reference_kind == "teacher" and "teacher_student" in r.settings["input_distribution"]
+    assert r.settings["seq_len"] == 8
+    # float32 weights: the distances reflect float32 rounding of the stored weights, nothing more
+    assert r.verdict and r.polynomial_distance.value < 1e-6
+    assert r.prune.n_hidden_after == 5 and r.prune.n_gating_after == 3
+
+
+def test_equivalence_icl_against_one_step_gd(tmp_path):
+    task = InContextRegression()
+    gd6 = gd_attention(3, 3, task.eta_star)  # 6 outputs, the y slots last
+    full = attention_to_gated_rnn(gd6, form="full")
+    cfg = full.config.replace(d_output=3)
+    student = GatedLinearRNN(cfg).double()
+    with torch.no_grad():
+        student.W_in.copy_(full.W_in)
+        student.nu.copy_(full.nu)
+        student.W_out.copy_(full.W_out)
+        student.D.copy_(full.D[3:])
+    path = rnnattn.save(student, tmp_path / "icl.safetensors", task=task.to_dict(), reference="one_step_gd")
+    r = equivalence(path, n_sequences=32)
+    assert r.reference_kind == "one_step_gd" and r.verdict, r.verdict_text
+    assert r.settings["loss"].endswith("time steps [12]")
+    assert r.student_polynomial.coefficient("y1", "x1^2*y1") == pytest.approx(task.eta_star, rel=1e-12)
+    # GD's sparse structure: 9 KV (y_i x_j) and 3 query units survive pruning
+    assert r.prune.n_hidden_after == 12 and r.prune.n_gating_after == 9
+
+
+def test_untrained_student_is_not_equivalent():
+    torch.manual_seed(0)
+    student = GatedLinearRNN(GatedLinearRNNConfig(3, 12, 12, 3))
+    r = equivalence(student, random_lsa(3), n_sequences=8, merge=False)
+    assert not r.verdict and "polynomial distance" in r.verdict_text and r.merges is None
+
+
+def test_dense_student_reports_what_does_not_apply():
+    torch.manual_seed(1)
+    m = GatedLinearRNN(GatedLinearRNNConfig(2, 4, 4, 2, recurrence="dense")).double()
+    with torch.no_grad():
+        m.A.add_(0.1 * torch.triu(torch.ones(4, 4), 1))  # the init is diagonal; make it genuinely dense
+    r = equivalence(m, random_lsa(2), n_sequences=8)
+    assert r.canonical is None and any("canonicalize: not applicable" in n for n in r.notes)
+    assert r.probes.features == "eigenmodes" and "A" in r.weights
+
+
+def test_equivalence_not_applicable_to_gru():
+    with pytest.raises(AnalysisNotApplicable, match="equivalence: not applicable to GRU"):
+        equivalence(GRU(GRUConfig(2, 3)), random_lsa(2))
