@@ -1,14 +1,20 @@
 """Benchmark of instantaneous-polynomial extraction (issue 5, spec §2.6).
 
-(a) d = 4 gated RNNs with N = M hidden/gating neurons: :func:`rnnattn.analysis.instantaneous_polynomial` (exact
-    tensor contraction) against a naive sympy route on the same model — build ``D g^out(g^in(x̃))`` symbolically
-    and ``sympy.expand`` it per output — and against the least-squares fit through the forward pass. Reports the
-    times, the sympy/contraction ratio and the max coefficient difference (the contraction must agree to float64
+(a) d = 4 gated RNNs with N = M hidden/gating neurons: :func:`rnnattn.analysis.instantaneous_polynomial`
+(exact
+    tensor contraction) against a naive sympy route on the same model — build ``D g^out(g^in(x̃))``
+    symbolically
+    and ``sympy.expand`` it per output — and against the least-squares fit through the forward pass. Reports
+    the
+    times, the sympy/contraction ratio and the max coefficient difference (the contraction must agree to
+    float64
     rounding).
-(b) Large models, contraction only: d = 6, N = M = 80 (the ICL model) and d = 16, N = M = 300 (the issue's target:
+(b) Large models, contraction only: d = 6, N = M = 80 (the ICL model) and d = 16, N = M = 300 (the issue's
+target:
     well under a second).
 
-Usage: ``python benchmarks/bench_polynomial.py [--quick] [--threads 1]``; prints a markdown table and writes it to
+Usage: ``python benchmarks/bench_polynomial.py [--quick] [--threads 1]``; prints a markdown table and writes
+    it to
 ``benchmarks/results/polynomial.md``.
 """
 
@@ -44,20 +50,23 @@ def model(d: int, n: int, seed: int = 0) -> GatedLinearRNN:
 
 
 def sympy_polynomial(m: GatedLinearRNN) -> np.ndarray:
-    """Naive route: the symbolic network expanded by sympy; coefficients on the contraction's monomial basis."""
+    """Naive route: the network written out in sympy and expanded layer by layer (``h_n``, then each ``g_k``,
+    then each output); coefficients read off ``Poly`` on the contraction's monomial basis."""
     W_in, W_out, D = (t.detach().numpy() for t in (m.W_in, m.W_out, m.D))
     d = m.d_input
     xs = sympy.symbols(f"x1:{d + 1}")
     z = [*xs, sympy.Integer(1)]
-    lin = lambda row, vec: sympy.Add(*[sympy.Float(float(w)) * v for w, v in zip(row, vec)])  # noqa: E731
-    h = [lin(W_in[0, n], z) * lin(W_in[1, n], z) for n in range(W_in.shape[1])]
-    g = [lin(W_out[0, k], h) * lin(W_out[1, k], h) for k in range(W_out.shape[1])]
+
+    def lin(row, vec):
+        return sympy.Add(*[sympy.Float(float(w)) * v for w, v in zip(row, vec, strict=True)])
+
+    h = [sympy.expand(lin(W_in[0, n], z) * lin(W_in[1, n], z)) for n in range(W_in.shape[1])]
+    g = [sympy.expand(lin(W_out[0, k], h) * lin(W_out[1, k], h)) for k in range(W_out.shape[1])]
     basis = instantaneous_polynomial(m).exponents.tolist()
     index = {tuple(e): j for j, e in enumerate(basis)}
     out = np.zeros((D.shape[0], len(basis)))
     for i in range(D.shape[0]):
-        expr = sympy.expand(lin(D[i], g))
-        for mon, c in sympy.Poly(expr, *xs).as_dict().items():
+        for mon, c in sympy.Poly(sympy.expand(lin(D[i], g)), *xs).as_dict().items():
             out[i, index[tuple(mon)]] = float(c)
     return out
 
@@ -80,21 +89,55 @@ def main() -> None:
         t_sym = time.perf_counter() - t0
         c = instantaneous_polynomial(m).coefficients
         err = float(np.abs(c - ref).max() / np.abs(ref).max())
-        rows.append([f"d=4, N=M={n}", f"{1e3 * exact.median:.2f}", f"{1e3 * full.median:.2f}",
-                     f"{1e3 * lstsq.median:.2f}", f"{t_sym:.2f}", f"{t_sym / exact.median:,.0f}x", f"{err:.1e}"])
+        rows.append(
+            [
+                f"d=4, N=M={n}",
+                f"{1e3 * exact.median:.2f}",
+                f"{1e3 * full.median:.2f}",
+                f"{1e3 * lstsq.median:.2f}",
+                f"{t_sym:.2f}",
+                f"{t_sym / exact.median:,.0f}x",
+                f"{err:.1e}",
+            ]
+        )
         print(rows[-1], flush=True)
-    lines += ["## (a) contraction vs naive sympy expansion (same model)", "",
-              markdown_table(["model", "contraction ms", "full p^4 contraction ms", "least squares ms", "sympy s",
-                              "sympy / contraction", "max rel. coeff. diff"], rows), ""]
+    lines += [
+        "## (a) contraction vs naive sympy expansion (same model)",
+        "",
+        markdown_table(
+            [
+                "model",
+                "contraction ms",
+                "full p^4 contraction ms",
+                "least squares ms",
+                "sympy s",
+                "sympy / contraction",
+                "max rel. coeff. diff",
+            ],
+            rows,
+        ),
+        "",
+    ]
     big = []
-    for d, n in ([(6, 80)] if args.quick else [(6, 80), (16, 300)]):
+    for d, n in [(6, 80)] if args.quick else [(6, 80), (16, 300)]:
         m = model(d, n)
         t = time_call(lambda m=m: instantaneous_polynomial(m), repeats=5, warmup=1)
         pol = instantaneous_polynomial(m)
-        big.append([f"d={d}, N=M={n}", pol.coefficients.shape[1], f"{1e3 * t.median:.1f}", f"{1e3 * t.cpu_median:.1f}"])
+        big.append(
+            [
+                f"d={d}, N=M={n}",
+                pol.coefficients.shape[1],
+                f"{1e3 * t.median:.1f}",
+                f"{1e3 * t.cpu_median:.1f}",
+            ]
+        )
         print(big[-1], flush=True)
-    lines += ["## (b) large models (contraction only)", "",
-              markdown_table(["model", "monomials per output", "wall ms (median)", "cpu ms (median)"], big), ""]
+    lines += [
+        "## (b) large models (contraction only)",
+        "",
+        markdown_table(["model", "monomials per output", "wall ms (median)", "cpu ms (median)"], big),
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     print(f"written to {write_result('polynomial.md', text)}")

@@ -31,9 +31,15 @@ class GatedWeights:
             return t.detach().to(torch.float64).cpu().numpy().copy()
 
         dense = model.config.recurrence == "dense"
-        return cls(np_(model.W_in), np_(model.A if dense else model.nu), np_(model.W_out), np_(model.D),
-                   labels(model, "hidden", model.config.n_hidden), labels(model, "gating", model.config.n_gating),
-                   dense)
+        return cls(
+            np_(model.W_in),
+            np_(model.A if dense else model.nu),
+            np_(model.W_out),
+            np_(model.D),
+            labels(model, "hidden", model.config.n_hidden),
+            labels(model, "gating", model.config.n_gating),
+            dense,
+        )
 
     @property
     def n_hidden(self) -> int:
@@ -51,19 +57,30 @@ class GatedWeights:
     def select_hidden(self, idx: np.ndarray) -> GatedWeights:
         idx = np.asarray(idx, dtype=np.int64)
         rec = self.rec[np.ix_(idx, idx)] if self.dense else self.rec[idx]
-        return replace(self, W_in=self.W_in[:, idx], rec=rec, W_out=self.W_out[:, :, idx],
-                       hidden_labels=[self.hidden_labels[i] for i in idx])
+        return replace(
+            self,
+            W_in=self.W_in[:, idx],
+            rec=rec,
+            W_out=self.W_out[:, :, idx],
+            hidden_labels=[self.hidden_labels[i] for i in idx],
+        )
 
     def select_gating(self, idx: np.ndarray) -> GatedWeights:
         idx = np.asarray(idx, dtype=np.int64)
-        return replace(self, W_out=self.W_out[:, idx], D=self.D[:, idx],
-                       gating_labels=[self.gating_labels[i] for i in idx])
+        return replace(
+            self,
+            W_out=self.W_out[:, idx],
+            D=self.D[:, idx],
+            gating_labels=[self.gating_labels[i] for i in idx],
+        )
 
     def to_model(self, template: GatedLinearRNN, **metadata: object) -> GatedLinearRNN:
         """A new float64 model with these weights (config sizes updated; template metadata + ``metadata``)."""
         if self.n_hidden == 0 or self.n_gating == 0:
-            raise ValueError(f"rewrite would leave {self.n_hidden} hidden neurons and {self.n_gating} gating rows; "
-                             "a GatedLinearRNN needs at least one of each")
+            raise ValueError(
+                f"rewrite would leave {self.n_hidden} hidden neurons and {self.n_gating} gating rows; "
+                "a GatedLinearRNN needs at least one of each"
+            )
         cfg = template.config.replace(n_hidden=self.n_hidden, n_gating=self.n_gating)
         model = GatedLinearRNN(cfg).to(torch.float64)
         with torch.no_grad():

@@ -1,15 +1,19 @@
 r"""Canonical form (spec §2.6): use the invariances of the gating to bring a model into the block form of Fig. 1/2A.
 
 :math:`g(z) = (W_m z) \odot (W_x z)` is unchanged when a row is swapped between ``W_m`` and ``W_x``, when the
-m-row is multiplied by ``c`` and the x-row by ``1/c``, and when rows (with their hidden neuron / readout column)
+m-row is multiplied by ``c`` and the x-row by ``1/c``, and when rows (with their hidden neuron / readout
+column)
 are permuted. The canonical form:
 
 * input gating: the branch that reads the constant goes to ``W_x`` (query units read ``(0, .., 0, 1)`` there);
-* output gating: the branch reading forget (query) neurons goes to ``W_x``, the one reading memory (KV) neurons to
+* output gating: the branch reading forget (query) neurons goes to ``W_x``, the one reading memory (KV)
+  neurons to
   ``W_m``;
 * rows normalised to ``||row_m|| = 1`` with the largest-magnitude entry of ``row_m`` positive;
-* hidden neurons ordered memory (lambda ~ 1), forget (lambda ~ 0), other (by decreasing lambda), stable within a
-  group; gating rows that conform to the block form first, ordered by the memory neuron their m-branch reads most,
+* hidden neurons ordered memory (lambda ~ 1), forget (lambda ~ 0), other (by decreasing lambda), stable within
+  a
+  group; gating rows that conform to the block form first, ordered by the memory neuron their m-branch reads
+  most,
   then by the forget neuron their x-branch reads most; non-conforming rows last (App. B.2's rows 11-13).
 """
 
@@ -29,12 +33,17 @@ from rnnattn.models.gated_rnn import GatedLinearRNN
 def _normalise(m_rows: np.ndarray, x_rows: np.ndarray) -> np.ndarray:
     """Scale ``c`` per row so that ``||c m|| = 1`` and ``c m`` has a positive largest entry (1 for zero rows)."""
     norms = np.linalg.norm(m_rows, axis=1)
-    big = m_rows[np.arange(len(m_rows)), np.argmax(np.abs(m_rows), axis=1)] if m_rows.shape[1] else np.ones(len(m_rows))
+    big = (
+        m_rows[np.arange(len(m_rows)), np.argmax(np.abs(m_rows), axis=1)]
+        if m_rows.shape[1]
+        else np.ones(len(m_rows))
+    )
     return np.where(norms > 0, np.sign(np.where(big == 0, 1.0, big)) / np.where(norms > 0, norms, 1.0), 1.0)
 
 
-def conforming_rows(W_m_out: np.ndarray, W_x_out: np.ndarray, memory: np.ndarray, forget: np.ndarray,
-                    tol: float = 1e-3) -> np.ndarray:
+def conforming_rows(
+    W_m_out: np.ndarray, W_x_out: np.ndarray, memory: np.ndarray, forget: np.ndarray, tol: float = 1e-3
+) -> np.ndarray:
     """``[M]`` bool: the m-branch reads only memory neurons and the x-branch only forget neurons (relative ``tol``),
     and each reads at least one of them."""
     sm, sx = float(np.abs(W_m_out).max() or 1.0), float(np.abs(W_x_out).max() or 1.0)
@@ -45,26 +54,33 @@ def conforming_rows(W_m_out: np.ndarray, W_x_out: np.ndarray, memory: np.ndarray
     return off_m & off_x & on_m & on_x
 
 
-def canonicalize(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: float = 1e-3,
-                 normalise: bool = True) -> CanonicalResult:
+def canonicalize(
+    model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: float = 1e-3, normalise: bool = True
+) -> CanonicalResult:
     """Rewrite a gated RNN into canonical block form without changing its function.
 
     Args:
         model: a :class:`GatedLinearRNN` with diagonal recurrence (or dense ``A`` that is diagonal).
         hi, lo: lambda thresholds of the memory / forget groups.
-        tol: relative magnitude counting as zero when deciding whether a gating row conforms to the block form.
+        tol: relative magnitude counting as zero when deciding whether a gating row conforms to the block
+            form.
         normalise: rescale rows to ``||row_m|| = 1`` (otherwise only swaps and permutations).
     Returns:
         :class:`CanonicalResult` with the new model and the permutations, swaps and scales applied.
     Raises:
-        AnalysisNotApplicable: non-Eq. 2 models, or a dense ``A`` with off-diagonal weights (its neurons have no
+        AnalysisNotApplicable: non-Eq. 2 models, or a dense ``A`` with off-diagonal weights (its neurons have
+            no
             individual lambda, and a change of basis would break the bilinear gating rows).
     """
     m: GatedLinearRNN = require_gated_rnn(resolve(model).model, "canonicalize")
     ratio = dense_offdiag_ratio(m)
     if ratio > 1e-9:
-        raise AnalysisNotApplicable("canonicalize", m, f"dense A is not diagonal (max off-diagonal / max |A| = "
-                                    f"{ratio:.2g}); hidden neurons have no individual lambda to order by")
+        raise AnalysisNotApplicable(
+            "canonicalize",
+            m,
+            f"dense A is not diagonal (max off-diagonal / max |A| = "
+            f"{ratio:.2g}); hidden neurons have no individual lambda to order by",
+        )
     w = GatedWeights.of(m)
     N, M = w.n_hidden, w.n_gating
     W_in, W_out = w.W_in.copy(), w.W_out.copy()
@@ -111,9 +127,15 @@ def canonicalize(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
     key_x = pos[np.argmax(np.abs(W_out[1]), axis=1)]
     gperm = np.lexsort((np.arange(M), np.where(conf, key_x, 0), np.where(conf, key_m, 0), ~conf))
 
-    new = GatedWeights(W_in[:, hperm], w.rec[np.ix_(hperm, hperm)] if w.dense else w.rec[hperm],
-                       W_out[:, gperm][:, :, hperm], w.D[:, gperm], [w.hidden_labels[i] for i in hperm],
-                       [w.gating_labels[k] for k in gperm], w.dense)
+    new = GatedWeights(
+        W_in[:, hperm],
+        w.rec[np.ix_(hperm, hperm)] if w.dense else w.rec[hperm],
+        W_out[:, gperm][:, :, hperm],
+        w.D[:, gperm],
+        [w.hidden_labels[i] for i in hperm],
+        [w.gating_labels[k] for k in gperm],
+        w.dense,
+    )
     out = new.to_model(m)
     x = check_inputs(m.d_input)
     change, _ = max_change(m, out, x)
@@ -125,22 +147,50 @@ def canonicalize(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
         if b <= a:
             continue
         for mat, idx in (("W_m_in", 0), ("W_x_in", 1)):
-            blocks.append({"matrix": mat, "rows": f"{a}:{b}", "cols": f"0:{d}", "name": f"{gname} <- x",
-                           "max_abs": float(np.abs(new.W_in[idx, a:b, :d]).max())})
+            blocks.append(
+                {
+                    "matrix": mat,
+                    "rows": f"{a}:{b}",
+                    "cols": f"0:{d}",
+                    "name": f"{gname} <- x",
+                    "max_abs": float(np.abs(new.W_in[idx, a:b, :d]).max()),
+                }
+            )
             if m.config.append_one:
-                blocks.append({"matrix": mat, "rows": f"{a}:{b}", "cols": f"{d}:{d + 1}", "name": f"{gname} <- 1",
-                               "max_abs": float(np.abs(new.W_in[idx, a:b, d:]).max())})
+                blocks.append(
+                    {
+                        "matrix": mat,
+                        "rows": f"{a}:{b}",
+                        "cols": f"{d}:{d + 1}",
+                        "name": f"{gname} <- 1",
+                        "max_abs": float(np.abs(new.W_in[idx, a:b, d:]).max()),
+                    }
+                )
     for rname, ra, rb in (("conforming", 0, n_conf), ("non-conforming", n_conf, M)):
         if rb <= ra:
             continue
         for mat, idx in (("W_m_out", 0), ("W_x_out", 1)):
             for gname, a, b in groups:
                 if b > a:
-                    blocks.append({"matrix": mat, "rows": f"{ra}:{rb}", "cols": f"{a}:{b}",
-                                   "name": f"{rname} rows <- {gname}",
-                                   "max_abs": float(np.abs(new.W_out[idx, ra:rb, a:b]).max())})
-    return CanonicalResult(model=out, hidden_perm=hperm, gating_perm=gperm, input_swapped=in_swap[hperm],
-                           output_swapped=out_swap[gperm], input_scale=in_scale[hperm],
-                           output_scale=out_scale[gperm], hidden_role=role[hperm], gating_conforming=conf[gperm],
-                           blocks=pd.DataFrame(blocks, columns=["matrix", "rows", "cols", "name", "max_abs"]),
-                           max_output_change=change)
+                    blocks.append(
+                        {
+                            "matrix": mat,
+                            "rows": f"{ra}:{rb}",
+                            "cols": f"{a}:{b}",
+                            "name": f"{rname} rows <- {gname}",
+                            "max_abs": float(np.abs(new.W_out[idx, ra:rb, a:b]).max()),
+                        }
+                    )
+    return CanonicalResult(
+        model=out,
+        hidden_perm=hperm,
+        gating_perm=gperm,
+        input_swapped=in_swap[hperm],
+        output_swapped=out_swap[gperm],
+        input_scale=in_scale[hperm],
+        output_scale=out_scale[gperm],
+        hidden_role=role[hperm],
+        gating_conforming=conf[gperm],
+        blocks=pd.DataFrame(blocks, columns=["matrix", "rows", "cols", "name", "max_abs"]),
+        max_output_change=change,
+    )

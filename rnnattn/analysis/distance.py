@@ -1,10 +1,14 @@
 """Distance between instantaneous polynomials (Table 1's "polynomial distance", spec §2.6).
 
-The paper: "normalized Euclidean distance between these coefficient vectors ..., average over all 4 output units".
-rnnattn's headline reading (``normalisation="relative"``) is ``mean_i ||p_i - q_i||_2 / ||q_i||_2`` with ``q`` the
+The paper: "normalized Euclidean distance between these coefficient vectors ..., average over all 4 output
+    units".
+rnnattn's headline reading (``normalisation="relative"``) is ``mean_i ||p_i - q_i||_2 / ||q_i||_2`` with ``q``
+the
 reference; the un-normalised ``mean_i ||p_i - q_i||_2`` ("absolute") and the distance between unit-normalised
-vectors ``mean_i ||p_i/||p_i|| - q_i/||q_i||||_2`` ("unit", insensitive to an overall scale) are always reported
-beside it. Coefficients are taken in the plain monomial basis of degree <= max(deg p, deg q) (70 per output for
+vectors ``mean_i ||p_i/||p_i|| - q_i/||q_i||||_2`` ("unit", insensitive to an overall scale) are always
+reported
+beside it. Coefficients are taken in the plain monomial basis of degree <= max(deg p, deg q) (70 per output
+for
 d = 4: the reference's missing degree-4 and lower terms count as zeros).
 """
 
@@ -34,10 +38,12 @@ def polynomial_distance(p: Polynomial, q: Polynomial, normalisation: str = "rela
 
     Args:
         p, q: polynomials with the same variables and outputs (degrees may differ).
-        normalisation: which variant ``value`` averages: "relative" (default, the paper's reading), "absolute" or
+        normalisation: which variant ``value`` averages: "relative" (default, the paper's reading), "absolute"
+            or
             "unit". All three arrays are always returned.
     Returns:
-        :class:`PolynomialDistance`; a zero reference output gives ``inf`` relative distance unless ``p_i`` is also
+        :class:`PolynomialDistance`; a zero reference output gives ``inf`` relative distance unless ``p_i`` is
+        also
         zero (then 0).
     """
     if normalisation not in NORMALISATIONS:
@@ -51,11 +57,26 @@ def polynomial_distance(p: Polynomial, q: Polynomial, normalisation: str = "rela
         unit_q = Q / np.where(nq > 0, nq, 1.0)[:, None]
     unit = np.linalg.norm(unit_p - unit_q, axis=1)
     arrays = {"relative": rel, "absolute": diff, "unit": unit}
-    table = pd.DataFrame({"output": list(q.outputs), "relative": rel, "absolute": diff, "unit": unit,
-                          "norm_p": np_, "norm_q": nq})
-    return PolynomialDistance(value=float(np.mean(arrays[normalisation])), normalisation=normalisation,
-                              relative=rel, absolute=diff, unit=unit, n_monomials=P.shape[1],
-                              n_outputs=P.shape[0], table=table)
+    table = pd.DataFrame(
+        {
+            "output": list(q.outputs),
+            "relative": rel,
+            "absolute": diff,
+            "unit": unit,
+            "norm_p": np_,
+            "norm_q": nq,
+        }
+    )
+    return PolynomialDistance(
+        value=float(np.mean(arrays[normalisation])),
+        normalisation=normalisation,
+        relative=rel,
+        absolute=diff,
+        unit=unit,
+        n_monomials=P.shape[1],
+        n_outputs=P.shape[0],
+        table=table,
+    )
 
 
 def coefficient_differences(p: Polynomial, q: Polynomial, k: int = 20) -> pd.DataFrame:
@@ -69,8 +90,16 @@ def coefficient_differences(p: Polynomial, q: Polynomial, k: int = 20) -> pd.Dat
     rows = []
     for f in flat:
         i, j = np.unravel_index(f, diff.shape)
-        rows.append({"output": q.outputs[i], "monomial": names[j], "degree": int(degs[j]),
-                     "student": float(P[i, j]), "reference": float(Q[i, j]), "difference": float(diff[i, j])})
+        rows.append(
+            {
+                "output": q.outputs[i],
+                "monomial": names[j],
+                "degree": int(degs[j]),
+                "student": float(P[i, j]),
+                "reference": float(Q[i, j]),
+                "difference": float(diff[i, j]),
+            }
+        )
     return pd.DataFrame(rows, columns=["output", "monomial", "degree", "student", "reference", "difference"])
 
 
@@ -82,5 +111,7 @@ def leading_terms(p: Polynomial, q: Polynomial, k: int = 6) -> pd.DataFrame:
     rows = []
     for i, out in enumerate(q.outputs):
         for j in np.argsort(-np.abs(Q[i]), kind="stable")[:k]:
-            rows.append({"output": out, "monomial": names[j], "student": float(P[i, j]), "reference": float(Q[i, j])})
+            rows.append(
+                {"output": out, "monomial": names[j], "student": float(P[i, j]), "reference": float(Q[i, j])}
+            )
     return pd.DataFrame(rows, columns=["output", "monomial", "student", "reference"])

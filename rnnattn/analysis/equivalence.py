@@ -1,7 +1,9 @@
 """The whole §3.1 pipeline in one call: is a trained gated RNN the reference attention layer in disguise?
 
-``equivalence(student)`` loads the reference from the checkpoint metadata, then: loss on probe inputs → neuron roles
-→ prune → canonicalise → rank-1 merges (App. B.2) → KV/Q probes → instantaneous polynomials and their distance →
+``equivalence(student)`` loads the reference from the checkpoint metadata, then: loss on probe inputs → neuron
+roles
+→ prune → canonicalise → rank-1 merges (App. B.2) → KV/Q probes → instantaneous polynomials and their distance
+→
 a verdict against stated thresholds, all in one :class:`~rnnattn.analysis.results.EquivalenceResult`.
 """
 
@@ -15,7 +17,14 @@ from rnnattn.analysis.canonical import canonicalize
 from rnnattn.analysis.distance import coefficient_differences, leading_terms, polynomial_distance
 from rnnattn.analysis.errors import AnalysisNotApplicable
 from rnnattn.analysis.inputs import probe_inputs
-from rnnattn.analysis.loading import ModelSource, hidden_lambda, input_names, labels, require_gated_rnn, resolve
+from rnnattn.analysis.loading import (
+    ModelSource,
+    hidden_lambda,
+    input_names,
+    labels,
+    require_gated_rnn,
+    resolve,
+)
 from rnnattn.analysis.merge import merge_rank1
 from rnnattn.analysis.polynomial import instantaneous_polynomial
 from rnnattn.analysis.probes import probe_scores
@@ -28,8 +37,13 @@ from rnnattn.models.gated_rnn import GatedLinearRNN
 
 def _weights_of(m: GatedLinearRNN) -> dict[str, np.ndarray]:
     g = lambda t: t.detach().to(torch.float64).cpu().numpy().copy()  # noqa: E731
-    out = {"W_m_in": g(m.W_m_in), "W_x_in": g(m.W_x_in), "W_m_out": g(m.W_m_out), "W_x_out": g(m.W_x_out),
-           "D": g(m.D)}
+    out = {
+        "W_m_in": g(m.W_m_in),
+        "W_x_in": g(m.W_x_in),
+        "W_m_out": g(m.W_m_out),
+        "W_x_out": g(m.W_x_out),
+        "D": g(m.D),
+    }
     if m.config.recurrence == "dense":
         out["A"] = g(m.A)
     out["lam"] = g(m.lam) if m.config.recurrence == "diagonal" else np.abs(np.linalg.eigvals(g(m.A)))
@@ -38,11 +52,17 @@ def _weights_of(m: GatedLinearRNN) -> dict[str, np.ndarray]:
 
 def _summary(student: GatedLinearRNN, ref: torch.nn.Module, source: str, ref_desc: str) -> pd.DataFrame:
     c = student.config
-    rows = [("class", type(student).__name__, type(ref).__name__),
-            ("d_input", c.d_input, ref.d_input), ("d_output", c.d_output, ref.d_output),
-            ("hidden neurons", c.n_hidden, ""), ("gating rows", c.n_gating, ""),
-            ("recurrence", c.recurrence, ""), ("parameters", student.n_parameters(), ref.n_parameters()),
-            ("source", source, ref_desc), ("analysed in", "float64", "float64")]
+    rows = [
+        ("class", type(student).__name__, type(ref).__name__),
+        ("d_input", c.d_input, ref.d_input),
+        ("d_output", c.d_output, ref.d_output),
+        ("hidden neurons", c.n_hidden, ""),
+        ("gating rows", c.n_gating, ""),
+        ("recurrence", c.recurrence, ""),
+        ("parameters", student.n_parameters(), ref.n_parameters()),
+        ("source", source, ref_desc),
+        ("analysed in", "float64", "float64"),
+    ]
     return pd.DataFrame([{"item": a, "student": str(b), "reference": str(r)} for a, b, r in rows])
 
 
@@ -74,8 +94,10 @@ def equivalence(
             task's scored positions (all steps for teacher-student, the query step for ICL).
         hi, lo: lambda thresholds of memory / forget neurons.
         prune_threshold, ablation_tol: see :func:`~rnnattn.analysis.prune`.
-        merge, merge_tol, finetune_steps: run :func:`~rnnattn.analysis.merge_rank1` on the non-conforming rows of
-            the canonical model (tolerance on sigma2/sigma1; optional fine-tuning against the reference outputs).
+        merge, merge_tol, finetune_steps: run :func:`~rnnattn.analysis.merge_rank1` on the non-conforming rows
+            of
+            the canonical model (tolerance on sigma2/sigma1; optional fine-tuning against the reference
+            outputs).
         normalisation: polynomial distance variant used for ``polynomial_distance.value`` and the verdict.
         thresholds: pass thresholds (default :class:`EquivalenceThresholds`).
     Returns:
@@ -126,13 +148,16 @@ def equivalence(
         if canonical is None:
             notes.append("merge_rank1: skipped (needs the canonical form to find non-conforming rows)")
         elif int((~canonical.gating_conforming).sum()) >= 2:
-            merges = merge_rank1(final, None, merge_tol, hi, lo, data=(xs, ys), loss_fn=loss_fn,
-                                  finetune_steps=finetune_steps)
+            merges = merge_rank1(
+                final, None, merge_tol, hi, lo, data=(xs, ys), loss_fn=loss_fn, finetune_steps=finetune_steps
+            )
             if any(mg.merged for mg in merges.merges):
                 final = merges.model
         else:
-            notes.append(f"merge_rank1: {int((~canonical.gating_conforming).sum())} non-conforming gating row(s); "
-                         "nothing to merge")
+            notes.append(
+                f"merge_rank1: {int((~canonical.gating_conforming).sum())} non-conforming gating row(s); "
+                "nothing to merge"
+            )
 
     probes = None
     try:
@@ -147,50 +172,109 @@ def equivalence(
         p_s = type(p_s)(p_s.coefficients, p_r.variables, p_s.outputs, p_s.max_degree, p_s.source)
     dist = polynomial_distance(p_s, p_r, normalisation)
 
-    checks = [("loss (0.5 MSE vs reference)", loss, thresholds.loss),
-              ("KV score", probes.kv_score if probes else np.nan, thresholds.kv_score),
-              ("Q score", probes.q_score if probes else np.nan, thresholds.q_score),
-              (f"polynomial distance ({normalisation})", dist.value, thresholds.polynomial_distance),
-              ("pruning output change / max|y|", pr.max_output_change / y_scale, thresholds.prune_max_output_change)]
-    checks_df = pd.DataFrame([{"check": c, "value": float(v), "threshold": t, "passed": bool(v < t)}
-                              for c, v, t in checks if np.isfinite(v)])
+    checks = [
+        ("loss (0.5 MSE vs reference)", loss, thresholds.loss),
+        ("KV score", probes.kv_score if probes else np.nan, thresholds.kv_score),
+        ("Q score", probes.q_score if probes else np.nan, thresholds.q_score),
+        (f"polynomial distance ({normalisation})", dist.value, thresholds.polynomial_distance),
+        (
+            "pruning output change / max|y|",
+            pr.max_output_change / y_scale,
+            thresholds.prune_max_output_change,
+        ),
+    ]
+    checks_df = pd.DataFrame(
+        [
+            {"check": c, "value": float(v), "threshold": t, "passed": bool(v < t)}
+            for c, v, t in checks
+            if np.isfinite(v)
+        ]
+    )
     verdict = bool(checks_df["passed"].all())
     failed = checks_df.loc[~checks_df["passed"], "check"].tolist()
-    verdict_text = ("equivalent: every check below its threshold" if verdict else
-                    "not shown equivalent: " + ", ".join(failed) + " above threshold")
+    verdict_text = (
+        "equivalent: every check below its threshold"
+        if verdict
+        else "not shown equivalent: " + ", ".join(failed) + " above threshold"
+    )
 
     P = PAPER_TABLE1
-    paper = pd.DataFrame([
-        {"quantity": "loss", "paper": P["loss"], "rnnattn": loss},
-        {"quantity": "KV score", "paper": P["kv_score"], "rnnattn": probes.kv_score if probes else np.nan},
-        {"quantity": "Q score", "paper": P["q_score"], "rnnattn": probes.q_score if probes else np.nan},
-        {"quantity": "polynomial distance", "paper": P["polynomial_distance"], "rnnattn": dist.value},
-        {"quantity": "hidden neurons removed", "paper": f"{P['hidden_removed']}/{P['hidden_before']}",
-         "rnnattn": f"{pr.n_hidden_before - pr.n_hidden_after}/{pr.n_hidden_before}"},
-        {"quantity": "gating rows removed", "paper": f"{P['gating_removed']}/{P['gating_before']}",
-         "rnnattn": f"{pr.n_gating_before - pr.n_gating_after}/{pr.n_gating_before}"},
-    ])
+    paper = pd.DataFrame(
+        [
+            {"quantity": "loss", "paper": P["loss"], "rnnattn": loss},
+            {
+                "quantity": "KV score",
+                "paper": P["kv_score"],
+                "rnnattn": probes.kv_score if probes else np.nan,
+            },
+            {"quantity": "Q score", "paper": P["q_score"], "rnnattn": probes.q_score if probes else np.nan},
+            {"quantity": "polynomial distance", "paper": P["polynomial_distance"], "rnnattn": dist.value},
+            {
+                "quantity": "hidden neurons removed",
+                "paper": f"{P['hidden_removed']}/{P['hidden_before']}",
+                "rnnattn": f"{pr.n_hidden_before - pr.n_hidden_after}/{pr.n_hidden_before}",
+            },
+            {
+                "quantity": "gating rows removed",
+                "paper": f"{P['gating_removed']}/{P['gating_before']}",
+                "rnnattn": f"{pr.n_gating_before - pr.n_gating_after}/{pr.n_gating_before}",
+            },
+        ]
+    )
     source = str(subj.path) if subj.path else "in-memory model"
-    settings = {"hi": hi, "lo": lo, "prune_threshold": prune_threshold, "ablation_tol": ablation_tol,
-                "merge_tol": merge_tol, "finetune_steps": finetune_steps, "input_distribution": described,
-                "n_sequences": int(x.shape[0]), "seq_len": int(x.shape[1]), "seed": seed,
-                "rewrite_check_sequences": int(xs.shape[0]), "distance_normalisation": dist.description,
-                "loss": "0.5 * mean squared error over batch, outputs and " +
-                        ("all time steps" if positions is None else f"time steps {positions}"),
-                "dtype": "float64",
-                "probe_regression": "sklearn LinearRegression with intercept, R^2 uniform average, pooled batch x time"}
+    settings = {
+        "hi": hi,
+        "lo": lo,
+        "prune_threshold": prune_threshold,
+        "ablation_tol": ablation_tol,
+        "merge_tol": merge_tol,
+        "finetune_steps": finetune_steps,
+        "input_distribution": described,
+        "n_sequences": int(x.shape[0]),
+        "seq_len": int(x.shape[1]),
+        "seed": seed,
+        "rewrite_check_sequences": int(xs.shape[0]),
+        "distance_normalisation": dist.description,
+        "loss": "0.5 * mean squared error over batch, outputs and "
+        + ("all time steps" if positions is None else f"time steps {positions}"),
+        "dtype": "float64",
+        "probe_regression": "sklearn LinearRegression with intercept, R^2 uniform average, pooled batch x time",
+    }
     final_in_names = input_names(final) + (["1"] if final.config.append_one else [])
-    weight_labels = {"hidden": labels(final, "hidden", final.config.n_hidden),
-                     "gating": labels(final, "gating", final.config.n_gating),
-                     "inputs": final_in_names, "outputs": [f"y{i + 1}" for i in range(final.d_output)]}
+    weight_labels = {
+        "hidden": labels(final, "hidden", final.config.n_hidden),
+        "gating": labels(final, "gating", final.config.n_gating),
+        "inputs": final_in_names,
+        "outputs": [f"y{i + 1}" for i in range(final.d_output)],
+    }
     return EquivalenceResult(
-        student=m, reference=ref.model, reference_kind=ref.kind,
-        model_summary=_summary(m, ref.model, source, ref.description), lam=lam, roles=roles,
-        role_counts=role_counts(roles), loss=loss, prune=pr, canonical=canonical, weights=_weights_of(final),
-        weight_labels=weight_labels, probes=probes, student_polynomial=p_s, reference_polynomial=p_r,
-        polynomial_distance=dist, coefficient_differences=coefficient_differences(p_s, p_r),
-        leading_terms=leading_terms(p_s, p_r), merges=merges, checks=checks_df, verdict=verdict,
-        verdict_text=verdict_text, thresholds=thresholds, paper_table1=paper, settings=settings, notes=notes)
+        student=m,
+        reference=ref.model,
+        reference_kind=ref.kind,
+        model_summary=_summary(m, ref.model, source, ref.description),
+        lam=lam,
+        roles=roles,
+        role_counts=role_counts(roles),
+        loss=loss,
+        prune=pr,
+        canonical=canonical,
+        weights=_weights_of(final),
+        weight_labels=weight_labels,
+        probes=probes,
+        student_polynomial=p_s,
+        reference_polynomial=p_r,
+        polynomial_distance=dist,
+        coefficient_differences=coefficient_differences(p_s, p_r),
+        leading_terms=leading_terms(p_s, p_r),
+        merges=merges,
+        checks=checks_df,
+        verdict=verdict,
+        verdict_text=verdict_text,
+        thresholds=thresholds,
+        paper_table1=paper,
+        settings=settings,
+        notes=notes,
+    )
 
 
 __all__ = ["equivalence", "EquivalenceResult", "EquivalenceThresholds", "hidden_lambda"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 class AnalysisNotApplicable(ValueError):
     """An analysis step does not apply to this model (e.g. KV probes on an LSTM, which has no perfect-memory units).
 
-    Raised instead of returning numbers that mean nothing; ``str(err)`` is a one-line reason naming the step and the
+    Raised instead of returning numbers that mean nothing; ``str(err)`` is a one-line reason naming the step
+    and the
     model. Subclasses ``ValueError`` so the CLI prints it as a one-line error.
     """
 

@@ -35,12 +35,14 @@ def _task(metadata: dict[str, Any]):
         return None
 
 
-def probe_inputs(metadata: dict[str, Any], d: int, n_sequences: int = 256, seq_len: int | None = None,
-                 seed: int = 0) -> ProbeInputs:
+def probe_inputs(
+    metadata: dict[str, Any], d: int, n_sequences: int = 256, seq_len: int | None = None, seed: int = 0
+) -> ProbeInputs:
     """``n_sequences`` input sequences for the probes and the loss.
 
     With a task in the metadata: its own input sampler (teacher-student: its input distribution and, unless
-    ``seq_len`` is given, its sequence length; in-context regression: full episodes (x, W* x) with the query token
+    ``seq_len`` is given, its sequence length; in-context regression: full episodes (x, W* x) with the query
+    token
     last). Otherwise x ~ N(0, I) with ``seq_len`` (default 32) steps.
     """
     g = torch.Generator().manual_seed(seed)
@@ -51,9 +53,14 @@ def probe_inputs(metadata: dict[str, Any], d: int, n_sequences: int = 256, seq_l
             task = type(task)(task.config.replace(seq_len=seq_len))
         x = task.sample(n_sequences, g).x.to(torch.float64)
         args = ", ".join(f"{k}={v}" for k, v in metadata["task"].items() if k != "name")
-        return ProbeInputs(x, f"task {name} ({args}): {x.shape[0]} sequences x {x.shape[1]} steps, seed {seed}",
-                           task.loss_positions)
+        return ProbeInputs(
+            x,
+            f"task {name} ({args}): {x.shape[0]} sequences x {x.shape[1]} steps, seed {seed}",
+            task.loss_positions,
+        )
     T = seq_len or 32
     x = torch.randn(n_sequences, T, d, generator=g, dtype=torch.float64)
-    why = "default; the checkpoint states no task" if task is None else "default; the task's input size differs"
+    why = (
+        "default; the checkpoint states no task" if task is None else "default; the task's input size differs"
+    )
     return ProbeInputs(x, f"x ~ N(0, I) ({why}), {n_sequences} sequences x {T} steps, seed {seed}")

@@ -1,6 +1,7 @@
 """Inputs of every analysis function: a model, a :class:`~rnnattn.Checkpoint` or a checkpoint path.
 
-Analysis runs in float64 on a *copy* of the model (training runs in float32; the figures of Table 1 go down to 1e-10,
+Analysis runs in float64 on a *copy* of the model (training runs in float32; the figures of Table 1 go down to
+1e-10,
 below float32 resolution), so the caller's model is never modified.
 """
 
@@ -49,11 +50,17 @@ def resolve(source: ModelSource, what: str = "model") -> Subject:
     if isinstance(source, str | os.PathLike):
         source = load_checkpoint(source)
     if isinstance(source, Checkpoint):
-        return Subject(float64_copy(source.model), dict(source.metadata),
-                       {k: float64_copy(v) for k, v in source.extras.items()}, source.path)
+        return Subject(
+            float64_copy(source.model),
+            dict(source.metadata),
+            {k: float64_copy(v) for k, v in source.extras.items()},
+            source.path,
+        )
     if isinstance(source, Model):
         return Subject(float64_copy(source), dict(getattr(source, "metadata", {})))
-    raise TypeError(f"{what} must be an rnnattn Model, a Checkpoint or a checkpoint path, got {type(source).__name__}")
+    raise TypeError(
+        f"{what} must be an rnnattn Model, a Checkpoint or a checkpoint path, got {type(source).__name__}"
+    )
 
 
 def require_gated_rnn(model: Model, step: str) -> GatedLinearRNN:
@@ -62,13 +69,13 @@ def require_gated_rnn(model: Model, step: str) -> GatedLinearRNN:
         return model
     reasons = {
         "LSTM": "its gates pass through sigmoid/tanh nonlinearities, so it has no exact polynomial form, no bilinear "
-                "gating rows and no diagonal lambda to prune or canonicalise (Eq. 2 structure is absent)",
+        "gating rows and no diagonal lambda to prune or canonicalise (Eq. 2 structure is absent)",
         "GRU": "its gates pass through sigmoid/tanh nonlinearities and the update gate mixes h_{t-1} into the "
-               "product (App. A.3), so the Eq. 2 structure (bilinear gating, linear recurrence) is absent",
+        "product (App. A.3), so the Eq. 2 structure (bilinear gating, linear recurrence) is absent",
         "LRU": "its gating is a sigmoid GLU and its lambda is complex, so the exact polynomial/row analysis of "
-               "Eq. 2 does not apply",
+        "Eq. 2 does not apply",
         "SequenceModel": "a stack of layers has no single Eq. 2 gating/recurrence to analyse; analyse a single "
-                         "GatedLinearRNN layer instead",
+        "GatedLinearRNN layer instead",
         "LinearSelfAttention": "it is the attention layer itself (use it as the reference)",
     }
     reason = reasons.get(type(model).__name__, "only GatedLinearRNN (Eq. 2) models have this structure")
@@ -105,11 +112,15 @@ def hidden_lambda(model: GatedLinearRNN, diag_tol: float = 1e-9) -> torch.Tensor
 
 def labels(model: Model, kind: str, n: int) -> list[str]:
     """Unit labels (``kind`` "hidden" or "gating"): ``model.metadata["labels"][kind]`` (written by the rewrites),
-    else ``metadata["construction"]["labels"][kind]`` (constructions: ``S[0,1]``, ``p[2]``), else ``h0, h1, ...``
+    else ``metadata["construction"]["labels"][kind]`` (constructions: ``S[0,1]``, ``p[2]``), else ``h0, h1,
+    ...``
     / ``g0, g1, ...``."""
     meta = getattr(model, "metadata", {})
     construction = meta.get("construction", {})
-    for stored in (meta.get("labels"), construction.get("labels") if isinstance(construction, dict) else None):
+    for stored in (
+        meta.get("labels"),
+        construction.get("labels") if isinstance(construction, dict) else None,
+    ):
         got = stored.get(kind) if isinstance(stored, dict) else None
         if isinstance(got, list | tuple) and len(got) == n:
             return [str(s) for s in got]

@@ -2,11 +2,16 @@ r"""Rank-1 merging of output-gating rows (App. B.2, Eq. 20; spec §2.6).
 
 Gating rows ``S`` contribute :math:`h^\top K_i h` to output i, with kernel
 :math:`K_i = \sum_{j \in S} D_{ij}\, W^{out}_{m,j} W^{out\top}_{x,j}` (kept unsymmetrised, as the paper: the
-symmetric part of a rank-1 kernel is rank 2). Since swapping a row's m/x branches transposes its kernel without
-changing the function, each row's orientation is chosen so that the sum is closest to rank 1. If the ``K_i`` are proportional across outputs (``K_i = c_i K``, the
-``[N^2, d_out]`` stack of ``vec K_i`` has ``sigma_2 / sigma_1 ~ 0``) and ``K = s u v^T`` is rank 1, the rows ``S``
-are replaced by one row ``W_m = sqrt(s) u``, ``W_x = sqrt(s) v``, ``D[:, new] = c`` — an exact rewrite when both
-ratios are 0. ``u`` is made to read memory (KV) neurons and ``v`` forget (query) neurons (swapped if reversed).
+symmetric part of a rank-1 kernel is rank 2). Since swapping a row's m/x branches transposes its kernel
+without
+changing the function, each row's orientation is chosen so that the sum is closest to rank 1. If the ``K_i``
+are proportional across outputs (``K_i = c_i K``, the
+``[N^2, d_out]`` stack of ``vec K_i`` has ``sigma_2 / sigma_1 ~ 0``) and ``K = s u v^T`` is rank 1, the rows
+``S``
+are replaced by one row ``W_m = sqrt(s) u``, ``W_x = sqrt(s) v``, ``D[:, new] = c`` — an exact rewrite when
+both
+ratios are 0. ``u`` is made to read memory (KV) neurons and ``v`` forget (query) neurons (swapped if
+reversed).
 """
 
 from __future__ import annotations
@@ -65,8 +70,9 @@ def _orient(D: np.ndarray, Wm: np.ndarray, Wx: np.ndarray, exhaustive_max: int =
     return best
 
 
-def rank1_evidence(w: GatedWeights, rows: Sequence[int], memory: np.ndarray | None, forget: np.ndarray | None,
-                   tol: float) -> RankOneMerge:
+def rank1_evidence(
+    w: GatedWeights, rows: Sequence[int], memory: np.ndarray | None, forget: np.ndarray | None, tol: float
+) -> RankOneMerge:
     """Steps 1-4 of App. B.2 for gating rows ``rows`` of ``w`` (no model change)."""
     S = np.asarray(rows, dtype=np.int64)
     Wm, Wx, D = w.W_out[0][S], w.W_out[1][S], w.D[:, S]  # [|S|, N], [|S|, N], [o, |S|]
@@ -85,18 +91,36 @@ def rank1_evidence(w: GatedWeights, rows: Sequence[int], memory: np.ndarray | No
         conforming = bool(conforming_rows(u[None], v[None], memory, forget, tol=1e-6)[0])
     r_out, r_K = _ratio(s_out), _ratio(s_K)
     ok = r_out <= tol and r_K <= tol and len(S) >= 2
-    reason = (f"merged {len(S)} rows into 1" if ok else
-              "fewer than 2 rows" if len(S) < 2 else
-              f"kernels not proportional across outputs (sigma2/sigma1 = {r_out:.3g} > tol {tol:g})" if r_out > tol
-              else f"common kernel not rank 1 (sigma2/sigma1 = {r_K:.3g} > tol {tol:g})")
-    return RankOneMerge(rows=[int(i) for i in S], output_singular_values=s_out, kernel_singular_values=s_K,
-                        output_ratio=r_out, kernel_ratio=r_K, kernel=K, c=c, u=u, v=v, transposed=flip,
-                        swapped=swapped,
-                        conforming=conforming, merged=ok, reason=reason)
+    reason = (
+        f"merged {len(S)} rows into 1"
+        if ok
+        else "fewer than 2 rows"
+        if len(S) < 2
+        else f"kernels not proportional across outputs (sigma2/sigma1 = {r_out:.3g} > tol {tol:g})"
+        if r_out > tol
+        else f"common kernel not rank 1 (sigma2/sigma1 = {r_K:.3g} > tol {tol:g})"
+    )
+    return RankOneMerge(
+        rows=[int(i) for i in S],
+        output_singular_values=s_out,
+        kernel_singular_values=s_K,
+        output_ratio=r_out,
+        kernel_ratio=r_K,
+        kernel=K,
+        c=c,
+        u=u,
+        v=v,
+        transposed=flip,
+        swapped=swapped,
+        conforming=conforming,
+        merged=ok,
+        reason=reason,
+    )
 
 
-def _finetune(model: GatedLinearRNN, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, steps: int,
-              lr: float) -> float:
+def _finetune(
+    model: GatedLinearRNN, x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, steps: int, lr: float
+) -> float:
     # parameters holding +-inf (nu for lambda exactly 0 or 1) stay frozen: their gradient is NaN
     params = [p for p in model.parameters() if torch.isfinite(p).all()]
     for p in params:
@@ -148,8 +172,12 @@ def merge_rank1(
         memory, forget = role == "memory", role == "forget"
     if rows is None:
         if memory is None:
-            raise AnalysisNotApplicable("merge_rank1", m, "auto-detecting non-conforming rows needs per-neuron "
-                                        "lambda, and dense A is not diagonal; pass rows=[...] explicitly")
+            raise AnalysisNotApplicable(
+                "merge_rank1",
+                m,
+                "auto-detecting non-conforming rows needs per-neuron "
+                "lambda, and dense A is not diagonal; pass rows=[...] explicitly",
+            )
         groups = [list(np.flatnonzero(~conforming_rows(w.W_out[0], w.W_out[1], memory, forget, 1e-3)))]
     elif len(rows) and isinstance(rows[0], Sequence | np.ndarray):
         groups = [list(g) for g in rows]  # type: ignore[arg-type]
@@ -168,13 +196,20 @@ def merge_rank1(
         W_out[0, first], W_out[1, first], D[:, first] = mg.u, mg.v, mg.c
         glabels[first] = "merged(" + ",".join(w.gating_labels[i] for i in mg.rows) + ")"
         keep[[i for i in mg.rows if i != first]] = False
-    new = GatedWeights(w.W_in, w.rec, W_out, D, w.hidden_labels, glabels, w.dense).select_gating(np.flatnonzero(keep))
+    new = GatedWeights(w.W_in, w.rec, W_out, D, w.hidden_labels, glabels, w.dense).select_gating(
+        np.flatnonzero(keep)
+    )
     out = new.to_model(m)
     loss_fn = loss_fn or half_mse
     x, y = _split(data, m.d_input)
     change, _ = max_change(m, out, x)
-    res = MergeResult(model=out, merges=merges, n_gating_before=w.n_gating, n_gating_after=int(keep.sum()),
-                      max_output_change=change)
+    res = MergeResult(
+        model=out,
+        merges=merges,
+        n_gating_before=w.n_gating,
+        n_gating_after=int(keep.sum()),
+        max_output_change=change,
+    )
     if y is not None:
         with torch.no_grad():
             res.loss_before = float(loss_fn(m(x), y))

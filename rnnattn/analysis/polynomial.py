@@ -1,6 +1,7 @@
 r"""Instantaneous polynomials (§3.1, spec §2.6): what a layer computes on one token from a zero state.
 
-For the gated RNN of Eq. 2 the instantaneous map is :math:`P(x) = D\,g^{out}(g^{in}(\tilde x))`, a quartic form in
+For the gated RNN of Eq. 2 the instantaneous map is :math:`P(x) = D\,g^{out}(g^{in}(\tilde x))`, a quartic
+form in
 :math:`z = \tilde x = (x, 1)`; for linear self-attention (Eq. 1) it is the cubic form
 :math:`(W_V x)(W_K x)^\top (W_Q x)`. Both are extracted *exactly* (to float64 rounding) by tensor contraction:
 
@@ -8,8 +9,10 @@ For the gated RNN of Eq. 2 the instantaneous map is :math:`P(x) = D\,g^{out}(g^{
     Q_n = W^{in}_{m,n} \otimes W^{in}_{x,n},\quad A_k = \sum_n W^{out}_{m,kn} Q_n,\quad
     B_k = \sum_n W^{out}_{x,kn} Q_n,\quad T^{(i)} = \sum_k D_{ik}\, A_k \otimes B_k ,
 
-and the coefficient of a monomial :math:`z^\alpha` is the sum of :math:`T^{(i)}` over all index tuples that are
-permutations of :math:`\alpha` (a ``bincount`` over the folded index). Because :math:`z_{d+1} = 1`, the degree-4
+and the coefficient of a monomial :math:`z^\alpha` is the sum of :math:`T^{(i)}` over all index tuples that
+are
+permutations of :math:`\alpha` (a ``bincount`` over the folded index). Because :math:`z_{d+1} = 1`, the
+degree-4
 monomials in z are exactly the monomials of degree <= 4 in x: C(d+4, 4) of them (70 for d = 4, 210 for d = 6).
 
 :func:`fit_polynomial` is the independent least-squares route (used to cross-check the contraction).
@@ -34,7 +37,8 @@ from rnnattn.models.attention import LinearSelfAttention
 from rnnattn.models.gated_rnn import GatedLinearRNN
 
 
-# -- monomial bases ----------------------------------------------------------------------------------------------
+# -- monomial bases
+# ----------------------------------------------------------------------------------------------
 @lru_cache(maxsize=64)
 def monomial_basis(n_vars: int, max_degree: int) -> np.ndarray:
     """Exponent vectors ``[n_monomials, n_vars]`` of all monomials of degree <= ``max_degree``, ordered by degree,
@@ -59,7 +63,8 @@ def _basis_index(n_vars: int, max_degree: int) -> dict[tuple[int, ...], int]:
 @lru_cache(maxsize=32)
 def _fold_index(p: int, order: int, n_vars: int) -> np.ndarray:
     """For every index tuple of a ``p^order`` tensor over ``z`` (variables ``0..n_vars-1`` then, if ``p > n_vars``,
-    the constant), the position of its monomial in ``monomial_basis(n_vars, order)``. Summing a tensor's entries by
+    the constant), the position of its monomial in ``monomial_basis(n_vars, order)``. Summing a tensor's
+    entries by
     this index (bincount) sums each monomial over all permutations of its indices."""
     idx = np.indices((p,) * order).reshape(order, -1)  # [order, p^order]
     counts = np.stack([(idx == v).sum(axis=0) for v in range(n_vars)], axis=1)  # exponents, constant dropped
@@ -93,7 +98,8 @@ def monomial_name(exponents: Sequence[int], variables: Sequence[str]) -> str:
     return "*".join(parts) if parts else "1"
 
 
-# -- the value object --------------------------------------------------------------------------------------------
+# -- the value object
+# --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Polynomial:
     """A vector-valued polynomial in plain monomial coordinates.
@@ -115,8 +121,10 @@ class Polynomial:
     def __post_init__(self) -> None:
         n_mono = len(monomial_basis(len(self.variables), self.max_degree))
         if self.coefficients.shape != (len(self.outputs), n_mono):
-            raise ValueError(f"Polynomial: coefficients {self.coefficients.shape} do not match "
-                             f"{len(self.outputs)} outputs x {n_mono} monomials")
+            raise ValueError(
+                f"Polynomial: coefficients {self.coefficients.shape} do not match "
+                f"{len(self.outputs)} outputs x {n_mono} monomials"
+            )
 
     # -- structure
     @property
@@ -159,7 +167,9 @@ class Polynomial:
         if max_degree == self.max_degree:
             return self
         if max_degree < self.degree:
-            raise ValueError(f"Polynomial has degree {self.degree}, cannot express it with degree <= {max_degree}")
+            raise ValueError(
+                f"Polynomial has degree {self.degree}, cannot express it with degree <= {max_degree}"
+            )
         target = _basis_index(self.n_vars, max_degree)
         out = np.zeros((self.n_outputs, len(target)))
         for j, e in enumerate(self.exponents.tolist()):
@@ -170,8 +180,11 @@ class Polynomial:
     def coefficient(self, output: int | str, monomial: str | Sequence[int]) -> float:
         """One coefficient, e.g. ``p.coefficient("y1", "x1^2*x2")`` or ``p.coefficient(0, (2, 1, 0, 0))``."""
         i = self.outputs.index(output) if isinstance(output, str) else int(output)
-        j = self.monomials.index(monomial) if isinstance(monomial, str) else _basis_index(
-            self.n_vars, self.max_degree)[tuple(int(v) for v in monomial)]
+        j = (
+            self.monomials.index(monomial)
+            if isinstance(monomial, str)
+            else _basis_index(self.n_vars, self.max_degree)[tuple(int(v) for v in monomial)]
+        )
         return float(self.coefficients[i, j])
 
     def leading_terms(self, k: int = 5) -> pd.DataFrame:
@@ -179,8 +192,10 @@ class Polynomial:
         rows = []
         for i, name in enumerate(self.outputs):
             order = np.argsort(-np.abs(self.coefficients[i]), kind="stable")[:k]
-            rows += [{"output": name, "monomial": self.monomials[j], "coefficient": float(self.coefficients[i, j])}
-                     for j in order]
+            rows += [
+                {"output": name, "monomial": self.monomials[j], "coefficient": float(self.coefficients[i, j])}
+                for j in order
+            ]
         return pd.DataFrame(rows)
 
     # -- evaluation and display
@@ -196,8 +211,11 @@ class Polynomial:
         syms = syms if isinstance(syms, list | tuple) else [syms]
         exprs = []
         for i in range(self.n_outputs):
-            terms = [sympy.Float(float(c)) * sympy.Mul(*[s**int(e) for s, e in zip(syms, exps, strict=True)])
-                     for c, exps in zip(self.coefficients[i], self.exponents.tolist(), strict=True) if abs(c) > tol]
+            terms = [
+                sympy.Float(float(c)) * sympy.Mul(*[s ** int(e) for s, e in zip(syms, exps, strict=True)])
+                for c, exps in zip(self.coefficients[i], self.exponents.tolist(), strict=True)
+                if abs(c) > tol
+            ]
             exprs.append(sympy.Add(*terms))
         return exprs
 
@@ -211,14 +229,21 @@ class Polynomial:
         return " \\\\\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"variables": list(self.variables), "outputs": list(self.outputs), "max_degree": self.max_degree,
-                "source": self.source, "monomials": self.monomials, "coefficients": self.coefficients.tolist()}
+        return {
+            "variables": list(self.variables),
+            "outputs": list(self.outputs),
+            "max_degree": self.max_degree,
+            "source": self.source,
+            "monomials": self.monomials,
+            "coefficients": self.coefficients.tolist(),
+        }
 
     def _repr_html_(self) -> str:
         return self.table.to_html(index=False, float_format=lambda v: f"{v:.4g}")
 
 
-# -- features and least squares ----------------------------------------------------------------------------------
+# -- features and least squares
+# ----------------------------------------------------------------------------------
 def monomial_features(x: np.ndarray, max_degree: int) -> np.ndarray:
     """All monomials of ``x [n, d]`` of degree <= ``max_degree``: ``[n, n_monomials]`` (basis order)."""
     x = np.asarray(x, dtype=np.float64)
@@ -241,7 +266,8 @@ def fit_polynomial(
 ) -> Polynomial:
     """Least-squares fit of ``fn: [n, n_vars] -> [n, n_out]`` on the monomials of degree <= ``max_degree``.
 
-    Exact (up to conditioning, ~1e-12 relative) when ``fn`` is such a polynomial; samples ``n_points`` (default
+    Exact (up to conditioning, ~1e-12 relative) when ``fn`` is such a polynomial; samples ``n_points``
+    (default
     4 x #monomials, spec §2.6 asks for >= 2x) points ~ N(0, I) in float64.
     """
     n_mono = len(monomial_basis(n_vars, max_degree))
@@ -251,10 +277,13 @@ def fit_polynomial(
     coef, *_ = np.linalg.lstsq(monomial_features(x, max_degree), y, rcond=None)
     variables = tuple(variables) if variables is not None else tuple(f"x{i + 1}" for i in range(n_vars))
     outputs = tuple(outputs) if outputs is not None else tuple(f"y{i + 1}" for i in range(y.shape[1]))
-    return Polynomial(coef.T.copy(), variables, outputs, max_degree, f"least-squares fit on {n_points} points")
+    return Polynomial(
+        coef.T.copy(), variables, outputs, max_degree, f"least-squares fit on {n_points} points"
+    )
 
 
-# -- extraction --------------------------------------------------------------------------------------------------
+# -- extraction
+# --------------------------------------------------------------------------------------------------
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().to(torch.float64).cpu().numpy()
 
@@ -279,7 +308,8 @@ def _pairs(p: int, n_vars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def gated_rnn_polynomial(model: GatedLinearRNN) -> Polynomial:
     """Exact quartic instantaneous polynomial of a gated RNN (spec §2.6); see the module docstring.
 
-    Implementation: ``z^T A_k z`` only sees the symmetric part of ``A_k``, so each ``A_k`` (and ``B_k``) is packed
+    Implementation: ``z^T A_k z`` only sees the symmetric part of ``A_k``, so each ``A_k`` (and ``B_k``) is
+        packed
     into its ``p(p+1)/2`` quadratic-monomial coefficients first; then ``T'^(i) = Â^T diag(D_i) B̂`` holds the
     products of quadratic monomials, folded onto quartic monomials by a bincount. Same result as the full
     ``p^4`` contraction of the module docstring (tested), about 4x fewer FLOPs.
@@ -296,8 +326,13 @@ def gated_rnn_polynomial(model: GatedLinearRNN) -> Polynomial:
     for i in range(D.shape[0]):
         Ti = (A.T * D[i]) @ B  # [P, P]: sum_k D_ik A_k ⊗ B_k on quadratic monomials
         coef[i] = np.bincount(fold, weights=Ti.ravel(), minlength=n_mono)
-    return Polynomial(coef, tuple(input_names(model)), tuple(f"y{i + 1}" for i in range(D.shape[0])), 4,
-                      f"{type(model).__name__} (exact quartic form)")
+    return Polynomial(
+        coef,
+        tuple(input_names(model)),
+        tuple(f"y{i + 1}" for i in range(D.shape[0])),
+        4,
+        f"{type(model).__name__} (exact quartic form)",
+    )
 
 
 def gated_rnn_polynomial_full(model: GatedLinearRNN) -> Polynomial:
@@ -308,8 +343,13 @@ def gated_rnn_polynomial_full(model: GatedLinearRNN) -> Polynomial:
     Q = (Wm_in[:, :, None] * Wx_in[:, None, :]).reshape(N, p * p)  # Q_n = W_m,n ⊗ W_x,n
     A, B = Wm_out @ Q, Wx_out @ Q  # [M, p^2]
     T = np.stack([(A * D[i][:, None]).T @ B for i in range(D.shape[0])]).reshape((D.shape[0],) + (p,) * 4)
-    return Polynomial(fold_symmetric(T, model.d_input), tuple(input_names(model)),
-                      tuple(f"y{i + 1}" for i in range(D.shape[0])), 4, "full p^4 contraction")
+    return Polynomial(
+        fold_symmetric(T, model.d_input),
+        tuple(input_names(model)),
+        tuple(f"y{i + 1}" for i in range(D.shape[0])),
+        4,
+        "full p^4 contraction",
+    )
 
 
 def attention_polynomial(model: LinearSelfAttention) -> Polynomial:
@@ -320,8 +360,13 @@ def attention_polynomial(model: LinearSelfAttention) -> Polynomial:
     if model.W_O is not None:
         T = np.einsum("io,oabc->iabc", _np(model.W_O), T)
     coef = fold_symmetric(T, model.d_input)
-    return Polynomial(coef, tuple(input_names(model)), tuple(f"y{i + 1}" for i in range(T.shape[0])), 3,
-                      f"{type(model).__name__} (exact cubic form)")
+    return Polynomial(
+        coef,
+        tuple(input_names(model)),
+        tuple(f"y{i + 1}" for i in range(T.shape[0])),
+        3,
+        f"{type(model).__name__} (exact cubic form)",
+    )
 
 
 def _single_token_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -332,13 +377,15 @@ def _single_token_fn(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     return fn
 
 
-def instantaneous_polynomial(model: ModelSource, method: str = "exact", n_points: int | None = None,
-                             seed: int = 0) -> Polynomial:
+def instantaneous_polynomial(
+    model: ModelSource, method: str = "exact", n_points: int | None = None, seed: int = 0
+) -> Polynomial:
     """The instantaneous polynomial of a gated RNN (degree 4) or linear self-attention (degree 3).
 
     Args:
         model: model, checkpoint or checkpoint path (analysed in float64).
-        method: "exact" (tensor contraction) or "lstsq" (least-squares fit of the model's one-token outputs from a
+        method: "exact" (tensor contraction) or "lstsq" (least-squares fit of the model's one-token outputs
+            from a
             zero state — an independent route through the forward pass).
         n_points, seed: for "lstsq".
     Returns:
@@ -373,6 +420,16 @@ def n_monomials(d: int, max_degree: int = 4) -> int:
     return math.comb(d + max_degree, max_degree)
 
 
-__all__ = ["Polynomial", "instantaneous_polynomial", "fit_polynomial", "monomial_basis", "monomial_features",
-           "fold_symmetric", "gated_rnn_polynomial", "attention_polynomial", "n_monomials", "monomial_name",
-           "AnalysisNotApplicable"]
+__all__ = [
+    "Polynomial",
+    "instantaneous_polynomial",
+    "fit_polynomial",
+    "monomial_basis",
+    "monomial_features",
+    "fold_symmetric",
+    "gated_rnn_polynomial",
+    "attention_polynomial",
+    "n_monomials",
+    "monomial_name",
+    "AnalysisNotApplicable",
+]

@@ -1,14 +1,18 @@
 """KV and Q scores of Table 1 (spec §2.6).
 
-KV score: ``1 - R^2`` (uniform average over the d_v x d_k targets) of a linear regression with intercept from the
+KV score: ``1 - R^2`` (uniform average over the d_v x d_k targets) of a linear regression with intercept from
+    the
 hidden states of the *perfect memory* neurons (|lambda| > hi) to the flattened cumulative key-values
-``S_t = sum_{t' <= t} v_t' k_t'^T`` of the reference attention layer. Q score: the same from the *perfect forget*
+``S_t = sum_{t' <= t} v_t' k_t'^T`` of the reference attention layer. Q score: the same from the *perfect
+forget*
 neurons (|lambda| < lo) to the queries ``q_t``. Samples are pooled over batch x time; scikit-learn's
 ``LinearRegression`` and ``r2_score`` (App. D). Activations are read from the hook points (student ``hook_h``,
 reference ``hook_q``/``hook_kv``): no forward pass is re-implemented here.
 
-For a dense non-diagonal ``A = V diag(mu) V^-1`` the regressors are the eigenmode states ``V^-1 h_t`` (real and
-imaginary parts) of the modes with |mu| > hi (resp. < lo): they evolve as ``mu h + input`` like diagonal neurons.
+For a dense non-diagonal ``A = V diag(mu) V^-1`` the regressors are the eigenmode states ``V^-1 h_t`` (real
+and
+imaginary parts) of the modes with |mu| > hi (resp. < lo): they evolve as ``mu h + input`` like diagonal
+neurons.
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ def probe_scores(
     Args:
         model: the student :class:`GatedLinearRNN` (model, checkpoint or path; analysed in float64).
         reference: the attention layer (default: from the checkpoint metadata, see
-            :func:`~rnnattn.analysis.references.resolve_reference`), or "teacher" / "one_step_gd" / "construction".
+            :func:`~rnnattn.analysis.references.resolve_reference`), or "teacher" / "one_step_gd" /
+            "construction".
         inputs: ``x [B, T, d]``; default ``n_sequences`` sequences drawn from the checkpoint's task (its own
             length unless ``seq_len`` is given), or x ~ N(0, I) with 32 steps when the metadata names no task.
         hi, lo: ``|lambda| > hi`` memory neurons, ``< lo`` forget neurons.
@@ -104,7 +109,17 @@ def probe_scores(
     r2_kv, r2_q = _fit(X_kv, Y_kv), _fit(X_q, Y_q)
     kv_names = [f"kv[h{hh},{i + 1},{j + 1}]" for hh in range(H) for i in range(dv) for j in range(dk)]
     q_names = [f"q[h{hh},{j + 1}]" for hh in range(H) for j in range(dk)]
-    return ProbeResult(kv_score=float(1.0 - r2_kv.mean()), q_score=float(1.0 - r2_q.mean()),
-                       kv_detail=_detail(kv_names, r2_kv, Y_kv), q_detail=_detail(q_names, r2_q, Y_q),
-                       memory_neurons=mem, forget_neurons=fgt, n_points=int(h.shape[0]), hi=hi, lo=lo,
-                       input_distribution=described, features=features, notes=notes)
+    return ProbeResult(
+        kv_score=float(1.0 - r2_kv.mean()),
+        q_score=float(1.0 - r2_q.mean()),
+        kv_detail=_detail(kv_names, r2_kv, Y_kv),
+        q_detail=_detail(q_names, r2_q, Y_q),
+        memory_neurons=mem,
+        forget_neurons=fgt,
+        n_points=int(h.shape[0]),
+        hi=hi,
+        lo=lo,
+        input_distribution=described,
+        features=features,
+        notes=notes,
+    )

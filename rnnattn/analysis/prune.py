@@ -1,14 +1,17 @@
 """Pruning (§3.1, spec §2.6): remove hidden neurons and output-gating rows whose weights are zero.
 
-Weight rules, applied until nothing changes (zero means ``max|row| / max|W| < threshold`` for the whole matrix ``W``
+Weight rules, applied until nothing changes (zero means ``max|row| / max|W| < threshold`` for the whole matrix
+``W``
 the row belongs to; the spec's choice, since AdamW's decay alone cannot produce exact zeros):
 
 * gating row k goes if row k of ``W_m^out`` or of ``W_x^out`` is zero, or column k of ``D`` is zero;
 * hidden neuron n goes if row n of ``W_m^in`` or of ``W_x^in`` is zero (it never receives input), or if both
-  columns n of ``W_m^out`` and ``W_x^out`` are zero (nothing reads it). With dense ``A`` the neuron must also have
+  columns n of ``W_m^out`` and ``W_x^out`` are zero (nothing reads it). With dense ``A`` the neuron must also
+  have
   no recurrent input (row n of ``A`` off the diagonal), resp. feed no other neuron (column n).
 
-Then, optionally, ablation pruning: remove a unit if the loss moves by less than ``ablation_tol`` (cumulatively,
+Then, optionally, ablation pruning: remove a unit if the loss moves by less than ``ablation_tol``
+    (cumulatively,
 from the loss before ablation, so the total change stays below the tolerance).
 """
 
@@ -48,18 +51,31 @@ def _rel(row_max: np.ndarray, scale: float) -> np.ndarray:
     return row_max / scale if scale > 0 else np.zeros_like(row_max)
 
 
-def _weight_round(w: GatedWeights, thr: float, scales: dict[str, float], rnd: int) -> tuple[list[dict], list[dict]]:
+def _weight_round(
+    w: GatedWeights, thr: float, scales: dict[str, float], rnd: int
+) -> tuple[list[dict], list[dict]]:
     """One pass of the weight rules on the current (already reduced) weights; returns removal records."""
     Wm_in, Wx_in = np.abs(w.W_in[0]), np.abs(w.W_in[1])
     Wm_out, Wx_out, D = np.abs(w.W_out[0]), np.abs(w.W_out[1]), np.abs(w.D)
     gating, hidden = [], []
-    g_tests = {"W_m_out row ~ 0": _rel(Wm_out.max(1), scales["mo"]), "W_x_out row ~ 0": _rel(Wx_out.max(1), scales["xo"]),
-               "D column ~ 0": _rel(D.max(0), scales["D"])}
+    g_tests = {
+        "W_m_out row ~ 0": _rel(Wm_out.max(1), scales["mo"]),
+        "W_x_out row ~ 0": _rel(Wx_out.max(1), scales["xo"]),
+        "D column ~ 0": _rel(D.max(0), scales["D"]),
+    }
     for k in range(w.n_gating):
         hits = [(r, s[k]) for r, s in g_tests.items() if s[k] < thr]
         if hits:
-            gating.append({"kind": "gating", "pos": k, "label": w.gating_labels[k], "rule": hits[0][0],
-                           "score": float(hits[0][1]), "round": rnd})
+            gating.append(
+                {
+                    "kind": "gating",
+                    "pos": k,
+                    "label": w.gating_labels[k],
+                    "rule": hits[0][0],
+                    "score": float(hits[0][1]),
+                    "round": rnd,
+                }
+            )
     no_rec_in = no_rec_out = np.ones(w.n_hidden, dtype=bool)
     if w.dense:
         off = np.abs(w.rec - np.diag(np.diag(w.rec)))
@@ -76,8 +92,16 @@ def _weight_round(w: GatedWeights, thr: float, scales: dict[str, float], rnd: in
         elif out[n] < thr and no_rec_out[n]:
             rule, score = "W_out columns ~ 0", out[n]
         if rule:
-            hidden.append({"kind": "hidden", "pos": n, "label": w.hidden_labels[n], "rule": rule,
-                           "score": float(score), "round": rnd})
+            hidden.append(
+                {
+                    "kind": "hidden",
+                    "pos": n,
+                    "label": w.hidden_labels[n],
+                    "rule": rule,
+                    "score": float(score),
+                    "round": rnd,
+                }
+            )
     return hidden, gating
 
 
@@ -116,8 +140,14 @@ def prune(
     target = y if y is not None else y_ref
     w0 = GatedWeights.of(m)
     amax = lambda a: float(np.abs(a).max()) if a.size else 0.0  # noqa: E731
-    scales = {"mi": amax(w0.W_in[0]), "xi": amax(w0.W_in[1]), "mo": amax(w0.W_out[0]), "xo": amax(w0.W_out[1]),
-              "D": amax(w0.D), "A": amax(w0.rec) if w0.dense else 0.0}
+    scales = {
+        "mi": amax(w0.W_in[0]),
+        "xi": amax(w0.W_in[1]),
+        "mo": amax(w0.W_out[0]),
+        "xo": amax(w0.W_out[1]),
+        "D": amax(w0.D),
+        "A": amax(w0.rec) if w0.dense else 0.0,
+    }
     hid = np.arange(w0.n_hidden)
     gat = np.arange(w0.n_gating)
     records: list[dict] = []
@@ -136,8 +166,10 @@ def prune(
         gat = np.setdiff1d(gat, [r["index"] for r in gating])
         rnd += 1
         if hid.size == 0 or gat.size == 0:
-            raise ValueError(f"prune: threshold {threshold} removes every {'hidden neuron' if hid.size == 0 else 'gating row'}"
-                             " (the model computes ~0); nothing meaningful remains")
+            raise ValueError(
+                f"prune: threshold {threshold} removes every {'hidden neuron' if hid.size == 0 else 'gating row'}"
+                " (the model computes ~0); nothing meaningful remains"
+            )
 
     def build(h: np.ndarray, g: np.ndarray) -> GatedLinearRNN:
         return w0.select_hidden(h).select_gating(g).to_model(m)
@@ -167,8 +199,16 @@ def prune(
             delta = abs(loss_of(h2, g2) - base)
             if delta <= ablation_tol:
                 labels_ = w0.hidden_labels if kind == "hidden" else w0.gating_labels
-                records.append({"kind": kind, "index": i, "label": labels_[i], "rule": "ablation",
-                                "score": float(delta), "round": rnd})
+                records.append(
+                    {
+                        "kind": kind,
+                        "index": i,
+                        "label": labels_[i],
+                        "rule": "ablation",
+                        "score": float(delta),
+                        "round": rnd,
+                    }
+                )
                 hid, gat = h2, g2
 
     pruned = build(hid, gat)
@@ -177,7 +217,18 @@ def prune(
         loss_after = float(loss_fn(pruned(x), y)) if y is not None else float("nan")
     change, _ = max_change(m, pruned, x)
     removed = pd.DataFrame(records, columns=["kind", "index", "label", "rule", "score", "round"])
-    return PruneResult(model=pruned, removed=removed, hidden_kept=hid, gating_kept=gat,
-                       n_hidden_before=w0.n_hidden, n_hidden_after=int(hid.size), n_gating_before=w0.n_gating,
-                       n_gating_after=int(gat.size), loss_before=loss_before, loss_after=loss_after,
-                       max_output_change=change, threshold=threshold, ablation_tol=ablation_tol)
+    return PruneResult(
+        model=pruned,
+        removed=removed,
+        hidden_kept=hid,
+        gating_kept=gat,
+        n_hidden_before=w0.n_hidden,
+        n_hidden_after=int(hid.size),
+        n_gating_before=w0.n_gating,
+        n_gating_after=int(gat.size),
+        loss_before=loss_before,
+        loss_after=loss_after,
+        max_output_change=change,
+        threshold=threshold,
+        ablation_tol=ablation_tol,
+    )

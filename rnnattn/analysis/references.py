@@ -8,8 +8,10 @@ Resolution order when no reference is passed (``resolve_reference(subject, None)
 3. a checkpoint with an ``extras["teacher"]`` → that teacher;
 4. a construction → ``rnnattn.constructions.source_of(model)``.
 
-One GD step from ``W_0 = 0`` (Eq. 4) is ``y_hat = eta * sum_t y_t x_t^T x_{T+1}``: a linear attention layer with
-``W_K = W_Q = [I_dx, 0]`` and ``W_V = eta [0, I_dy]`` on tokens ``(x, y)``; its instantaneous polynomial has the
+One GD step from ``W_0 = 0`` (Eq. 4) is ``y_hat = eta * sum_t y_t x_t^T x_{T+1}``: a linear attention layer
+with
+``W_K = W_Q = [I_dx, 0]`` and ``W_V = eta [0, I_dy]`` on tokens ``(x, y)``; its instantaneous polynomial has
+the
 single monomials ``eta * x_j^2 y_i`` in output i (Table 2).
 """
 
@@ -57,8 +59,9 @@ def one_step_gd_lsa(eta: float, d_x: int, d_y: int, d_output: int | None = None)
     d = d_x + d_y
     if d_output not in (None, d_y, d):
         raise ValueError(f"one_step_gd_lsa: d_output must be d_y={d_y} or d_x+d_y={d}, got {d_output}")
-    cfg = LinearSelfAttentionConfig(d_input=d, d_key=d_x, d_value=d_y,
-                                    d_output=None if d_output in (None, d_y) else d)
+    cfg = LinearSelfAttentionConfig(
+        d_input=d, d_key=d_x, d_value=d_y, d_output=None if d_output in (None, d_y) else d
+    )
     lsa = LinearSelfAttention(cfg).to(torch.float64)
     with torch.no_grad():
         sel_x = torch.zeros(d_x, d, dtype=torch.float64)
@@ -70,7 +73,12 @@ def one_step_gd_lsa(eta: float, d_x: int, d_y: int, d_output: int | None = None)
         lsa.W_V.copy_(eta * sel_y[None])
         if lsa.W_O is not None:
             lsa.W_O.copy_(sel_y.T)
-    lsa.metadata = {"description": f"one step of GD (Eq. 4), eta={eta:.6g}", "d_x": d_x, "d_y": d_y, "eta": eta}
+    lsa.metadata = {
+        "description": f"one step of GD (Eq. 4), eta={eta:.6g}",
+        "d_x": d_x,
+        "d_y": d_y,
+        "eta": eta,
+    }
     lsa.metadata["input_names"] = [f"x{i + 1}" for i in range(d_x)] + [f"y{i + 1}" for i in range(d_y)]
     for p in lsa.parameters():
         p.requires_grad_(False)
@@ -105,8 +113,10 @@ def gd_reference_from_metadata(metadata: dict[str, Any], d_output: int | None = 
     if eta is None:
         n = _first(task, "n_context", "T", "n_pairs", "seq_len_context")
         if n is None:
-            raise ValueError("reference 'one_step_gd' needs eta, or the number of context pairs (n_context), in "
-                             "the task metadata")
+            raise ValueError(
+                "reference 'one_step_gd' needs eta, or the number of context pairs (n_context), in "
+                "the task metadata"
+            )
         kurt = 3.0 if _first(task, "x_dist", default="uniform") == "normal" else 9.0 / 5.0
         eta = optimal_gd_eta(int(n), int(d_x), float(_first(task, "x_var", "sigma_x2", default=1.0)), kurt)
     return one_step_gd_lsa(float(eta), int(d_x), int(d_y), d_output)
@@ -130,12 +140,15 @@ def _construction_source(model: Model) -> Model | None:
         return None
 
 
-def resolve_reference(subject: Subject | ModelSource, reference: ModelSource | str | None = None) -> Reference:
+def resolve_reference(
+    subject: Subject | ModelSource, reference: ModelSource | str | None = None
+) -> Reference:
     """Resolve the reference a student is compared with (see the module docstring for the default order).
 
     Args:
         subject: the student (model, checkpoint, path or resolved subject).
-        reference: ``None`` (from metadata), "teacher", "one_step_gd", "construction", or a LinearSelfAttention
+        reference: ``None`` (from metadata), "teacher", "one_step_gd", "construction", or a
+            LinearSelfAttention
             model / checkpoint / path.
     Raises:
         ValueError: no reference can be found (one-line reason saying what to pass).
@@ -144,9 +157,14 @@ def resolve_reference(subject: Subject | ModelSource, reference: ModelSource | s
     meta = subj.metadata
     wanted = reference if isinstance(reference, str) and reference in REFERENCE_KINDS else None
     if reference is not None and wanted is None:
-        if isinstance(reference, str) and reference not in REFERENCE_KINDS and not reference.endswith(".safetensors"):
-            raise ValueError(f"reference must be one of {REFERENCE_KINDS}, a model or a checkpoint path, "
-                             f"got {reference!r}")
+        if (
+            isinstance(reference, str)
+            and reference not in REFERENCE_KINDS
+            and not reference.endswith(".safetensors")
+        ):
+            raise ValueError(
+                f"reference must be one of {REFERENCE_KINDS}, a model or a checkpoint path, got {reference!r}"
+            )
         return _as_lsa(resolve(reference, "reference").model, "model", "given reference model")
     kind = wanted or meta.get("reference")
     if kind == "teacher" or (kind is None and "teacher" in subj.extras):
@@ -160,6 +178,10 @@ def resolve_reference(subject: Subject | ModelSource, reference: ModelSource | s
     if src is not None:
         return _as_lsa(src, "construction", "the attention layer the construction was built from")
     if kind == "construction":
-        raise ValueError("reference 'construction' requested but rnnattn.constructions.source_of found no source")
-    raise ValueError("no reference found: pass reference=<LinearSelfAttention or checkpoint>, or save the student "
-                     "with metadata reference='teacher' (extras={'teacher': lsa}) or reference='one_step_gd'")
+        raise ValueError(
+            "reference 'construction' requested but rnnattn.constructions.source_of found no source"
+        )
+    raise ValueError(
+        "no reference found: pass reference=<LinearSelfAttention or checkpoint>, or save the student "
+        "with metadata reference='teacher' (extras={'teacher': lsa}) or reference='one_step_gd'"
+    )

@@ -1,8 +1,10 @@
 """Result value objects of the analysis stage: plain dataclasses holding DataFrames, numpy arrays and numbers.
 
-Every result has ``to_dict()`` (JSON-serialisable: DataFrames become lists of records, arrays nested lists) so the
+Every result has ``to_dict()`` (JSON-serialisable: DataFrames become lists of records, arrays nested lists) so
+the
 report stage and the CLI can store it; :class:`EquivalenceResult` also renders itself in notebooks
-(``_repr_html_``). Field names are part of the public API (the report stage reads them): change them only together.
+(``_repr_html_``). Field names are part of the public API (the report stage reads them): change them only
+together.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class PruneResult(_ToDict):
     Attributes:
         model: the pruned model (a new float64 model; the input is untouched).
         removed: one row per removed unit: ``kind`` ("hidden" | "gating"), ``index`` (in the input model),
-            ``label``, ``rule`` (why: "W_m_in row ~ 0", "D column ~ 0", "ablation", ...), ``score`` (the relative
+            ``label``, ``rule`` (why: "W_m_in row ~ 0", "D column ~ 0", "ablation", ...), ``score`` (the
+            relative
             magnitude max|row|/max|W| or the |delta loss| that triggered the removal), ``round`` (iteration).
         hidden_kept, gating_kept: indices (in the input model) of the units that remain, in order.
         n_hidden_before, n_hidden_after, n_gating_before, n_gating_after: unit counts.
@@ -86,12 +89,22 @@ class PruneResult(_ToDict):
     @property
     def summary(self) -> pd.DataFrame:
         """Counts before/after and removed, one row per unit kind (the "86/100 and 87/100" of Table 1)."""
-        return pd.DataFrame([
-            {"kind": "hidden", "before": self.n_hidden_before, "after": self.n_hidden_after,
-             "removed": self.n_hidden_before - self.n_hidden_after},
-            {"kind": "gating", "before": self.n_gating_before, "after": self.n_gating_after,
-             "removed": self.n_gating_before - self.n_gating_after},
-        ])
+        return pd.DataFrame(
+            [
+                {
+                    "kind": "hidden",
+                    "before": self.n_hidden_before,
+                    "after": self.n_hidden_after,
+                    "removed": self.n_hidden_before - self.n_hidden_after,
+                },
+                {
+                    "kind": "gating",
+                    "before": self.n_gating_before,
+                    "after": self.n_gating_after,
+                    "removed": self.n_gating_before - self.n_gating_after,
+                },
+            ]
+        )
 
 
 @dataclass
@@ -102,13 +115,17 @@ class CanonicalResult(_ToDict):
         model: the canonical model (new float64 model).
         hidden_perm: ``[N]``; canonical hidden neuron ``n`` is input neuron ``hidden_perm[n]``.
         gating_perm: ``[M]``; canonical gating row ``k`` is input row ``gating_perm[k]``.
-        input_swapped, output_swapped: ``[N]``, ``[M]`` bools (indexed canonically): the m/x branches were swapped.
-        input_scale, output_scale: ``[N]``, ``[M]``: the m-branch row was multiplied by ``c`` and the x-branch row by
+        input_swapped, output_swapped: ``[N]``, ``[M]`` bools (indexed canonically): the m/x branches were
+            swapped.
+        input_scale, output_scale: ``[N]``, ``[M]``: the m-branch row was multiplied by ``c`` and the x-branch
+            row by
             ``1/c`` (applied after the swap).
         hidden_role: ``[N]`` "memory" | "forget" | "other" per canonical hidden neuron.
-        gating_conforming: ``[M]`` bool: the row's m-branch reads only memory neurons and its x-branch only forget
+        gating_conforming: ``[M]`` bool: the row's m-branch reads only memory neurons and its x-branch only
+            forget
             neurons (the block form of Fig. 1); non-conforming rows are put last.
-        blocks: DataFrame with one row per block (``matrix``, ``rows`` "a:b", ``cols`` "a:b", ``name``, ``max_abs``)
+        blocks: DataFrame with one row per block (``matrix``, ``rows`` "a:b", ``cols`` "a:b", ``name``,
+            ``max_abs``)
             describing the block form, for plotting separators.
         max_output_change: max |y_canonical - y_input| on random check inputs.
     """
@@ -172,7 +189,8 @@ class MergeResult(_ToDict):
         merges: one :class:`RankOneMerge` per merged group (evidence kept even when not merged).
         n_gating_before, n_gating_after: gating row counts.
         max_output_change: max |y_merged - y_input| on the check inputs (before fine-tuning).
-        loss_before, loss_after_merge, loss_after_finetune: on the given data (``nan`` without targets or without
+        loss_before, loss_after_merge, loss_after_finetune: on the given data (``nan`` without targets or
+            without
             fine-tuning).
         finetune_steps: optimiser steps taken after merging.
     """
@@ -191,12 +209,14 @@ class MergeResult(_ToDict):
 @dataclass
 class ProbeResult(_ToDict):
     """KV and Q scores of Table 1 (spec §2.6): ``1 - R^2`` of linear regressions (with intercept, uniform average
-    over targets) from the memory neurons' states to the cumulative key-values, and from the forget neurons' states
+    over targets) from the memory neurons' states to the cumulative key-values, and from the forget neurons'
+    states
     to the queries, pooled over batch x time.
 
     Attributes:
         kv_score, q_score: ``1 - R^2`` (0 = perfectly linearly decodable).
-        kv_detail, q_detail: per-target DataFrames: ``target`` (e.g. "kv[h0,1,3]", "q[h0,2]"), ``r2``, ``score``,
+        kv_detail, q_detail: per-target DataFrames: ``target`` (e.g. "kv[h0,1,3]", "q[h0,2]"), ``r2``,
+            ``score``,
             ``variance`` (of the target).
         memory_neurons, forget_neurons: indices of the neurons used as regressors (eigenmodes for dense A).
         n_points: regression samples (batch x time).
@@ -225,10 +245,11 @@ class PolynomialDistance(_ToDict):
     """Distance between two instantaneous polynomials, per output (spec §2.6), on their common monomial basis.
 
     The paper's "normalized Euclidean distance ... averaged over the outputs" is read as
-    ``relative[i] = ||c_i^p - c_i^q||_2 / ||c_i^q||_2`` (``q`` is the reference) and ``value = mean(relative)``.
-    Also given: ``absolute[i] = ||c_i^p - c_i^q||_2`` and ``unit[i] = ||c_i^p/||c_i^p|| - c_i^q/||c_i^q||||_2``.
-    Coefficients are those of the plain monomial basis (``x1^2 x2`` has coefficient as in the expanded polynomial,
-    no multinomial weighting) over all monomials of degree <= max degree of the two.
+    ``relative[i] = ||c_i^p - c_i^q||_2 / ||c_i^q||_2`` (``q`` is the reference), ``value = mean(relative)``.
+    Also given: ``absolute[i] = ||c_i^p - c_i^q||_2`` and the distance of unit-normalised vectors
+    ``unit[i] = ||c_i^p / ||c_i^p|| - c_i^q / ||c_i^q|| ||_2``. Coefficients are those of the plain monomial
+    basis (``x1^2 x2`` has its coefficient in the expanded polynomial, no multinomial weighting) over all
+    monomials of degree <= the larger degree of the two.
 
     Attributes:
         value: the headline number: mean over outputs of the chosen normalisation.
@@ -250,8 +271,11 @@ class PolynomialDistance(_ToDict):
 
     @property
     def description(self) -> str:
-        what = {"relative": "mean_i ||p_i - q_i|| / ||q_i|| (q = reference)",
-                "absolute": "mean_i ||p_i - q_i||", "unit": "mean_i ||p_i/||p_i|| - q_i/||q_i||||"}[self.normalisation]
+        what = {
+            "relative": "mean_i ||p_i - q_i|| / ||q_i|| (q = reference)",
+            "absolute": "mean_i ||p_i - q_i||",
+            "unit": "mean_i ||p_i/||p_i|| - q_i/||q_i||||",
+        }[self.normalisation]
         return f"{what}, over {self.n_monomials} monomial coefficients per output"
 
 
@@ -276,8 +300,14 @@ class EquivalenceThresholds(Config):
 
 # The paper's Table 1 and §3.1 pruning figures, for side-by-side display.
 PAPER_TABLE1: dict[str, float] = {
-    "loss": 4.97e-8, "kv_score": 4.52e-8, "q_score": 2.06e-10, "polynomial_distance": 3.73e-4,
-    "hidden_removed": 86, "hidden_before": 100, "gating_removed": 87, "gating_before": 100,
+    "loss": 4.97e-8,
+    "kv_score": 4.52e-8,
+    "q_score": 2.06e-10,
+    "polynomial_distance": 3.73e-4,
+    "hidden_removed": 86,
+    "hidden_before": 100,
+    "gating_removed": 87,
+    "gating_before": 100,
 }
 
 
@@ -285,36 +315,46 @@ PAPER_TABLE1: dict[str, float] = {
 class EquivalenceResult(_ToDict):
     """Everything :func:`rnnattn.analysis.equivalence` found: is the student the reference in disguise?
 
-    Fields (all plain numbers, strings, numpy arrays, DataFrames or the result objects above; ``None`` where a step
+    Fields (all plain numbers, strings, numpy arrays, DataFrames or the result objects above; ``None`` where a
+    step
     did not apply, with the reason in ``notes``):
 
     - ``student``: the analysed student (float64 copy, unchanged). ``reference``: the reference model
       (LinearSelfAttention) or ``None`` if only a polynomial reference exists.
     - ``reference_kind``: "teacher" | "one_step_gd" | "construction" | "model" | "polynomial".
-    - ``model_summary``: DataFrame ``item``, ``student``, ``reference`` (class, sizes, parameters, recurrence, source).
+    - ``model_summary``: DataFrame ``item``, ``student``, ``reference`` (class, sizes, parameters, recurrence,
+      source).
     - ``lam``: ``[N]`` |lambda| of the student (eigenvalue moduli for dense A): the lambda histogram data.
-    - ``roles``: DataFrame from :func:`neuron_roles` (one row per hidden neuron: ``neuron``, ``label``, ``lam``,
+    - ``roles``: DataFrame from :func:`neuron_roles` (one row per hidden neuron: ``neuron``, ``label``,
+      ``lam``,
       ``role``, reading columns). ``role_counts``: ``{"memory", "forget", "other"}`` counts.
-    - ``loss``: 0.5 * mean squared error of student vs reference outputs on the probe inputs (the paper's loss).
+    - ``loss``: 0.5 * mean squared error of student vs reference outputs on the probe inputs (the paper's
+      loss).
     - ``prune``: :class:`PruneResult` (``.summary`` DataFrame: before/after/removed per unit kind).
     - ``canonical``: :class:`CanonicalResult` of the pruned model.
-    - ``weights``: dict of numpy arrays of the pruned + canonicalised (+ merged, if ``merge`` ran) model: ``W_m_in``,
+    - ``weights``: dict of numpy arrays of the pruned + canonicalised (+ merged, if ``merge`` ran) model:
+      ``W_m_in``,
       ``W_x_in`` ``[N, d+1]``, ``lam`` ``[N]`` (or ``A [N, N]``), ``W_m_out``, ``W_x_out`` ``[M, N]``, ``D``
-      ``[d_out, M]``; ``weight_labels``: ``{"hidden": [...], "gating": [...], "inputs": [...], "outputs": [...]}``
+      ``[d_out, M]``; ``weight_labels``: ``{"hidden": [...], "gating": [...], "inputs": [...], "outputs":
+      [...]}``
       axis labels for plotting.
     - ``probes``: :class:`ProbeResult` (``kv_score``, ``q_score``, per-target ``kv_detail``/``q_detail``).
     - ``student_polynomial``, ``reference_polynomial``: :class:`~rnnattn.analysis.polynomial.Polynomial`
       (``.table`` DataFrame of monomials, ``.to_sympy()``, ``.to_latex()``).
-    - ``polynomial_distance``: :class:`PolynomialDistance` (``value``, per-output ``table``, normalisation stated).
+    - ``polynomial_distance``: :class:`PolynomialDistance` (``value``, per-output ``table``, normalisation
+      stated).
     - ``coefficient_differences``: DataFrame of the largest |student - reference| coefficients: ``output``,
       ``monomial``, ``degree``, ``student``, ``reference``, ``difference``.
-    - ``leading_terms``: DataFrame, per output the largest reference terms: ``output``, ``monomial``, ``student``,
+    - ``leading_terms``: DataFrame, per output the largest reference terms: ``output``, ``monomial``,
+      ``student``,
       ``reference``.
-    - ``merges``: :class:`MergeResult` (rank-1 merges of App. B.2 with kernels, u, v, singular values) or ``None``.
+    - ``merges``: :class:`MergeResult` (rank-1 merges of App. B.2 with kernels, u, v, singular values) or
+      ``None``.
     - ``checks``: DataFrame of the verdict: ``check``, ``value``, ``threshold``, ``passed``.
       ``verdict``: True when every applicable check passed. ``verdict_text``: one line.
     - ``thresholds``: :class:`EquivalenceThresholds` used.
-    - ``paper_table1``: DataFrame ``quantity``, ``paper``, ``rnnattn`` (Table 1 + pruning counts side by side).
+    - ``paper_table1``: DataFrame ``quantity``, ``paper``, ``rnnattn`` (Table 1 + pruning counts side by
+      side).
     - ``settings``: dict of the choices made (hi, lo, prune threshold, ablation tol, input distribution, n
       sequences, seq len, seed, distance normalisation).
     - ``notes``: list of one-line remarks (steps not applicable and why; choices the paper leaves open).

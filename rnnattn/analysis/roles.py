@@ -16,13 +16,14 @@ from rnnattn.models.gated_rnn import GatedLinearRNN
 
 
 def role_of(lam: np.ndarray, hi: float = 0.99, lo: float = 0.01) -> np.ndarray:
-    """"memory" where ``|lambda| > hi``, "forget" where ``|lambda| < lo``, else "other"."""
+    """ "memory" where ``|lambda| > hi``, "forget" where ``|lambda| < lo``, else "other"."""
     a = np.abs(lam)
     return np.where(a > hi, "memory", np.where(a < lo, "forget", "other"))
 
 
 def _input_kind(m: np.ndarray, x: np.ndarray, const: bool, tol: float, scale_m: float, scale_x: float) -> str:
     """Polynomial kind of ``g_n(x) = (m . x̃)(x . x̃)`` with rows ``m``, ``x`` (constant last if ``const``)."""
+
     def parts(row: np.ndarray, scale: float) -> tuple[bool, bool]:
         lin = row[:-1] if const else row
         has_lin = bool(lin.size and np.abs(lin).max() > tol * scale)
@@ -47,11 +48,13 @@ def neuron_roles(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
         hi, lo: ``|lambda| > hi`` is "memory", ``< lo`` "forget" (spec §2.6 thresholds).
         tol: relative magnitude (``|w| / max|W|`` of the matrix) below which a weight counts as zero.
     Returns:
-        DataFrame with columns ``neuron``, ``label``, ``lam`` (|lambda|), ``role``, ``input_kind`` ("quadratic": no
+        DataFrame with columns ``neuron``, ``label``, ``lam`` (|lambda|), ``role``, ``input_kind``
+        ("quadratic": no
         degree-1 term, as KV units; "linear": one branch reads only the constant, as query units;
         "quadratic+affine"; "constant"; "dead"), ``reads_const_m``, ``reads_const_x``, ``in_m_norm``,
         ``in_x_norm``, ``out_m_norm``, ``out_x_norm`` (column norms of ``W_m^out``, ``W_x^out``: how much the
-        readout uses the neuron). For a dense non-diagonal ``A`` the rows are eigenmodes (``lam`` = |eigenvalue|)
+        readout uses the neuron). For a dense non-diagonal ``A`` the rows are eigenmodes (``lam`` =
+        |eigenvalue|)
         and the reading columns are NaN/"n/a": a bilinear input row does not map to an eigenmode
         (``df.attrs["note"]`` says so).
     Raises:
@@ -64,12 +67,22 @@ def neuron_roles(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
         ev = torch.linalg.eigvals(m.A.detach().to(torch.float64)).numpy()
         order = np.argsort(-np.abs(ev), kind="stable")
         ev = ev[order]
-        df = pd.DataFrame({"neuron": np.arange(n), "label": [f"mode{i}" for i in range(n)], "lam": np.abs(ev),
-                           "lam_complex": ev, "role": role_of(np.abs(ev), hi, lo), "input_kind": "n/a"})
+        df = pd.DataFrame(
+            {
+                "neuron": np.arange(n),
+                "label": [f"mode{i}" for i in range(n)],
+                "lam": np.abs(ev),
+                "lam_complex": ev,
+                "role": role_of(np.abs(ev), hi, lo),
+                "input_kind": "n/a",
+            }
+        )
         for col in ("reads_const_m", "reads_const_x", "in_m_norm", "in_x_norm", "out_m_norm", "out_x_norm"):
             df[col] = np.nan
-        df.attrs["note"] = ("dense non-diagonal A: rows are eigenmodes of A (|eigenvalue| as lambda); what a mode "
-                            "reads is not defined, since V^-1 mixes the bilinear input rows")
+        df.attrs["note"] = (
+            "dense non-diagonal A: rows are eigenmodes of A (|eigenvalue| as lambda); what a mode "
+            "reads is not defined, since V^-1 mixes the bilinear input rows"
+        )
         return df
     lam = lam_t.numpy()
     Wm_in, Wx_in = m.W_m_in.detach().numpy(), m.W_x_in.detach().numpy()
@@ -79,12 +92,21 @@ def neuron_roles(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
     kinds = [_input_kind(Wm_in[i], Wx_in[i], const, tol, sm, sx) for i in range(n)]
     reads = lambda W, s: (np.abs(W[:, -1]) > tol * s) if const else np.zeros(n, dtype=bool)  # noqa: E731
     lin = slice(None, -1) if const else slice(None)
-    df = pd.DataFrame({
-        "neuron": np.arange(n), "label": labels(m, "hidden", n), "lam": np.abs(lam), "role": role_of(lam, hi, lo),
-        "input_kind": kinds, "reads_const_m": reads(Wm_in, sm), "reads_const_x": reads(Wx_in, sx),
-        "in_m_norm": np.linalg.norm(Wm_in[:, lin], axis=1), "in_x_norm": np.linalg.norm(Wx_in[:, lin], axis=1),
-        "out_m_norm": np.linalg.norm(Wm_out, axis=0), "out_x_norm": np.linalg.norm(Wx_out, axis=0),
-    })
+    df = pd.DataFrame(
+        {
+            "neuron": np.arange(n),
+            "label": labels(m, "hidden", n),
+            "lam": np.abs(lam),
+            "role": role_of(lam, hi, lo),
+            "input_kind": kinds,
+            "reads_const_m": reads(Wm_in, sm),
+            "reads_const_x": reads(Wx_in, sx),
+            "in_m_norm": np.linalg.norm(Wm_in[:, lin], axis=1),
+            "in_x_norm": np.linalg.norm(Wx_in[:, lin], axis=1),
+            "out_m_norm": np.linalg.norm(Wm_out, axis=0),
+            "out_x_norm": np.linalg.norm(Wx_out, axis=0),
+        }
+    )
     df.attrs["note"] = f"roles by |lambda|: memory > {hi}, forget < {lo}; zero weights: |w|/max|W| <= {tol}"
     return df
 

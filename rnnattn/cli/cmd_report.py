@@ -13,27 +13,52 @@ from pathlib import Path
 HELP = "write the equivalence report (HTML + PDF) of a checkpoint against its reference"
 SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints"
 DEFAULT_CHECKPOINT = SHIPPED / "default.safetensors"
-REFERENCE_ALIASES = {"teacher": "teacher", "gd": "one_step_gd", "one_step_gd": "one_step_gd",
-                     "one-step-gd": "one_step_gd", "construction": "construction", "source": "construction"}
+REFERENCE_ALIASES = {
+    "teacher": "teacher",
+    "gd": "one_step_gd",
+    "one_step_gd": "one_step_gd",
+    "one-step-gd": "one_step_gd",
+    "construction": "construction",
+    "source": "construction",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", nargs="?", default=None,
-                   help="checkpoint file (default: the shipped checkpoints/default.safetensors)")
-    p.add_argument("--reference", metavar="REF", default=None,
-                   help="teacher | one_step_gd | construction | a LinearSelfAttention checkpoint "
-                        "(default: what the checkpoint records)")
-    p.add_argument("-o", "--out", metavar="DIR", default="reports",
-                   help="reports go to DIR/<checkpoint name>/report.{html,pdf} (default: reports)")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help="checkpoint file (default: the shipped checkpoints/default.safetensors)",
+    )
+    p.add_argument(
+        "--reference",
+        metavar="REF",
+        default=None,
+        help="teacher | one_step_gd | construction | a LinearSelfAttention checkpoint "
+        "(default: what the checkpoint records)",
+    )
+    p.add_argument(
+        "-o",
+        "--out",
+        metavar="DIR",
+        default="reports",
+        help="reports go to DIR/<checkpoint name>/report.{html,pdf} (default: reports)",
+    )
     p.add_argument("--format", default="html,pdf", help="comma-separated formats: html, pdf (default: both)")
-    p.add_argument("--name", default=None, help="report name / sub-folder (default: the checkpoint's file stem)")
+    p.add_argument(
+        "--name", default=None, help="report name / sub-folder (default: the checkpoint's file stem)"
+    )
     p.add_argument("--force", action="store_true", help="replace existing report files")
-    p.add_argument("--all-shipped", action="store_true",
-                   help="report on every checkpoint shipped in checkpoints/ (regenerates reports/)")
+    p.add_argument(
+        "--all-shipped",
+        action="store_true",
+        help="report on every checkpoint shipped in checkpoints/ (regenerates reports/)",
+    )
 
 
 def shipped_checkpoints(folder: Path = SHIPPED) -> list[Path]:
-    """The shipped checkpoints, skipping byte-identical copies (``default`` is usually a copy of another one)."""
+    """The shipped checkpoints, skipping byte-identical copies (``default`` is usually a copy of another
+    one)."""
     seen: dict[str, Path] = {}
     files = sorted(folder.glob("*.safetensors"), key=lambda p: (p.name == "default.safetensors", p.name))
     for f in files:
@@ -61,7 +86,9 @@ def _reference(ref: str | None) -> str | None:
     if ref.lower() in REFERENCE_ALIASES:
         return REFERENCE_ALIASES[ref.lower()]
     if not Path(ref).is_file():
-        raise UsageError(f"--reference {ref!r}: not teacher, one_step_gd, construction or an existing checkpoint file")
+        raise UsageError(
+            f"--reference {ref!r}: not teacher, one_step_gd, construction or an existing checkpoint file"
+        )
     return ref
 
 

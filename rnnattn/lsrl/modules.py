@@ -5,6 +5,13 @@ Stage ``k`` (``kinds[k]``): ``u = z_{k-1} W_k^T + c_k`` then ``relu``: ``z_k = m
 (Eq. 3 with ``B``, ``b`` folded into ``W_k``, ``c_k``; ``z_k[-1] = init_k``). Output ``y = z_K W_out^T + c_out``.
 Layout ``[B, T, D]``. Hook points: ``stages.{k}.hook_in`` (``u``), ``stages.{k}.hook_out`` (``z_k``), ``hook_y``.
 
+Precision: the compiled weights fuse constants (``lambda * mu = 1e13`` for the ReLU conditionals of Eqs. 7/9),
+so in float64 the rounding of an O(1) activation is amplified by up to ``1e13``; whether a given prompt survives it
+depends on how its values round (see the noise study). float32 exports work for programs whose fused weights and
+activations stay well inside float32's 24-bit mantissa; the universal-approximation programs (``mu = 1000``
+steps over counters up to ``T``) need float64. For exact results compile with ``mode="exact"`` and use
+:meth:`~rnnattn.lsrl.compiler.CompiledProgram.run`.
+
 Two paths: :meth:`CompiledLSRL.forward` processes the whole sequence layer by layer (linear recurrences by
 ``cumsum`` where ``A`` is an identity/zero diagonal, a short time loop only over the lanes that need it), and
 :meth:`CompiledLSRL.forward_sequential` steps token by token (the reference the tests compare against).

@@ -15,6 +15,14 @@ from rnnattn.models.base import Model
 from rnnattn.models.registry import get_model_class, register_model
 
 
+def _hashable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return tuple(sorted((k, _hashable(x)) for k, x in v.items()))
+    if isinstance(v, list | tuple):
+        return tuple(_hashable(x) for x in v)
+    return v
+
+
 @dataclass(frozen=True)
 class SequenceModelConfig(Config):
     """Config of :class:`SequenceModel`.
@@ -44,6 +52,10 @@ class SequenceModelConfig(Config):
         for spec in self.layers:
             if not isinstance(spec, dict) or "class" not in spec:
                 raise ValueError(f"SequenceModelConfig: each layer must be a mapping with a 'class', got {spec!r}")
+
+    def __hash__(self) -> int:
+        # the generated hash would fail on the layer dicts; hash a frozen copy so configs stay usable as keys
+        return hash(tuple(_hashable(getattr(self, f.name)) for f in dataclasses.fields(self)))
 
     def layer_config(self, i: int, d_in: int | None = None) -> tuple[type[Model], Config]:
         """Class and config of layer ``i`` whose input width defaults to ``d_in`` (else ``d_model``)."""

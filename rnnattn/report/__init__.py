@@ -1,7 +1,9 @@
 """Equivalence reports: HTML and PDF from one document model, and HTML fragments for notebooks.
 
-``build_report(checkpoint_or_model, reference=None, out_dir=..., formats=("html", "pdf"), force=False)`` runs the
-analysis and writes ``report.html`` / ``report.pdf``; :mod:`rnnattn.report.fragments` renders tables and figures for
+``build_report(checkpoint_or_model, reference=None, out_dir=..., formats=("html", "pdf"), force=False)`` runs
+the
+analysis and writes ``report.html`` / ``report.pdf``; :mod:`rnnattn.report.fragments` renders tables and
+figures for
 ``_repr_html_``.
 """
 

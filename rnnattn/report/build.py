@@ -1,12 +1,16 @@
 """``build_report``: analyse a checkpoint (or model) and write its equivalence report as HTML and PDF.
 
-The report runs :func:`rnnattn.analysis.equivalence` against the reference the checkpoint records (teacher, one-step
-GD, construction source) or the one given. When the whole pipeline cannot run — no reference, or a model that is not
-an Eq. 2 gated RNN — the steps that still apply are run one by one and every other section says why it does not
+The report runs :func:`rnnattn.analysis.equivalence` against the reference the checkpoint records (teacher,
+one-step
+GD, construction source) or the one given. When the whole pipeline cannot run — no reference, or a model that
+is not
+an Eq. 2 gated RNN — the steps that still apply are run one by one and every other section says why it does
+not
 apply, so a report is written for any rnnattn model.
 
 Example:
-    >>> paths = build_report("checkpoints/teacher_student_d4.safetensors", out_dir="reports/teacher_student_d4")
+    >>> paths = build_report("checkpoints/teacher_student_d4.safetensors",
+    out_dir="reports/teacher_student_d4")
     >>> paths.html, paths.pdf
 """
 
@@ -41,6 +45,7 @@ from rnnattn.report.sections import (
 )
 
 FORMATS = ("html", "pdf")
+MAX_MERGE_ROWS = 16  # partial reports only: beyond this the model has no block form to speak of
 SECTION_KEYS = ("summary", "lambda", "pruning", "weights", "probes", "polynomial", "merges", "verdict")
 
 
@@ -61,7 +66,8 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
 
 
-# -- inputs ------------------------------------------------------------------------------------------------------
+# -- inputs
+# ------------------------------------------------------------------------------------------------------
 def _load(source: Model | Checkpoint | str | os.PathLike) -> tuple[Subject, str]:
     if isinstance(source, str | os.PathLike):
         path = Path(source)
@@ -73,12 +79,17 @@ def _load(source: Model | Checkpoint | str | os.PathLike) -> tuple[Subject, str]
     elif isinstance(source, Model):
         name = str(source.metadata.get("name") or type(source).__name__.lower())
     else:
-        raise TypeError(f"build_report needs a model, a Checkpoint or a checkpoint path, got {type(source).__name__}")
+        raise TypeError(
+            f"build_report needs a model, a Checkpoint or a checkpoint path, got {type(source).__name__}"
+        )
     return resolve(source), name
 
 
-def find_log(path: Path | None, metadata: dict[str, Any]) -> tuple[pd.DataFrame | None, Path | None, list[str]]:
-    """The training log (CSV) beside a checkpoint: ``metadata["training"]["log"]`` if it names a file in the same
+def find_log(
+    path: Path | None, metadata: dict[str, Any]
+) -> tuple[pd.DataFrame | None, Path | None, list[str]]:
+    """The training log (CSV) beside a checkpoint: ``metadata["training"]["log"]`` if it names a file in the
+    same
     folder, else ``<stem>.csv``, ``<stem>.log.csv``, ``<stem>_log.csv``, or ``log.csv`` for a run directory's
     ``model.safetensors``. Only the checkpoint's own folder is searched (metadata cannot point elsewhere)."""
     if path is None:
@@ -103,7 +114,8 @@ def find_log(path: Path | None, metadata: dict[str, Any]) -> tuple[pd.DataFrame 
     return None, None, searched
 
 
-# -- analysis ----------------------------------------------------------------------------------------------------
+# -- analysis
+# ----------------------------------------------------------------------------------------------------
 def _partial(ctx: Context, kw: dict[str, Any]) -> None:
     """Run the steps that apply without the full pipeline, recording why the others do not."""
     from rnnattn.analysis import canonicalize, instantaneous_polynomial, merge_rank1, neuron_roles, prune
@@ -119,11 +131,15 @@ def _partial(ctx: Context, kw: dict[str, Any]) -> None:
         lams = decays(m)
         if lams:
             part["lam"] = np.concatenate([v.numpy() for v in lams.values()])
-            why["lambda"] = (f"|λ| of {', '.join(k or type(m).__name__ for k in lams)}; roles by the thresholds "
-                             "only (the Eq. 2 reading analysis does not apply).")
+            why["lambda"] = (
+                f"|λ| of {', '.join(k or type(m).__name__ for k in lams)}; roles by the thresholds "
+                "only (the Eq. 2 reading analysis does not apply)."
+            )
         else:
-            why["lambda"] = (f"{type(m).__name__} has no input-independent decay λ (its forget/update gate depends on "
-                             "the input), so there is no λ histogram.")
+            why["lambda"] = (
+                f"{type(m).__name__} has no input-independent decay λ (its forget/update gate depends on "
+                "the input), so there is no λ histogram."
+            )
         return
     roles = neuron_roles(m, hi, lo)
     part["roles"], part["lam"] = roles, roles["lam"].to_numpy(dtype=np.float64)
@@ -133,55 +149,100 @@ def _partial(ctx: Context, kw: dict[str, Any]) -> None:
     try:
         can = canonicalize(pr.model, hi, lo)
         part["canonical"], final = can, can.model
-        if int((~can.gating_conforming).sum()) >= 2:
+        n_bad = int((~can.gating_conforming).sum())
+        if 2 <= n_bad <= MAX_MERGE_ROWS:
             part["merges"] = merge_rank1(final, None, kw.get("merge_tol", 1e-3), hi, lo)
+        elif n_bad > MAX_MERGE_ROWS:
+            why["merge_rank1"] = (
+                f"{n_bad} gating rows are outside the block form: the merge search of App. B.2 "
+                f"targets a few leftover rows (at most {MAX_MERGE_ROWS} here), not an unstructured "
+                "model"
+            )
     except AnalysisNotApplicable as e:
         why["canonicalize"] = why["merge_rank1"] = str(e)
     g = lambda t: t.detach().to(float).cpu().numpy() if hasattr(t, "detach") else t  # noqa: E731
-    part["weights"] = {"W_m_in": g(final.W_m_in), "W_x_in": g(final.W_x_in), "W_m_out": g(final.W_m_out),
-                       "W_x_out": g(final.W_x_out), "D": g(final.D)}
+    part["weights"] = {
+        "W_m_in": g(final.W_m_in),
+        "W_x_in": g(final.W_x_in),
+        "W_m_out": g(final.W_m_out),
+        "W_x_out": g(final.W_x_out),
+        "D": g(final.D),
+    }
     if final.config.recurrence == "diagonal":
         part["weights"]["lam"] = g(final.lam)
     part["student_polynomial"] = instantaneous_polynomial(final)
 
 
-def build_document(source: Model | Checkpoint | str | os.PathLike, reference: Any = None, *, name: str | None = None,
-                   **analysis_kwargs: Any) -> Report:
-    """Analyse ``source`` and return the report as a :class:`~rnnattn.report.document.Report` (nothing written).
+def build_document(
+    source: Model | Checkpoint | str | os.PathLike,
+    reference: Any = None,
+    *,
+    name: str | None = None,
+    **analysis_kwargs: Any,
+) -> Report:
+    """Analyse ``source`` and return the report as a :class:`~rnnattn.report.document.Report` (nothing
+    written).
 
     Args:
         source: model, checkpoint or checkpoint path.
         reference: as for :func:`rnnattn.analysis.equivalence` ("teacher", "one_step_gd", "construction", a
             LinearSelfAttention model or checkpoint path; None: what the checkpoint records).
         name: report name (default: the checkpoint's file stem).
-        analysis_kwargs: passed to :func:`~rnnattn.analysis.equivalence` (``hi``, ``lo``, ``prune_threshold``, ...).
+        analysis_kwargs: passed to :func:`~rnnattn.analysis.equivalence` (``hi``, ``lo``, ``prune_threshold``,
+        ...).
     """
     from rnnattn.analysis import equivalence
 
     subj, default_name = _load(source)
     name = name or default_name
     log, log_path, searched = find_log(subj.path, subj.metadata)
-    ctx = Context(name, subj.model, subj.metadata, subj.extras, subj.path, log=log, log_path=log_path,
-                  log_searched=searched)
+    ctx = Context(
+        name,
+        subj.model,
+        subj.metadata,
+        subj.extras,
+        subj.path,
+        log=log,
+        log_path=log_path,
+        log_searched=searched,
+    )
     try:
         ctx.result = equivalence(subj, reference, **analysis_kwargs)
     except (AnalysisNotApplicable, ValueError) as e:
-        # Not an Eq. 2 model, or no reference recorded: report what applies. A reference the user asked for but
+        # Not an Eq. 2 model, or no reference recorded: report what applies. A reference the user asked for
+        # but
         # that cannot be used is their error, and says so.
         if reference is not None and not isinstance(e, AnalysisNotApplicable):
             raise
         ctx.reason = str(e).splitlines()[0]
         _partial(ctx, analysis_kwargs)
-    sections = [summary_section(ctx), lambda_section(ctx), pruning_section(ctx), weights_section(ctx),
-                probes_section(ctx), polynomial_section(ctx), merges_section(ctx), verdict_section(ctx)]
+    sections = [
+        summary_section(ctx),
+        lambda_section(ctx),
+        pruning_section(ctx),
+        weights_section(ctx),
+        probes_section(ctx),
+        polynomial_section(ctx),
+        merges_section(ctx),
+        verdict_section(ctx),
+    ]
     r = ctx.result
     meta = {"checkpoint-sha256": hashlib.sha256(subj.path.read_bytes()).hexdigest()} if subj.path else {}
-    verdict = (("EQUIVALENT — " if r.verdict else "NOT SHOWN EQUIVALENT — ") + r.verdict_text if r is not None
-               else f"No verdict — {ctx.reason}")
+    verdict = (
+        ("EQUIVALENT — " if r.verdict else "NOT SHOWN EQUIVALENT — ") + r.verdict_text
+        if r is not None
+        else f"No verdict — {ctx.reason}"
+    )
     ref = f" vs {r.reference_kind.replace('_', '-')} reference" if r is not None else " (no reference)"
-    return Report(title=f"Equivalence report: {name}", subtitle=f"{type(subj.model).__name__}{ref} · rnnattn "
-                  f"{__version__}", sections=sections, verdict=verdict, verdict_ok=r.verdict if r is not None else None,
-                  footer=f"rnnattn {__version__} · {name}", meta=meta)
+    return Report(
+        title=f"Equivalence report: {name}",
+        subtitle=f"{type(subj.model).__name__}{ref} · rnnattn {__version__}",
+        sections=sections,
+        verdict=verdict,
+        verdict_ok=r.verdict if r is not None else None,
+        footer=f"rnnattn {__version__} · {name}",
+        meta=meta,
+    )
 
 
 def _targets(out_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
@@ -191,9 +252,16 @@ def _targets(out_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
     return {f: out_dir / f"report.{f}" for f in dict.fromkeys(formats)}
 
 
-def build_report(source: Model | Checkpoint | str | os.PathLike, reference: Any = None,
-                 out_dir: str | os.PathLike | None = None, formats: Sequence[str] = FORMATS, force: bool = False,
-                 *, name: str | None = None, **analysis_kwargs: Any) -> ReportPaths:
+def build_report(
+    source: Model | Checkpoint | str | os.PathLike,
+    reference: Any = None,
+    out_dir: str | os.PathLike | None = None,
+    formats: Sequence[str] = FORMATS,
+    force: bool = False,
+    *,
+    name: str | None = None,
+    **analysis_kwargs: Any,
+) -> ReportPaths:
     """Write ``report.html`` (self-contained) and/or ``report.pdf`` for ``source`` into ``out_dir``.
 
     Args:
@@ -201,7 +269,8 @@ def build_report(source: Model | Checkpoint | str | os.PathLike, reference: Any 
         reference: see :func:`build_document`.
         out_dir: folder for the files (default ``reports/<name>``).
         formats: any of ``"html"``, ``"pdf"``.
-        force: replace existing report files (otherwise :class:`FileExistsError`, checked before any analysis).
+        force: replace existing report files (otherwise :class:`FileExistsError`, checked before any
+        analysis).
         name: report name (default: the checkpoint's file stem).
     Returns:
         :class:`ReportPaths` of the files written (each written atomically).

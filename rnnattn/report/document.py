@@ -1,8 +1,12 @@
-"""The report as data: sections made of blocks (text, key-value lists, tables, figures), rendered to HTML and PDF.
+"""The report as data: sections made of blocks (text, key-value lists, tables, figures), rendered to HTML and
+PDF.
 
-Both renderers (:mod:`rnnattn.report.html`, :mod:`rnnattn.report.pdf`) walk the same :class:`Report`, so the two
-files always hold the same sections, readings, tables and figures. Blocks hold raw values (strings, DataFrames,
-matplotlib figures); escaping is the renderers' job — HTML through jinja2 autoescape, PDF by turning off mathtext.
+Both renderers (:mod:`rnnattn.report.html`, :mod:`rnnattn.report.pdf`) walk the same :class:`Report`, so the
+two
+files always hold the same sections, readings, tables and figures. Blocks hold raw values (strings,
+DataFrames,
+matplotlib figures); escaping is the renderers' job — HTML through jinja2 autoescape, PDF by turning off
+mathtext.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ class KeyValues:
 
 @dataclass
 class Table:
-    """A table from a DataFrame. ``max_rows`` truncates long tables (the renderers say how many rows were cut)."""
+    """A table from a DataFrame. ``max_rows`` truncates long tables (the renderers say how many rows were
+    cut)."""
 
     df: pd.DataFrame
     title: str = ""
@@ -47,7 +52,8 @@ class Table:
 class Figure:
     """A matplotlib figure (a ``matplotlib.figure.Figure``, not pyplot state) with a title and an alt text.
 
-    ``png`` renders it once at ``dpi`` and caches the bytes; both renderers embed those bytes, so HTML and PDF show
+    ``png`` renders it once at ``dpi`` and caches the bytes; both renderers embed those bytes, so HTML and PDF
+    show
     the same picture.
     """
 
@@ -80,8 +86,10 @@ Block = Text | KeyValues | Table | Figure
 class Section:
     """One report section: a title, a one-line ``reading`` of what it shows, and its blocks.
 
-    ``status`` is ``"not_applicable"`` when the analysis step does not apply to the model (e.g. pruning an LSTM):
-    the section then holds the reason instead of numbers. ``"failed"`` records an analysis error without stopping
+    ``status`` is ``"not_applicable"`` when the analysis step does not apply to the model (e.g. pruning an
+    LSTM):
+    the section then holds the reason instead of numbers. ``"failed"`` records an analysis error without
+    stopping
     the rest of the report.
     """
 
@@ -102,7 +110,9 @@ class Report:
     verdict: str = ""
     verdict_ok: bool | None = None
     footer: str = ""
-    meta: dict[str, str] = field(default_factory=dict)  # e.g. {"checkpoint-sha256": ...}: HTML meta tags, PDF Subject
+    meta: dict[str, str] = field(
+        default_factory=dict
+    )  # e.g. {"checkpoint-sha256": ...}: HTML meta tags, PDF Subject
 
     def section(self, key: str) -> Section:
         for s in self.sections:
@@ -112,7 +122,8 @@ class Report:
 
 
 def format_value(v: Any, digits: int = 3) -> str:
-    """A short display string: floats in 3 significant digits (scientific when small or large), others as str."""
+    """A short display string: floats in 3 significant digits (scientific when small or large), others as
+    str."""
     import math
     import numbers
 

@@ -1,8 +1,10 @@
 """Figures of the equivalence report, as ``matplotlib.figure.Figure`` objects built from plain arrays.
 
 Nothing here touches pyplot's global state (figures are created with ``Figure()``), so building a report never
-opens windows or leaks figures; every function takes numpy arrays / DataFrames, not models, so it can be tested and
-reused on its own. Text that may come from a checkpoint (names, labels) goes through :func:`mpl_text`, which stops
+opens windows or leaks figures; every function takes numpy arrays / DataFrames, not models, so it can be
+tested and
+reused on its own. Text that may come from a checkpoint (names, labels) goes through :func:`mpl_text`, which
+stops
 matplotlib from reading ``$...$`` as mathtext.
 """
 
@@ -26,15 +28,20 @@ def mpl_text(s: object) -> str:
 
 
 def new_figure(width: float, height: float, **margins: float) -> Figure:
-    """A figure with fixed margins (inches-free fractions as in ``subplots_adjust``); no layout engine, which cost
+    """A figure with fixed margins (inches-free fractions as in ``subplots_adjust``); no layout engine, which
+    cost
     more than the drawing itself on the CI machine."""
     fig = Figure(figsize=(width, height))
     fig.subplots_adjust(**{"left": 0.1, "right": 0.97, "bottom": 0.16, "top": 0.9, **margins})
     return fig
 
 
-def loss_curve(log: pd.DataFrame, paper_loss: float | None = None, reference_loss: float | None = None,
-               reference_label: str = "reference") -> Figure:
+def loss_curve(
+    log: pd.DataFrame,
+    paper_loss: float | None = None,
+    reference_loss: float | None = None,
+    reference_label: str = "reference",
+) -> Figure:
     """Training (and validation) loss against step, log scale, from a training-log DataFrame.
 
     Args:
@@ -57,7 +64,13 @@ def loss_curve(log: pd.DataFrame, paper_loss: float | None = None, reference_los
     if paper_loss is not None:
         ax.axhline(paper_loss, color="k", ls="--", lw=0.9, label=f"paper {paper_loss:.3g}")
     if reference_loss is not None:
-        ax.axhline(reference_loss, color=REFERENCE, ls=":", lw=1.2, label=mpl_text(f"{reference_label} {reference_loss:.4g}"))
+        ax.axhline(
+            reference_loss,
+            color=REFERENCE,
+            ls=":",
+            lw=1.2,
+            label=mpl_text(f"{reference_label} {reference_loss:.4g}"),
+        )
     ax.set_yscale("log")
     ax.set_xlabel(mpl_text(step_col or "row"))
     ax.set_ylabel("loss")
@@ -66,9 +79,11 @@ def loss_curve(log: pd.DataFrame, paper_loss: float | None = None, reference_los
     return fig
 
 
-def lambda_histogram(lam: np.ndarray, roles: Sequence[str] | None = None, hi: float = 0.99,
-                     lo: float = 0.01) -> Figure:
-    """Histogram of ``|lambda|`` in [0, 1], stacked by neuron role (memory / forget / other), thresholds marked.
+def lambda_histogram(
+    lam: np.ndarray, roles: Sequence[str] | None = None, hi: float = 0.99, lo: float = 0.01
+) -> Figure:
+    """Histogram of ``|lambda|`` in [0, 1], stacked by neuron role (memory / forget / other), thresholds
+    marked.
 
     Args:
         lam: ``[N]`` decay moduli.
@@ -109,23 +124,31 @@ def _heat(ax, m: np.ndarray, title: str, xlabel: str = "", ylabel: str = "", cma
     return im
 
 
-def weight_heatmaps(mats: Mapping[str, np.ndarray], lam: np.ndarray | None = None,
-                    hidden_labels: Sequence[str] | None = None) -> Figure:
+def weight_heatmaps(
+    mats: Mapping[str, np.ndarray], lam: np.ndarray | None = None, hidden_labels: Sequence[str] | None = None
+) -> Figure:
     """Fig. 2A: the gated RNN's (canonical, pruned) weights side by side, diverging colours centred at 0.
 
     Args:
-        mats: ``{"W_m^in": [N, d+1], "W_x^in": [N, d+1], "W_m^out": [M, N], "W_x^out": [M, N], "D": [d_out, M]}``
+        mats: ``{"W_m^in": [N, d+1], "W_x^in": [N, d+1], "W_m^out": [M, N], "W_x^out": [M, N], "D": [d_out,
+        M]}``
             (any subset, drawn in this order).
         lam: ``[N]`` decays, drawn as a one-column image next to the input gating.
         hidden_labels: labels of the N hidden neurons (y ticks of the input panels when N is small).
     """
-    order = [k for k in ("W_m^in", "W_x^in", "lambda", "W_m^out", "W_x^out", "D") if k in mats or (k == "lambda" and lam is not None)]
+    order = [
+        k
+        for k in ("W_m^in", "W_x^in", "lambda", "W_m^out", "W_x^out", "D")
+        if k in mats or (k == "lambda" and lam is not None)
+    ]
     order += [k for k in mats if k not in order]
     widths = []
     for k in order:
         cols = 1 if k == "lambda" else np.atleast_2d(np.asarray(mats[k])).shape[1]
         widths.append(max(0.6, min(cols, 40) ** 0.8))
-    fig = new_figure(min(2.0 + 0.55 * sum(widths), 11.0), 3.2, left=0.07, right=0.93, bottom=0.08, top=0.88, wspace=0.5)
+    fig = new_figure(
+        min(2.0 + 0.55 * sum(widths), 11.0), 3.2, left=0.07, right=0.93, bottom=0.08, top=0.88, wspace=0.5
+    )
     axes = fig.subplots(1, len(order), gridspec_kw={"width_ratios": widths})
     axes = np.atleast_1d(axes)
     for ax, k in zip(axes, order, strict=True):
@@ -146,29 +169,53 @@ def weight_heatmaps(mats: Mapping[str, np.ndarray], lam: np.ndarray | None = Non
 
 
 def _pretty(key: str) -> str:
-    names = {"W_m^in": r"$W_m^{in}$", "W_x^in": r"$W_x^{in}$", "W_m^out": r"$W_m^{out}$", "W_x^out": r"$W_x^{out}$",
-             "D": r"$D$"}
+    names = {
+        "W_m^in": r"$W_m^{in}$",
+        "W_x^in": r"$W_x^{in}$",
+        "W_m^out": r"$W_m^{out}$",
+        "W_x^out": r"$W_x^{out}$",
+        "D": r"$D$",
+    }
     return names.get(key, mpl_text(key))
 
 
-def kernel_images(kernels: Sequence[np.ndarray], titles: Sequence[str] | None = None,
-                  singular_values: Sequence[Sequence[float]] | None = None) -> Figure:
-    """Fig. 2C: the kernels ``K`` (``[N, N]``, hidden × hidden) of merged gating-row groups, with their singular values.
+def kernel_images(
+    kernels: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    singular_values: Sequence[Sequence[float]] | None = None,
+) -> Figure:
+    """Fig. 2C: the kernels ``K`` (``[N, N]``, hidden × hidden) of merged gating-row groups, with their
+    singular values.
 
     Args:
         kernels: one ``[N, N]`` matrix per group (shown before merging, unsymmetrised).
         titles: one title per kernel.
-        singular_values: optional spectra drawn under each kernel (log scale) — rank 1 shows as one dominant value.
+        singular_values: optional spectra drawn under each kernel (log scale) — rank 1 shows as one dominant
+        value.
     """
     n = len(kernels)
     if n == 0:
         raise ValueError("no kernels to draw")
     rows = 2 if singular_values is not None else 1
-    fig = new_figure(min(2.8 * n + 0.6, 11.0), 2.6 * rows, left=0.12 if n == 1 else 0.08, bottom=0.1, top=0.92, wspace=0.35, hspace=0.45)
+    fig = new_figure(
+        min(2.8 * n + 0.6, 11.0),
+        2.6 * rows,
+        left=0.12 if n == 1 else 0.08,
+        bottom=0.1,
+        top=0.92,
+        wspace=0.35,
+        hspace=0.45,
+    )
     axes = np.atleast_2d(fig.subplots(rows, n, squeeze=False))
     for j, K in enumerate(kernels):
         title = titles[j] if titles is not None else f"group {j + 1}"
-        _heat(axes[0, j], K, mpl_text(title), "hidden neuron (x branch)", "hidden neuron (m branch)" if j == 0 else "")
+        _heat(
+            axes[0, j],
+            K,
+            mpl_text(title),
+            "hidden neuron (x branch)",
+            "hidden neuron (m branch)" if j == 0 else "",
+        )
         if singular_values is not None:
             s = np.asarray(singular_values[j], dtype=float)
             s = s[s > 0] if (s > 0).any() else np.array([1e-300])
@@ -181,10 +228,16 @@ def kernel_images(kernels: Sequence[np.ndarray], titles: Sequence[str] | None = 
     return fig
 
 
-def coefficient_comparison(monomials: Sequence[str], ours: np.ndarray, reference: np.ndarray,
-                           output_names: Sequence[str] | None = None, top: int = 12,
-                           reference_label: str = "reference") -> Figure:
-    """Polynomial comparison: ours vs the reference for every coefficient (scatter), and the leading terms (bars).
+def coefficient_comparison(
+    monomials: Sequence[str],
+    ours: np.ndarray,
+    reference: np.ndarray,
+    output_names: Sequence[str] | None = None,
+    top: int = 12,
+    reference_label: str = "reference",
+) -> Figure:
+    """Polynomial comparison: ours vs the reference for every coefficient (scatter), and the leading terms
+    (bars).
 
     Args:
         monomials: ``[K]`` monomial names.
@@ -195,7 +248,9 @@ def coefficient_comparison(monomials: Sequence[str], ours: np.ndarray, reference
     ours = np.atleast_2d(np.asarray(ours, dtype=float))
     ref = np.atleast_2d(np.asarray(reference, dtype=float))
     if ours.shape != ref.shape or ours.shape[1] != len(monomials):
-        raise ValueError(f"coefficient arrays {ours.shape} and {ref.shape} do not match {len(monomials)} monomials")
+        raise ValueError(
+            f"coefficient arrays {ours.shape} and {ref.shape} do not match {len(monomials)} monomials"
+        )
     names = list(output_names) if output_names is not None else [f"y{i + 1}" for i in range(ours.shape[0])]
     fig = new_figure(10.0, 3.4, left=0.07, right=0.98, bottom=0.25, top=0.91, wspace=0.25)
     ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2]})

@@ -1,8 +1,10 @@
 """HTML fragments shared by the report and by notebook display (``_repr_html_``).
 
 One jinja2 environment with autoescape always on renders every piece of HTML rnnattn writes: the whole report
-(:mod:`rnnattn.report.html`) and the fragments below, which result objects can return from ``_repr_html_``. Values
-are escaped by the environment, so names and metadata read from a checkpoint cannot inject markup or script; figures
+(:mod:`rnnattn.report.html`) and the fragments below, which result objects can return from ``_repr_html_``.
+Values
+are escaped by the environment, so names and metadata read from a checkpoint cannot inject markup or script;
+figures
 are inline ``data:`` PNGs, so nothing is fetched from the network.
 
 Example:
@@ -29,7 +31,8 @@ _STATUS_CLASSES = {"pass": "pass", "fail": "fail", "n/a": "na", "not applicable"
 
 @functools.cache
 def environment():
-    """The jinja2 environment of rnnattn's templates (autoescape on for every template, undefined is an error)."""
+    """The jinja2 environment of rnnattn's templates (autoescape on for every template, undefined is an
+    error)."""
     import jinja2
 
     return jinja2.Environment(
@@ -46,7 +49,8 @@ def png_data_uri(png: bytes) -> str:
 
 
 def table_rows(t: Table) -> tuple[list[str], list[list[tuple[str, str]]], int]:
-    """``(columns, rows of (text, css class), rows cut)`` of a table; floats are shown to 3 significant digits."""
+    """``(columns, rows of (text, css class), rows cut)`` of a table; floats are shown to 3 significant
+    digits."""
     df = t.df.reset_index() if t.index else t.df
     columns = [str(c) for c in df.columns]
     shown = df.head(t.max_rows) if t.max_rows and len(df) > t.max_rows else df
@@ -68,30 +72,53 @@ def block_context(b: Block) -> dict[str, Any]:
         return {"type": "keyvalues", "title": b.title, "pairs": [(str(k), str(v)) for k, v in b.items]}
     if isinstance(b, Table):
         columns, rows, cut = table_rows(b)
-        return {"type": "table", "title": b.title, "caption": b.caption, "columns": columns, "rows": rows,
-                "cut": cut}
+        return {
+            "type": "table",
+            "title": b.title,
+            "caption": b.caption,
+            "columns": columns,
+            "rows": rows,
+            "cut": cut,
+        }
     if isinstance(b, Figure):
         w, h = b.size_px
-        return {"type": "figure", "title": b.title, "caption": b.caption, "alt": b.alt or b.title or "figure",
-                "src": png_data_uri(b.png), "width": w, "height": h}
+        return {
+            "type": "figure",
+            "title": b.title,
+            "caption": b.caption,
+            "alt": b.alt or b.title or "figure",
+            "src": png_data_uri(b.png),
+            "width": w,
+            "height": h,
+        }
     raise TypeError(f"unknown report block {type(b).__name__}")
 
 
 def section_context(s: Section) -> dict[str, Any]:
-    return {"key": s.key, "title": s.title, "reading": s.reading, "status": s.status,
-            "blocks": [block_context(b) for b in s.blocks]}
+    return {
+        "key": s.key,
+        "title": s.title,
+        "reading": s.reading,
+        "status": s.status,
+        "blocks": [block_context(b) for b in s.blocks],
+    }
 
 
 def render_fragment(*items: Section | Block, with_style: bool = True) -> str:
-    """HTML for sections and/or blocks, wrapped in ``<div class="rnnattn-fragment">`` (for ``_repr_html_``)."""
+    """HTML for sections and/or blocks, wrapped in ``<div class="rnnattn-fragment">`` (for
+    ``_repr_html_``)."""
     sections = [section_context(i) for i in items if isinstance(i, Section)]
     blocks = [block_context(i) for i in items if not isinstance(i, Section)]
-    return environment().get_template("fragment.html").render(sections=sections, blocks=blocks,
-                                                              with_style=with_style)
+    return (
+        environment()
+        .get_template("fragment.html")
+        .render(sections=sections, blocks=blocks, with_style=with_style)
+    )
 
 
-def table_html(df: pd.DataFrame, title: str = "", caption: str = "", max_rows: int = 40,
-               index: bool = False) -> str:
+def table_html(
+    df: pd.DataFrame, title: str = "", caption: str = "", max_rows: int = 40, index: bool = False
+) -> str:
     """A DataFrame as an escaped HTML table fragment (the report's table style)."""
     return render_fragment(Table(df, title=title, caption=caption, max_rows=max_rows, index=index))
 

@@ -1,8 +1,11 @@
 """The paper's published figures (Zucchet et al.), shown beside rnnattn's in the report's verdict.
 
-Table 1 (teacher-student, d = 4, §3.1) comes from the analysis stage (``PAPER_TABLE1``); Table 2 (in-context linear
-regression, d_x = d_y = 3, §4 / App. C) is listed here: loss of the trained RNN vs one-step GD, the coefficients of
-``x_j^2 y_1`` in output 1 of the instantaneous polynomial vs the optimal GD learning rate ``eta* = 1/14.8``, and the
+Table 1 (teacher-student, d = 4, §3.1) comes from the analysis stage (``PAPER_TABLE1``); Table 2 (in-context
+linear
+regression, d_x = d_y = 3, §4 / App. C) is listed here: loss of the trained RNN vs one-step GD, the
+coefficients of
+``x_j^2 y_1`` in output 1 of the instantaneous polynomial vs the optimal GD learning rate ``eta* = 1/14.8``,
+and the
 norm of all other coefficients of output 1.
 """
 

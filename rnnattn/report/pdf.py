@@ -2,7 +2,8 @@
 matplotlib's ``PdfPages`` (no system libraries such as Pango/weasyprint needed).
 
 Layout is a simple flow: a title page with the verdict and the contents, then each section from a new page —
-heading, the one-line reading, and its blocks top to bottom (text wrapped, tables in monospace, figures as the same
+heading, the one-line reading, and its blocks top to bottom (text wrapped, tables in monospace, figures as the
+same
 PNGs the HTML embeds), continuing on further pages when a block does not fit. All text is drawn with
 ``parse_math=False``, so a ``$`` in checkpoint metadata is a dollar sign, never mathtext.
 """
@@ -51,8 +52,17 @@ class _Writer:
         self.page = MplFigure(figsize=(PAGE_W, PAGE_H))
         self.n_pages += 1
         self.y = MARGIN
-        self.page.text(0.5, 0.35 / PAGE_H, f"{self.footer} — page {self.n_pages}", ha="center", va="bottom",
-                       fontsize=7, color="#777777", family=SANS, parse_math=False)
+        self.page.text(
+            0.5,
+            0.35 / PAGE_H,
+            f"{self.footer} — page {self.n_pages}",
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="#777777",
+            family=SANS,
+            parse_math=False,
+        )
 
     def finish_page(self) -> None:
         if self.page is not None:
@@ -66,25 +76,64 @@ class _Writer:
         if self.page is None or height > self.room():
             self.new_page()
 
-    def line(self, s: str, size: float = 9.0, *, mono: bool = False, weight: str = "normal", style: str = "normal",
-             color: str = "#1b1b1b", indent: float = 0.0, gap: float = 1.35) -> None:
+    def line(
+        self,
+        s: str,
+        size: float = 9.0,
+        *,
+        mono: bool = False,
+        weight: str = "normal",
+        style: str = "normal",
+        color: str = "#1b1b1b",
+        indent: float = 0.0,
+        gap: float = 1.35,
+    ) -> None:
         h = size * PT * gap
         self.ensure(h)
-        self.page.text((MARGIN + indent) / PAGE_W, 1 - self.y / PAGE_H, s, fontsize=size, va="top", ha="left",
-                       family=MONO if mono else SANS, weight=weight, style=style, color=color, parse_math=False)
+        self.page.text(
+            (MARGIN + indent) / PAGE_W,
+            1 - self.y / PAGE_H,
+            s,
+            fontsize=size,
+            va="top",
+            ha="left",
+            family=MONO if mono else SANS,
+            weight=weight,
+            style=style,
+            color=color,
+            parse_math=False,
+        )
         self.y += h
 
-    def lines(self, rows: list[str], size: float, *, mono: bool = True, gap: float = 1.3, color: str = "#1b1b1b",
-              indent: float = 0.0) -> None:
-        """Many lines at once: one multi-line Text per page (drawing hundreds of Text objects was the slow part)."""
+    def lines(
+        self,
+        rows: list[str],
+        size: float,
+        *,
+        mono: bool = True,
+        gap: float = 1.3,
+        color: str = "#1b1b1b",
+        indent: float = 0.0,
+    ) -> None:
+        """Many lines at once: one multi-line Text per page (drawing hundreds of Text objects was the slow
+        part)."""
         h = size * PT * gap
         i = 0
         while i < len(rows):
             self.ensure(h)
             n = max(1, min(len(rows) - i, int(self.room() / h)))
-            self.page.text((MARGIN + indent) / PAGE_W, 1 - self.y / PAGE_H, "\n".join(rows[i:i + n]), fontsize=size,
-                           va="top", ha="left", family=MONO if mono else SANS, color=color, parse_math=False,
-                           linespacing=gap)  # matplotlib: line pitch = linespacing x font size
+            self.page.text(
+                (MARGIN + indent) / PAGE_W,
+                1 - self.y / PAGE_H,
+                "\n".join(rows[i : i + n]),
+                fontsize=size,
+                va="top",
+                ha="left",
+                family=MONO if mono else SANS,
+                color=color,
+                parse_math=False,
+                linespacing=gap,
+            )  # matplotlib: line pitch = linespacing x font size
             self.y += n * h
             i += n
 
@@ -109,9 +158,12 @@ class _Writer:
         if h > max_h:  # taller than a page: shrink to fit
             w, h = w * max_h / h, max_h
         self.ensure(h + 0.05)
-        ax = self.page.add_axes(((MARGIN + (BODY_W - w) / 2) / PAGE_W, 1 - (self.y + h) / PAGE_H, w / PAGE_W,
-                                 h / PAGE_H))
-        ax.imshow(arr, interpolation="none")  # vector backends then embed the PNG pixels as they are (no resampling)
+        ax = self.page.add_axes(
+            ((MARGIN + (BODY_W - w) / 2) / PAGE_W, 1 - (self.y + h) / PAGE_H, w / PAGE_W, h / PAGE_H)
+        )
+        ax.imshow(
+            arr, interpolation="none"
+        )  # vector backends then embed the PNG pixels as they are (no resampling)
         ax.set_axis_off()
         self.y += h + 0.08
 
@@ -124,7 +176,9 @@ def _table(w: _Writer, t: Table) -> None:
     while sum(widths) + 2 * len(widths) > _chars_per_line(BODY_W, size, mono=True) and size > 5.5:
         size -= 0.5
     limit = _chars_per_line(BODY_W, size, mono=True)
-    while sum(widths) + 2 * len(widths) > limit and max(widths) > 8:  # still too wide: narrow the widest column
+    while (
+        sum(widths) + 2 * len(widths) > limit and max(widths) > 8
+    ):  # still too wide: narrow the widest column
         widths[widths.index(max(widths))] -= 1
 
     def fmt(r: list[str]) -> str:
@@ -163,7 +217,10 @@ def _section(w: _Writer, s: Section) -> None:
             rows = []
             for k, v in b.items:
                 wrapped = textwrap.wrap(" ".join(str(v).split()), width, break_long_words=True) or [""]
-                rows += [f"{_clip(str(k), kw).ljust(kw) if j == 0 else ' ' * kw}  {ln}" for j, ln in enumerate(wrapped)]
+                rows += [
+                    f"{_clip(str(k), kw).ljust(kw) if j == 0 else ' ' * kw}  {ln}"
+                    for j, ln in enumerate(wrapped)
+                ]
             w.lines(rows, 7.5)
             w.space(0.1)
         elif isinstance(b, Table):
@@ -184,8 +241,13 @@ def render_pdf(report: Report) -> bytes:
     """Render ``report`` to PDF bytes: a title page (verdict, contents) and one or more pages per section."""
     buf = io.BytesIO()
     # Fixed metadata (no creation date): the same report gives the same bytes.
-    meta = {"Title": report.title, "Creator": f"rnnattn {__version__}", "Producer": "matplotlib PdfPages",
-            "CreationDate": None, "Subject": "; ".join(f"{k} {v}" for k, v in report.meta.items())}
+    meta = {
+        "Title": report.title,
+        "Creator": f"rnnattn {__version__}",
+        "Producer": "matplotlib PdfPages",
+        "CreationDate": None,
+        "Subject": "; ".join(f"{k} {v}" for k, v in report.meta.items()),
+    }
     with PdfPages(buf, metadata=meta) as pdf:
         w = _Writer(pdf, report.footer or f"rnnattn {__version__}")
         w.new_page()

@@ -136,9 +136,9 @@ def _prepare(params: dict[str, Any]):
     train_kwargs: dict[str, Any] = {}
     if p.get("protocol"):
         train_kwargs.update(protocol_defaults(p["protocol"], task.name)[0])
+    train_kwargs["val_every"] = 0  # the final evaluation below replaces periodic validation (unless asked for)
     train_kwargs.update(p.get("train") or {})
     train_kwargs["seed"] = seed
-    train_kwargs.setdefault("val_every", 0)  # the final evaluation replaces periodic validation
     return p, seed, task, TrainConfig.from_dict(train_kwargs)
 
 

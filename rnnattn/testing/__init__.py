@@ -4,10 +4,13 @@
   distance of a reference's (spec §2.6); on failure the message names the outputs and monomials that differ.
 - :func:`assert_outputs_close` — two models (or callables) agree on inputs ``x``, through
   ``torch.testing.assert_close`` with explicit tolerances.
-- The pytest plugin (:mod:`rnnattn.testing.plugin`, registered as the ``pytest11`` entry point ``rnnattn``) adds the
-  ``polynomial_baseline`` fixture that compares a model's polynomial with a JSON baseline stored beside the test.
+- The pytest plugin (:mod:`rnnattn.testing.plugin`, registered as the ``pytest11`` entry point ``rnnattn``)
+adds the
+  ``polynomial_baseline`` fixture that compares a model's polynomial with a JSON baseline stored beside the
+  test.
 
-Heavy modules (torch, the analysis stage) are imported inside the functions, so importing this package is cheap.
+Heavy modules (torch, the analysis stage) are imported inside the functions, so importing this package is
+cheap.
 
 Example:
     >>> from rnnattn.constructions import attention_to_gated_rnn
@@ -24,12 +27,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["assert_polynomial_distance_below", "assert_outputs_close", "polynomial_of", "PolynomialComparison",
-           "compare_polynomials"]
+__all__ = [
+    "assert_polynomial_distance_below",
+    "assert_outputs_close",
+    "polynomial_of",
+    "PolynomialComparison",
+    "compare_polynomials",
+]
 
 
 def polynomial_of(source: Any, max_degree: int | None = None):
-    """The instantaneous :class:`~rnnattn.analysis.polynomial.Polynomial` of a model / checkpoint / path, or the
+    """The instantaneous :class:`~rnnattn.analysis.polynomial.Polynomial` of a model / checkpoint / path, or
+    the
     polynomial itself; raised to ``max_degree`` (zero-padded) when given."""
     from rnnattn.analysis.polynomial import Polynomial, instantaneous_polynomial
 
@@ -45,7 +54,8 @@ class PolynomialComparison:
         outputs: output names compared.
         monomials: names of the common basis.
         model, reference: ``[n_out, K]`` coefficients.
-        distance: ``[n_out]`` relative L2 distance ``||p_i - q_i|| / ||q_i||`` (absolute when ``||q_i|| = 0``).
+        distance: ``[n_out]`` relative L2 distance ``||p_i - q_i|| / ||q_i||`` (absolute when ``||q_i|| =
+        0``).
         reference_norm: ``[n_out]`` ``||q_i||``.
     """
 
@@ -62,7 +72,8 @@ class PolynomialComparison:
         return float(self.distance.mean() if reduction == "mean" else self.distance.max())
 
     def report(self, threshold: float | None = None, top: int = 5, atol: float = 0.0) -> str:
-        """Lines naming each output over ``threshold`` (all outputs if None) and its largest coefficient differences
+        """Lines naming each output over ``threshold`` (all outputs if None) and its largest coefficient
+        differences
         (those above ``atol``)."""
         import numpy as np
 
@@ -72,15 +83,19 @@ class PolynomialComparison:
                 if not np.isnan(self.distance[i]):
                     continue
             kind = "relative" if self.reference_norm[i] > 0 else "absolute (reference output is 0)"
-            lines.append(f"  output {name}: distance {self.distance[i]:.3e} ({kind}; ||reference|| = "
-                         f"{self.reference_norm[i]:.3e})")
+            lines.append(
+                f"  output {name}: distance {self.distance[i]:.3e} ({kind}; ||reference|| = "
+                f"{self.reference_norm[i]:.3e})"
+            )
             diff = self.model[i] - self.reference[i]
             order = np.argsort(-np.abs(diff), kind="stable")[:top]
             for j in order:
                 if not abs(diff[j]) > atol:
                     break
-                lines.append(f"    {self.monomials[j]:<16} model {self.model[i, j]: .6e}  reference "
-                             f"{self.reference[i, j]: .6e}  difference {diff[j]: .3e}")
+                lines.append(
+                    f"    {self.monomials[j]:<16} model {self.model[i, j]: .6e}  reference "
+                    f"{self.reference[i, j]: .6e}  difference {diff[j]: .3e}"
+                )
         return "\n".join(lines)
 
 
@@ -100,20 +115,27 @@ def _select_outputs(names: Sequence[str], outputs: Sequence[int | str] | None) -
     return idx
 
 
-def compare_polynomials(model: Any, reference: Any, outputs: Sequence[int | str] | None = None
-                        ) -> PolynomialComparison:
-    """Compare the instantaneous polynomials of ``model`` and ``reference`` (models, checkpoints or polynomials).
+def compare_polynomials(
+    model: Any, reference: Any, outputs: Sequence[int | str] | None = None
+) -> PolynomialComparison:
+    """Compare the instantaneous polynomials of ``model`` and ``reference`` (models, checkpoints or
+    polynomials).
 
-    Both are brought to the larger of their degrees (a cubic attention polynomial is a quartic with zero degree-4
+    Both are brought to the larger of their degrees (a cubic attention polynomial is a quartic with zero
+    degree-4
     terms), then compared output by output with the relative L2 distance of spec §2.6.
     """
     import numpy as np
 
     p, q = polynomial_of(model), polynomial_of(reference)
     if p.n_vars != q.n_vars:
-        raise ValueError(f"model has {p.n_vars} input variables, reference {q.n_vars}: polynomials not comparable")
+        raise ValueError(
+            f"model has {p.n_vars} input variables, reference {q.n_vars}: polynomials not comparable"
+        )
     if p.n_outputs != q.n_outputs:
-        raise ValueError(f"model has {p.n_outputs} outputs, reference {q.n_outputs}: polynomials not comparable")
+        raise ValueError(
+            f"model has {p.n_outputs} outputs, reference {q.n_outputs}: polynomials not comparable"
+        )
     deg = max(p.max_degree, q.max_degree)
     p, q = p.with_degree(deg), q.with_degree(deg)
     idx = _select_outputs(p.outputs, outputs)
@@ -124,9 +146,14 @@ def compare_polynomials(model: Any, reference: Any, outputs: Sequence[int | str]
     return PolynomialComparison([p.outputs[i] for i in idx], p.monomials, P, Q, dist, qn)
 
 
-def assert_polynomial_distance_below(model: Any, reference: Any, threshold: float,
-                                     outputs: Sequence[int | str] | None = None, reduction: str = "mean",
-                                     top: int = 5) -> float:
+def assert_polynomial_distance_below(
+    model: Any,
+    reference: Any,
+    threshold: float,
+    outputs: Sequence[int | str] | None = None,
+    reduction: str = "mean",
+    top: int = 5,
+) -> float:
     """Assert that the instantaneous polynomial of ``model`` is within ``threshold`` of ``reference``'s.
 
     Args:
@@ -134,12 +161,14 @@ def assert_polynomial_distance_below(model: Any, reference: Any, threshold: floa
         reference: the same kinds (typically the attention layer a construction came from).
         threshold: the distance must be strictly below it.
         outputs: restrict to these outputs (names like ``"y1"`` or indices); default all.
-        reduction: ``"mean"`` over outputs (the paper's "averaged over the outputs") or ``"max"`` (every output).
+        reduction: ``"mean"`` over outputs (the paper's "averaged over the outputs") or ``"max"`` (every
+        output).
         top: coefficient differences listed per failing output.
     Returns:
         The distance (so tests can also log it).
     Raises:
-        AssertionError: listing every output at or over the threshold with its largest coefficient differences.
+        AssertionError: listing every output at or over the threshold with its largest coefficient
+        differences.
     """
     import numpy as np
 
@@ -152,17 +181,27 @@ def assert_polynomial_distance_below(model: Any, reference: Any, threshold: floa
         bad = cmp.report(threshold if reduction == "max" or np.isnan(value) else None, top=top)
         raise AssertionError(
             f"polynomial distance {value:.3e} is not below {threshold:.3e} ({reduction} over "
-            f"{len(cmp.outputs)} outputs of ||p_i - q_i|| / ||q_i||, {len(cmp.monomials)} monomials; per output: "
-            f"{per})\n{bad}")
+            f"{len(cmp.outputs)} outputs of ||p_i - q_i|| / ||q_i||, {len(cmp.monomials)} monomials; per "
+            f"output: {per})\n{bad}"
+        )
     return value
 
 
-def assert_outputs_close(a: Callable[[Any], Any], b: Callable[[Any], Any], x: Any, rtol: float, atol: float, *,
-                         msg: str | None = None) -> None:
+def assert_outputs_close(
+    a: Callable[[Any], Any],
+    b: Callable[[Any], Any],
+    x: Any,
+    rtol: float,
+    atol: float,
+    *,
+    msg: str | None = None,
+) -> None:
     """Assert ``a(x)`` and ``b(x)`` agree elementwise (``|a - b| <= atol + rtol |b|``), compared in float64.
 
-    ``a`` and ``b`` are models or callables ``x [B, T, D] -> y [B, T, D_out]``; tolerances are explicit (there is no
-    sensible default across float32 training and float64 constructions). Models are run under ``torch.no_grad``.
+    ``a`` and ``b`` are models or callables ``x [B, T, D] -> y [B, T, D_out]``; tolerances are explicit (there
+    is no
+    sensible default across float32 training and float64 constructions). Models are run under
+    ``torch.no_grad``.
     """
     import torch
 
@@ -179,7 +218,9 @@ def assert_outputs_close(a: Callable[[Any], Any], b: Callable[[Any], Any], x: An
 
     def _msg(default: str) -> str:
         err = (ya - yb).abs()
-        where = tuple(int(i) for i in torch.unravel_index(torch.argmax(err), err.shape)) if err.numel() else ()
+        where = (
+            tuple(int(i) for i in torch.unravel_index(torch.argmax(err), err.shape)) if err.numel() else ()
+        )
         extra = f"largest difference at index {where}: {float(err.max()) if err.numel() else 0:.3e}"
         return f"{msg + ': ' if msg else ''}{default}\n{extra}"
 

@@ -1,7 +1,8 @@
 """Polynomial baselines: a model's instantaneous polynomial stored as JSON beside a test, and compared later.
 
 A baseline file holds ``{"format": 1, "variables", "outputs", "max_degree", "monomials", "coefficients",
-"description"}`` with coefficients as exact decimal floats (JSON ``repr``), so a regenerated file is byte-identical
+"description"}`` with coefficients as exact decimal floats (JSON ``repr``), so a regenerated file is
+byte-identical
 when nothing changed. Used through the ``polynomial_baseline`` fixture of :mod:`rnnattn.testing.plugin`.
 """
 
@@ -39,16 +40,21 @@ def polynomial_to_json(poly: Any, description: str = "") -> str:
     return json.dumps(data, indent=1) + "\n"
 
 
-def compare_with_baseline(poly: Any, baseline: dict[str, Any], rtol: float, atol: float, top: int = 8) -> str | None:
-    """``None`` if ``poly`` matches ``baseline`` (``|p - b| <= atol + rtol |b|`` for every coefficient), else a
+def compare_with_baseline(
+    poly: Any, baseline: dict[str, Any], rtol: float, atol: float, top: int = 8
+) -> str | None:
+    """``None`` if ``poly`` matches ``baseline`` (``|p - b| <= atol + rtol |b|`` for every coefficient), else
+    a
     message naming the outputs and monomials that differ and by how much."""
     import numpy as np
 
     if baseline.get("format") != FORMAT:
         return f"baseline format {baseline.get('format')!r} is not {FORMAT}"
     if list(poly.variables) != baseline["variables"] or list(poly.outputs) != baseline["outputs"]:
-        return (f"variables/outputs changed: model {list(poly.variables)} -> {list(poly.outputs)}, baseline "
-                f"{baseline['variables']} -> {baseline['outputs']}")
+        return (
+            f"variables/outputs changed: model {list(poly.variables)} -> {list(poly.outputs)}, baseline "
+            f"{baseline['variables']} -> {baseline['outputs']}"
+        )
     deg = max(int(poly.max_degree), int(baseline["max_degree"]))
     p = poly.with_degree(deg)
     ref = np.zeros_like(p.coefficients)
@@ -63,7 +69,10 @@ def compare_with_baseline(poly: Any, baseline: dict[str, Any], rtol: float, atol
     bad |= np.isnan(p.coefficients) != np.isnan(ref)
     if not bad.any():
         return None
-    lines = [f"{int(bad.sum())} of {bad.size} coefficients differ from the baseline (rtol={rtol:g}, atol={atol:g}):"]
+    lines = [
+        f"{int(bad.sum())} of {bad.size} coefficients differ from the baseline (rtol={rtol:g}, "
+        f"atol={atol:g}):"
+    ]
     for i, out in enumerate(p.outputs):
         js = np.flatnonzero(bad[i])
         if not len(js):
@@ -71,8 +80,10 @@ def compare_with_baseline(poly: Any, baseline: dict[str, Any], rtol: float, atol
         js = js[np.argsort(-diff[i, js], kind="stable")]
         lines.append(f"  output {out}: {len(js)} coefficients differ")
         for j in js[:top]:
-            lines.append(f"    {p.monomials[j]:<16} model {p.coefficients[i, j]: .6e}  baseline {ref[i, j]: .6e}  "
-                         f"difference {p.coefficients[i, j] - ref[i, j]: .3e}")
+            lines.append(
+                f"    {p.monomials[j]:<16} model {p.coefficients[i, j]: .6e}  baseline {ref[i, j]: .6e}  "
+                f"difference {p.coefficients[i, j] - ref[i, j]: .3e}"
+            )
         if len(js) > top:
             lines.append(f"    ... and {len(js) - top} more")
     return "\n".join(lines)
@@ -102,18 +113,32 @@ class PolynomialBaseline:
         kw = dict(marker.kwargs) if marker else {}
         unknown = set(kw) - {"rtol", "atol", "directory"}
         if unknown:
-            pytest.fail(f"rnnattn_baseline marker: unknown arguments {sorted(unknown)} (use rtol, atol, directory)",
-                        pytrace=False)
+            pytest.fail(
+                f"rnnattn_baseline marker: unknown arguments {sorted(unknown)} (use rtol, atol, directory)",
+                pytrace=False,
+            )
         test_file = Path(str(request.node.path))
         directory = test_file.parent / kw.get("directory", "baselines") / test_file.stem
-        return cls(directory, _safe_name(request.node.name), bool(request.config.getoption(UPDATE_OPTION)),
-                   float(kw.get("rtol", DEFAULT_RTOL)), float(kw.get("atol", DEFAULT_ATOL)), test_file)
+        return cls(
+            directory,
+            _safe_name(request.node.name),
+            bool(request.config.getoption(UPDATE_OPTION)),
+            float(kw.get("rtol", DEFAULT_RTOL)),
+            float(kw.get("atol", DEFAULT_ATOL)),
+            test_file,
+        )
 
     def path(self, name: str | None = None) -> Path:
         return self.directory / f"{_safe_name(name or self.default_name)}.json"
 
-    def __call__(self, model: Any, name: str | None = None, rtol: float | None = None,
-                 atol: float | None = None, description: str = "") -> Path:
+    def __call__(
+        self,
+        model: Any,
+        name: str | None = None,
+        rtol: float | None = None,
+        atol: float | None = None,
+        description: str = "",
+    ) -> Path:
         """Compare (or, with ``--rnnattn-update-baselines``, write) the baseline of ``model``'s polynomial.
 
         Args:
@@ -131,15 +156,21 @@ class PolynomialBaseline:
             atomic_write_bytes(path, polynomial_to_json(poly, description).encode(), overwrite=True)
             return path
         if not path.is_file():
-            pytest.fail(f"no polynomial baseline {path}; create it with: python -m pytest {UPDATE_OPTION} "
-                        f"{self.test_file or ''}", pytrace=False)
+            pytest.fail(
+                f"no polynomial baseline {path}; create it with: python -m pytest {UPDATE_OPTION} "
+                f"{self.test_file or ''}",
+                pytrace=False,
+            )
         try:
             baseline = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             pytest.fail(f"cannot read polynomial baseline {path}: {e}", pytrace=False)
-        problem = compare_with_baseline(poly, baseline, self.rtol if rtol is None else rtol,
-                                        self.atol if atol is None else atol)
+        problem = compare_with_baseline(
+            poly, baseline, self.rtol if rtol is None else rtol, self.atol if atol is None else atol
+        )
         if problem:
-            raise AssertionError(f"instantaneous polynomial differs from baseline {path.name}:\n{problem}\n"
-                                 f"(if the change is intended, rerun with {UPDATE_OPTION})")
+            raise AssertionError(
+                f"instantaneous polynomial differs from baseline {path.name}:\n{problem}\n"
+                f"(if the change is intended, rerun with {UPDATE_OPTION})"
+            )
         return path

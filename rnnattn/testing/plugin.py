@@ -1,7 +1,9 @@
 """pytest plugin of rnnattn (entry point ``pytest11: rnnattn = rnnattn.testing.plugin``).
 
-Provides the ``polynomial_baseline`` fixture, the ``rnnattn_baseline`` marker and the ``--rnnattn-update-baselines``
-option. Loading this module imports only pytest and the standard library; torch and the analysis are imported when
+Provides the ``polynomial_baseline`` fixture, the ``rnnattn_baseline`` marker and the
+``--rnnattn-update-baselines``
+option. Loading this module imports only pytest and the standard library; torch and the analysis are imported
+when
 the fixture is first used.
 """
 
@@ -13,8 +15,11 @@ import pytest
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("rnnattn", "rnnattn polynomial baselines")
     group.addoption(
-        "--rnnattn-update-baselines", action="store_true", default=False,
-        help="write (or rewrite) the JSON baselines compared by the polynomial_baseline fixture instead of checking",
+        "--rnnattn-update-baselines",
+        action="store_true",
+        default=False,
+        help="write (or rewrite) the JSON baselines compared by the polynomial_baseline fixture instead of "
+        "checking them",
     )
 
 
@@ -31,7 +36,8 @@ def polynomial_baseline(request: pytest.FixtureRequest):
     """Compare a model's instantaneous polynomial against a JSON baseline stored beside the test.
 
     Call it as ``polynomial_baseline(model, name=None, rtol=None, atol=None)``. The baseline lives in
-    ``<test dir>/baselines/<test module>/<name or test name>.json``; ``pytest --rnnattn-update-baselines`` writes it.
+    ``<test dir>/baselines/<test module>/<name or test name>.json``; ``pytest --rnnattn-update-baselines``
+    writes it.
     A missing baseline fails with the command that creates it.
     """
     from rnnattn.testing.baseline import PolynomialBaseline

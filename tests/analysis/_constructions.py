@@ -57,7 +57,9 @@ def weights(m: GatedLinearRNN) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     return g(m.W_in), g(m.nu), g(m.W_out), g(m.D)
 
 
-def pad_and_scramble(m: GatedLinearRNN, extra_hidden: int, extra_gating: int, seed: int = 0) -> GatedLinearRNN:
+def pad_and_scramble(
+    m: GatedLinearRNN, extra_hidden: int, extra_gating: int, seed: int = 0
+) -> GatedLinearRNN:
     """Add dead neurons/rows of every kind, then permute, rescale (c, 1/c) and swap m/x rows at random."""
     rng = np.random.default_rng(seed)
     W_in, nu, W_out, D = weights(m)
@@ -71,11 +73,13 @@ def pad_and_scramble(m: GatedLinearRNN, extra_hidden: int, extra_gating: int, se
     nu_e = rng.standard_normal(E)
     W_in = np.concatenate([W_in, W_in_e], axis=1)
     nu = np.concatenate([nu, nu_e])
-    # existing gating rows also read the input-dead extra neurons (they are exactly 0, so the output is unchanged)
+    # existing gating rows also read the input-dead extra neurons (they are exactly 0, so the output is
+    # unchanged)
     W_out = np.concatenate([W_out, np.zeros((2, M, E))], axis=2)
     dead_in = np.flatnonzero(kinds != 2) + N
     W_out[:, :, dead_in] = rng.standard_normal((2, M, dead_in.size))
-    # extra gating rows: zero D column, zero W_m_out row, or reading only input-dead neurons (removed in round 2)
+    # extra gating rows: zero D column, zero W_m_out row, or reading only input-dead neurons (removed in round
+    # 2)
     F = extra_gating
     W_out_e = rng.standard_normal((2, F, N + E))
     D_e = rng.standard_normal((o, F))

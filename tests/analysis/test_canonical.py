@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from _constructions import fig1, pad_and_scramble, random_lsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _constructions import fig1, pad_and_scramble, random_lsa
 from rnnattn import GatedLinearRNN, GatedLinearRNNConfig
 from rnnattn.analysis import AnalysisNotApplicable, canonicalize, prune
 
@@ -55,6 +55,7 @@ def test_prune_then_canonicalize_recovers_block_form(seed):
         np.testing.assert_allclose(res.model.W_in[1, n].numpy(), rows[1] / res.input_scale[n], atol=1e-14)
     # same rows (as a set) as the canonical form of the unscrambled construction
     ref = canonicalize(fig1(lsa)).model
+
     def rows(m):
         a = np.round(torch.cat([m.W_in[0], m.W_in[1]], 1).numpy(), 9)
         return a[np.lexsort(a.T[::-1])]

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from _constructions import pad_and_scramble, random_lsa, split_row
 
 import rnnattn
-from _constructions import pad_and_scramble, random_lsa, split_row
 from rnnattn import GRU, GatedLinearRNN, GatedLinearRNNConfig, GRUConfig
 from rnnattn.analysis import AnalysisNotApplicable, EquivalenceResult, equivalence
 from rnnattn.constructions import attention_to_gated_rnn, gd_attention
@@ -26,7 +26,10 @@ def test_equivalence_on_disguised_construction(scrambled_result):
     assert r.reference_kind == "model" and r.loss < 1e-24
     assert r.probes.kv_score < 1e-10 and r.probes.q_score < 1e-10 and r.polynomial_distance.value < 1e-12
     s = r.prune.summary.set_index("kind")
-    assert (s.loc["hidden", "after"], s.loc["gating", "after"]) == (20, 18)  # 16 + 2: the split row's extra rows
+    assert (s.loc["hidden", "after"], s.loc["gating", "after"]) == (
+        20,
+        18,
+    )  # 16 + 2: the split row's extra rows
     assert r.merges.merges[0].merged and len(r.merges.merges[0].rows) == 3
     assert r.weights["W_m_out"].shape == (16, 20) and r.weights["D"].shape == (4, 16)
     assert len(r.weight_labels["hidden"]) == 20 and r.weight_labels["inputs"][-1] == "1"
@@ -53,8 +56,13 @@ def test_equivalence_from_checkpoint_with_teacher(tmp_path):
     task = TeacherStudent(TeacherStudentConfig(d=2, seq_len=8, input_dist="uniform"))
     student = attention_to_gated_rnn(task.teacher.double(), form="minimal").float()
     student.metadata = {}
-    path = rnnattn.save(student, tmp_path / "ts.safetensors", extras={"teacher": task.teacher.float()},
-                        task=task.to_dict(), reference="teacher")
+    path = rnnattn.save(
+        student,
+        tmp_path / "ts.safetensors",
+        extras={"teacher": task.teacher.float()},
+        task=task.to_dict(),
+        reference="teacher",
+    )
     r = equivalence(path, n_sequences=16)
     assert r.reference_kind == "teacher" and "teacher_student" in r.settings["input_distribution"]
     assert r.settings["seq_len"] == 8

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-
 from _constructions import fig1, gated_from_arrays, pad_and_scramble, random_lsa, split_row, weights
+
 from rnnattn.analysis import canonicalize, merge_rank1, prune
 
 D_IN = 3

@@ -4,12 +4,25 @@ import numpy as np
 import pytest
 import sympy
 import torch
+from _constructions import fig1, gated_from_arrays, random_lsa, weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _constructions import fig1, gated_from_arrays, random_lsa, weights
-from rnnattn import LSTM, GatedLinearRNN, GatedLinearRNNConfig, LinearSelfAttention, LinearSelfAttentionConfig, LSTMConfig
-from rnnattn.analysis import AnalysisNotApplicable, Polynomial, fit_polynomial, instantaneous_polynomial, monomial_basis
+from rnnattn import (
+    LSTM,
+    GatedLinearRNN,
+    GatedLinearRNNConfig,
+    LinearSelfAttention,
+    LinearSelfAttentionConfig,
+    LSTMConfig,
+)
+from rnnattn.analysis import (
+    AnalysisNotApplicable,
+    Polynomial,
+    fit_polynomial,
+    instantaneous_polynomial,
+    monomial_basis,
+)
 from rnnattn.analysis.polynomial import fold_symmetric, gated_rnn_polynomial_full, n_monomials
 
 
@@ -33,10 +46,13 @@ def _sympy_gated(model):
     d = model.d_input
     xs = sympy.symbols(f"x1:{d + 1}")
     z = list(xs) + ([sympy.Integer(1)] if model.config.append_one else [])
-    lin = lambda row: sum(sympy.Float(float(w), 30) * zi for w, zi in zip(row, z))  # noqa: E731
+    lin = lambda row: sum(sympy.Float(float(w), 30) * zi for w, zi in zip(row, z, strict=False))  # noqa: E731
     h = [lin(W_in[0, n]) * lin(W_in[1, n]) for n in range(W_in.shape[1])]
-    g = [sum(sympy.Float(float(W_out[0, k, n]), 30) * h[n] for n in range(len(h)))
-         * sum(sympy.Float(float(W_out[1, k, n]), 30) * h[n] for n in range(len(h))) for k in range(W_out.shape[1])]
+    g = [
+        sum(sympy.Float(float(W_out[0, k, n]), 30) * h[n] for n in range(len(h)))
+        * sum(sympy.Float(float(W_out[1, k, n]), 30) * h[n] for n in range(len(h)))
+        for k in range(W_out.shape[1])
+    ]
     ys = [sum(sympy.Float(float(D[i, k]), 30) * g[k] for k in range(len(g))) for i in range(D.shape[0])]
     return ys, xs
 
@@ -53,7 +69,9 @@ def test_gated_polynomial_matches_sympy_expansion(d, n, m, o, append_one):
 
 def test_attention_polynomial_matches_sympy_expansion():
     torch.manual_seed(3)
-    lsa = LinearSelfAttention(LinearSelfAttentionConfig(3, n_heads=2, d_key=2, d_value=2, d_output=2)).double()
+    lsa = LinearSelfAttention(
+        LinearSelfAttentionConfig(3, n_heads=2, d_key=2, d_value=2, d_output=2)
+    ).double()
     p = instantaneous_polynomial(lsa)
     xs = sympy.symbols("x1:4")
     x = sympy.Matrix(xs)
@@ -74,8 +92,12 @@ def test_exact_matches_least_squares_and_full_contraction():
     np.testing.assert_allclose(lstsq.coefficients, exact.coefficients, atol=1e-10 * scale, rtol=0)
     np.testing.assert_allclose(full.coefficients, exact.coefficients, atol=1e-13 * scale, rtol=0)
     lsa = random_lsa(4, seed=2)
-    np.testing.assert_allclose(instantaneous_polynomial(lsa, "lstsq").coefficients,
-                               instantaneous_polynomial(lsa).coefficients, atol=1e-11, rtol=0)
+    np.testing.assert_allclose(
+        instantaneous_polynomial(lsa, "lstsq").coefficients,
+        instantaneous_polynomial(lsa).coefficients,
+        atol=1e-11,
+        rtol=0,
+    )
 
 
 def test_monomial_counts_and_basis_order():
@@ -123,7 +145,7 @@ def test_not_applicable_models(model):
 
 
 def test_fit_polynomial_recovers_known_polynomial():
-    p = fit_polynomial(lambda x: (x[:, :1] ** 2 * x[:, 1:] - 3.0 + 0.5 * x[:, :1]), 2, 3)
+    p = fit_polynomial(lambda x: x[:, :1] ** 2 * x[:, 1:] - 3.0 + 0.5 * x[:, :1], 2, 3)
     np.testing.assert_allclose(p.coefficients[0], [-3, 0.5, 0, 0, 0, 0, 0, 1, 0, 0], atol=1e-12)
 
 

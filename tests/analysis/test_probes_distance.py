@@ -1,10 +1,22 @@
 import numpy as np
 import pytest
 import torch
-
 from _constructions import fig1, random_lsa
-from rnnattn import LRU, GatedLinearRNN, GatedLinearRNNConfig, LinearSelfAttention, LinearSelfAttentionConfig, LRUConfig
-from rnnattn.analysis import AnalysisNotApplicable, instantaneous_polynomial, polynomial_distance, probe_scores
+
+from rnnattn import (
+    LRU,
+    GatedLinearRNN,
+    GatedLinearRNNConfig,
+    LinearSelfAttention,
+    LinearSelfAttentionConfig,
+    LRUConfig,
+)
+from rnnattn.analysis import (
+    AnalysisNotApplicable,
+    instantaneous_polynomial,
+    polynomial_distance,
+    probe_scores,
+)
 from rnnattn.analysis.distance import coefficient_differences, leading_terms
 from rnnattn.constructions import attention_to_gated_rnn
 
@@ -36,7 +48,8 @@ def test_scores_detect_a_wrong_student():
     # probes measure linear decodability: a full construction of another teacher still spans every v_i k_j
     other = attention_to_gated_rnn(random_lsa(3, seed=9), form="full")
     assert probe_scores(other, lsa, n_sequences=32, seq_len=16).kv_score < 1e-10
-    # KV = W_V (sum x x^T) W_K^T only needs the d(d+1)/2 second moments; take one memory and one query unit away
+    # KV = W_V (sum x x^T) W_K^T only needs the d(d+1)/2 second moments; take one memory and one query unit
+    # away
     # (lambda 0.5) and neither the key-values nor the queries are decodable any more
     other = attention_to_gated_rnn(lsa, form="compact")
     with torch.no_grad():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
-
 from _constructions import random_lsa
-from rnnattn import LSTM, SequenceModel, SequenceModelConfig, GatedLinearRNN, GatedLinearRNNConfig, LSTMConfig
+
+from rnnattn import LSTM, GatedLinearRNN, GatedLinearRNNConfig, LSTMConfig, SequenceModel, SequenceModelConfig
 from rnnattn.analysis import (
     AnalysisNotApplicable,
     instantaneous_polynomial,
@@ -39,11 +39,19 @@ def test_roles_dense_uses_eigenvalues():
     assert "eigenmodes" in df.attrs["note"]
 
 
-@pytest.mark.parametrize("model", [LSTM(LSTMConfig(2, 3)),
-                                   SequenceModel(SequenceModelConfig(2, 2, 4, layers=({"class": "LRU", "d_state": 4,
-                                                                                        "variant": "in_out"},)))])
+@pytest.mark.parametrize(
+    "model",
+    [
+        LSTM(LSTMConfig(2, 3)),
+        SequenceModel(
+            SequenceModelConfig(2, 2, 4, layers=({"class": "LRU", "d_state": 4, "variant": "in_out"},))
+        ),
+    ],
+)
 def test_roles_not_applicable(model):
-    with pytest.raises(AnalysisNotApplicable, match=f"neuron_roles: not applicable to {type(model).__name__}"):
+    with pytest.raises(
+        AnalysisNotApplicable, match=f"neuron_roles: not applicable to {type(model).__name__}"
+    ):
         neuron_roles(model)
 
 

@@ -150,9 +150,10 @@ def test_lambda_near_zero_and_near_one():
     u, _, _ = make_inputs(2, 400, 2, torch.float64, seed=7)
     h, _ = diagonal_recurrence(u, torch.tensor([1e-12, 1 - 1e-9], dtype=torch.float64))
     assert torch.allclose(h[..., 0], u[..., 0], rtol=0, atol=1e-11)
-    # 1 - 1e-9 over 400 steps differs from a plain sum by < 400 * 1e-9 relative
-    assert torch.allclose(h[..., 1], torch.cumsum(u[..., 1], 1), rtol=0, atol=1e-6)
-    assert not torch.equal(h[..., 1], torch.cumsum(u[..., 1], 1))
+    # |h_t - sum_s u_s| = |sum_s (1 - lam^(t-s)) u_s| <= 1e-9 * t * sum_s |u_s|, and lam is not rounded to 1
+    diff = (h[..., 1] - torch.cumsum(u[..., 1], 1)).abs()
+    assert (diff <= 1e-9 * 400 * u[..., 1].abs().sum(1, keepdim=True)).all()
+    assert diff.max() > 1e-9
 
 
 def test_complex_rotation_keeps_modulus_over_long_sequences():
@@ -244,17 +245,25 @@ def test_gradients_at_the_lambda_limits(lam_value):
 
 @pytest.mark.parametrize("complex_", [False, True])
 @pytest.mark.parametrize("T, chunk", [(1, None), (5, None), (7, 2), (9, 3), (10, 10), (10, 1)])
-def test_gradcheck_and_double_backward(complex_, T, chunk):
+def test_gradcheck(complex_, T, chunk):
     dtype = torch.complex128 if complex_ else torch.float64
-    u, lam, h0 = make_inputs(2, T, 3, dtype, seed=T, special=False)
+    u, lam, h0 = make_inputs(1, T, 2, dtype, seed=T, special=False)
     u.requires_grad_(), lam.requires_grad_(), h0.requires_grad_()
 
     def f(u, lam, h0):
         return diagonal_recurrence(u, lam, h0, output_final_state=True, chunk_size=chunk)
 
     assert gradcheck(f, (u, lam, h0))
-    assert gradgradcheck(f, (u, lam, h0))
     assert gradcheck(lambda u, lam: diagonal_recurrence(u, lam, chunk_size=chunk)[0], (u, lam))
+
+
+@pytest.mark.parametrize("complex_", [False, True])
+def test_double_backward(complex_):
+    # the backward is built from differentiable ops (it calls the op again), so second derivatives exist
+    dtype = torch.complex128 if complex_ else torch.float64
+    u, lam, h0 = make_inputs(1, 7, 2, dtype, seed=12, special=False)
+    u.requires_grad_(), lam.requires_grad_(), h0.requires_grad_()
+    assert gradgradcheck(lambda u, lam, h0: diagonal_recurrence(u, lam, h0, chunk_size=3)[0], (u, lam, h0))
 
 
 def test_gradient_only_where_requested():

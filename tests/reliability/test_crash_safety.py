@@ -218,3 +218,103 @@ def test_concurrent_creators_never_overwrite(tmp_path, rounds):
         assert sorted(codes) == [0, 3, 3, 3, 3], codes
         assert path.read_bytes() == payloads[codes.index(0)]
         assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# -- the trainer: SIGKILL at random moments, then --resume, to the same final weights --------------------------------
+TRAIN_ARGS = ["train", "teacher-student", "--protocol", "fast", "--steps", "300", "--checkpoint-every", "10",
+              "--val-every", "0", "--log-every", "10", "--d", "2", "--seq-len", "8", "--hidden", "6", "--gating", "6",
+              "--batch-size", "8", "--polish-rounds", "0", "--no-progress"]
+
+
+def _train_child(out: Path, extra: list[str], slow: bool) -> int:
+    import contextlib
+    import io
+
+    from rnnattn.cli.main import main
+
+    if slow:
+        slow_writes(chunk=256, pause=0.002, fsync_pause=0.02)
+    # --resume takes the saved run's options; anything else would be refused
+    argv = TRAIN_ARGS[:2] + ["--no-progress"] if "--resume" in extra else TRAIN_ARGS
+    with contextlib.redirect_stdout(io.StringIO()):
+        return main([*argv, "--out", str(out), *extra])
+
+
+def _observe_run(out: Path, last: dict[str, int]) -> dict[str, int]:
+    """Check what a killed trainer left: each file absent or complete, never older than before. Returns the steps."""
+    from rnnattn.training.state import RunDir
+
+    seen = {}
+    names = sorted(p.name for p in out.glob("*.safetensors"))
+    assert set(names) <= {"model.safetensors", "state.safetensors"}, names
+    if (out / "model.safetensors").exists():
+        ck = rnnattn.load_checkpoint(out / "model.safetensors")  # a CheckpointError here is a lost checkpoint
+        seen["model"] = int(ck.metadata["training"]["step"])
+    if (out / "state.safetensors").exists():
+        _, info = RunDir(out).load_state()
+        seen["state"] = int(info["step"])
+    for k, v in last.items():
+        assert k in seen, f"{k} checkpoint disappeared"
+        assert seen[k] >= v, f"{k} checkpoint rolled back from step {v} to {seen[k]}"
+    return seen
+
+
+def _trainer_kill_loop(tmp_path: Path, kills: int, seed: int) -> None:
+    from rnnattn.checkpoint import load
+
+    ref = tmp_path / "reference"
+    assert wait(fork(_train_child, ref, [], False), timeout=600) == 0
+    reference = load(ref / "model.safetensors")
+
+    out = tmp_path / "killed"
+    rnd = random.Random(seed)
+    last: dict[str, int] = {}
+    mid_write = 0
+    for i in range(kills):
+        extra = ["--resume"] if (out / "state.safetensors").exists() else ["--force"]
+        pid = fork(_train_child, out, extra, True)
+        if extra == ["--force"]:  # let the first checkpoint appear, so that later kills have something to lose
+            t0 = time.monotonic()
+            while not (out / "state.safetensors").exists() and time.monotonic() - t0 < 300:
+                time.sleep(0.01)
+        time.sleep(rnd.uniform(0.0, 1.5))
+        os.kill(pid, signal.SIGKILL)
+        code = wait(pid, timeout=600)
+        if code != -signal.SIGKILL:  # it finished before the kill: only fine near the end of the run
+            assert code == 0 and last.get("state", 0) > 0, f"trainer exited with {code}"
+            break
+        mid_write += any(p.name.endswith(".tmp") for p in out.iterdir()) if out.exists() else 0
+        for t in out.glob(".*.tmp") if out.exists() else []:
+            t.unlink()  # stale temp files from killed writers are garbage, never mistaken for checkpoints
+        last = _observe_run(out, last) if out.exists() else last
+        COUNTS["kills survived: trainer"] += 1
+    COUNTS["kills that landed mid-write: trainer"] += mid_write
+    assert last.get("state", 0) > 0, "no checkpoint was ever written before a kill: the test tested nothing"
+    # resume to completion: the same weights, bit for bit, as the run that was never interrupted
+    assert wait(fork(_train_child, out, ["--resume"], False), timeout=600) == 0
+    final = load(out / "model.safetensors")
+    assert final.metadata["training"]["completed"] is True
+    for k, v in reference.state_dict().items():
+        assert torch.equal(final.state_dict()[k], v), f"{k} differs from the uninterrupted run after {kills} kills"
+    assert (out / "summary.json").exists()
+    # the log has every row once, as if the run had never been interrupted (wall times aside)
+    import csv
+
+    def rows(run: Path) -> list[tuple]:
+        with open(run / "log.csv", newline="") as f:
+            return [(r["step"], r["phase"], r["lr"], r["train_loss"]) for r in csv.DictReader(f)]
+
+    assert rows(out) == rows(ref)
+
+
+def test_trainer_survives_sigkill_and_resumes_exactly(tmp_path):
+    from _reliability_tools import available_commands
+
+    if "train" not in available_commands():
+        pytest.skip("no train command yet")
+    _trainer_kill_loop(tmp_path, kills=6, seed=3)
+
+
+@pytest.mark.slow
+def test_trainer_survives_sigkill_and_resumes_exactly_slow(tmp_path):
+    _trainer_kill_loop(tmp_path, kills=60, seed=4)

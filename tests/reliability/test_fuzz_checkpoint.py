@@ -53,11 +53,12 @@ def test_valid_checkpoints_load(ckpts, case):
 
 
 # -- truncation and bit flips ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["glrnn", "seq+teacher", "dense", "lstm", "lsrl"])
-def test_truncation_at_every_offset(ckpts, tmp_path, name):
+@pytest.mark.parametrize("name,stride", [("glrnn", 1), ("dense", 1), ("lstm", 1), ("lsrl", 1), ("seq+teacher", 4),
+                                         pytest.param("seq+teacher", 1, marks=pytest.mark.slow)])
+def test_truncation_at_every_offset(ckpts, tmp_path, name, stride):
     raw = ckpts[name]
     p = tmp_path / "t.safetensors"
-    for k in range(len(raw)):
+    for k in range(0, len(raw), stride):
         p.write_bytes(raw[:k])
         assert load_outcome(p, "truncation") == "error", f"{name} truncated to {k} of {len(raw)} bytes loaded"
     # the CLI says one line for a sample of them (every offset is covered through the API above)
@@ -475,3 +476,20 @@ def test_fifo_does_not_hang(tmp_path):
     os.mkfifo(fifo)
     with deadline(20), pytest.raises(CheckpointError, match="not a regular file"):
         rnnattn.load(fifo)
+
+
+@pytest.mark.xfail(strict=True, reason="KNOWN ISSUE (reported to the report owner): a NaN-weight checkpoint makes "
+                   "`rnnattn report` fail with an unrelated pruning message instead of flagging the NaN weights. "
+                   "Remove this mark once the report flags them.")
+def test_report_flags_nan_weights(ckpts, case, tmp_path):
+    from _reliability_tools import available_commands
+
+    if "report" not in available_commands():
+        pytest.skip("no report command yet")
+    p = case(_reencode(ckpts["glrnn"], lambda k, v: v.clone().fill_(float("nan")) if k == "W_in" else v))
+    rc, out, err = cli(["report", str(p), "-o", str(tmp_path / "r"), "--format", "html"], "nan report")
+    if rc == 0:
+        html = next((tmp_path / "r").rglob("report.html")).read_text()
+        assert "NaN" in html or "non-finite" in html
+    else:
+        assert "nan" in err.lower() or "non-finite" in err.lower(), err

@@ -1,7 +1,9 @@
 """Drive headless Chromium over the DevTools protocol through ``--remote-debugging-pipe`` (stdlib only).
 
-The pipe protocol: the browser reads NUL-terminated JSON commands on fd 3 and writes NUL-terminated JSON messages
-on fd 4. ``Runtime.evaluate`` runs in the page even though the report's Content-Security-Policy forbids scripts (the
+The pipe protocol: the browser reads NUL-terminated JSON commands on fd 3 and writes NUL-terminated JSON
+messages
+on fd 4. ``Runtime.evaluate`` runs in the page even though the report's Content-Security-Policy forbids
+scripts (the
 protocol is not subject to page CSP), so the test can inspect images after layout; console messages, uncaught
 exceptions and browser log entries (CSP violations, failed loads) are collected as they arrive.
 """
@@ -18,9 +20,20 @@ import time
 from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--hide-scrollbars",
+]
 
 
 def available() -> bool:
@@ -28,7 +41,8 @@ def available() -> bool:
 
 
 class Browser:
-    """``with Browser(tmp) as b: b.open(url); b.evaluate("...")`` — one page, messages collected in ``b.events``."""
+    """``with Browser(tmp) as b: b.open(url); b.evaluate("...")`` — one page, messages collected in
+    ``b.events``."""
 
     def __init__(self, user_data_dir: Path, timeout: float = 60.0) -> None:
         self.user_data_dir, self.timeout = Path(user_data_dir), timeout
@@ -40,22 +54,37 @@ class Browser:
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
 
-        def wire() -> None:  # in the child: the protocol pipes must be fds 3 (commands in) and 4 (messages out)
-            a = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)  # above 4 first, so neither dup2 clobbers the other
+        def wire() -> (
+            None
+        ):  # in the child: the protocol pipes must be fds 3 (commands in) and 4 (messages out)
+            a = fcntl.fcntl(
+                to_child_r, fcntl.F_DUPFD, 10
+            )  # above 4 first, so neither dup2 clobbers the other
             b = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
             os.dup2(a, 3)
             os.dup2(b, 4)
 
         self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={self.user_data_dir}", "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=wire, pass_fds=(3, 4),  # preexec_fn runs before close_fds, which keeps 3 and 4
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={self.user_data_dir}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire,
+            pass_fds=(3, 4),  # preexec_fn runs before close_fds, which keeps 3 and 4
         )
         os.close(to_child_r)
         os.close(from_child_w)
         targets = self.send("Target.getTargets")["targetInfos"]
         page = next(t for t in targets if t["type"] == "page")
-        self.session = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})["sessionId"]
+        self.session = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})[
+            "sessionId"
+        ]
         for domain in ("Runtime", "Log", "Page"):
             self.send(f"{domain}.enable", session=True)
         return self
@@ -76,7 +105,8 @@ class Browser:
             except OSError:
                 pass
 
-    # -- protocol --------------------------------------------------------------------------------------------------
+    # -- protocol
+    # --------------------------------------------------------------------------------------------------
     def _read_message(self, deadline: float) -> dict:
         while b"\0" not in self._buf:
             left = deadline - time.monotonic()
@@ -91,7 +121,9 @@ class Browser:
         msg, self._buf = self._buf.split(b"\0", 1)
         return json.loads(msg)
 
-    def send(self, method: str, params: dict | None = None, session: bool = False, timeout: float | None = None) -> dict:
+    def send(
+        self, method: str, params: dict | None = None, session: bool = False, timeout: float | None = None
+    ) -> dict:
         self._id += 1
         cmd = {"id": self._id, "method": method, "params": params or {}}
         if session:
@@ -117,14 +149,18 @@ class Browser:
                 return msg
             self.events.append(msg)
 
-    # -- conveniences --------------------------------------------------------------------------------------------
+    # -- conveniences
+    # --------------------------------------------------------------------------------------------
     def open(self, url: str) -> None:
         self.send("Page.navigate", {"url": url}, session=True)
         self.wait_for("Page.loadEventFired")
 
     def evaluate(self, expression: str):
-        res = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True},
-                        session=True)
+        res = self.send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            session=True,
+        )
         if "exceptionDetails" in res:
             raise RuntimeError(f"evaluate failed: {res['exceptionDetails']}")
         return res["result"].get("value")
@@ -135,7 +171,10 @@ class Browser:
         for ev in self.events:
             m, p = ev.get("method"), ev.get("params", {})
             if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "warning", "assert"):
-                out.append(f"console.{p['type']}: {[a.get('value', a.get('description')) for a in p.get('args', [])]}")
+                out.append(
+                    f"console.{p['type']}: "
+                    f"{[a.get('value', a.get('description')) for a in p.get('args', [])]}"
+                )
             elif m == "Runtime.exceptionThrown":
                 out.append(f"exception: {p.get('exceptionDetails', {}).get('text')}")
             elif m == "Log.entryAdded" and p.get("entry", {}).get("level") in ("error", "warning"):

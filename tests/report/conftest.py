@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from rnnattn.constructions import attention_to_gated_rnn
 from _report_tools import small_lsa
 
+from rnnattn.constructions import attention_to_gated_rnn
 from rnnattn.models import LinearSelfAttention
 
 

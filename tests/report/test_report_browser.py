@@ -3,8 +3,11 @@
 import pytest
 from _report_chromium import Browser, available
 
-pytestmark = pytest.mark.skipif(not available(), reason="headless Chromium not installed at /usr/bin/chromium "
-                                "(Debian package 'chromium'; .ci/run installs it)")
+pytestmark = pytest.mark.skipif(
+    not available(),
+    reason="headless Chromium not installed at /usr/bin/chromium "
+    "(Debian package 'chromium'; .ci/run installs it)",
+)
 
 PROBE = """JSON.stringify({
   images: Array.from(document.images).map(i => ({ok: i.complete, w: i.naturalWidth, h: i.naturalHeight,
@@ -25,7 +28,16 @@ def test_report_renders_with_figures_and_no_console_errors(construction_report, 
         page = json.loads(b.evaluate(PROBE))
         b.evaluate("1")  # flush pending events
         errors = b.errors()
-    assert page["sections"] == ["summary", "lambda", "pruning", "weights", "probes", "polynomial", "merges", "verdict"]
+    assert page["sections"] == [
+        "summary",
+        "lambda",
+        "pruning",
+        "weights",
+        "probes",
+        "polynomial",
+        "merges",
+        "verdict",
+    ]
     assert page["readings"] == 8 and page["scripts"] == 0 and page["height"] > 3000
     assert page["title"] == "Equivalence report: compact_construction"
     assert len(page["images"]) == 4
@@ -35,11 +47,14 @@ def test_report_renders_with_figures_and_no_console_errors(construction_report, 
 
 
 def test_harness_sees_console_errors_and_blocked_loads(tmp_path):
-    # Negative control: the checks above would notice a broken image, a script error and a blocked external load.
+    # Negative control: the checks above would notice a broken image, a script error and a blocked external
+    # load.
     page = tmp_path / "bad.html"
-    page.write_text('<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" '
-                    "content=\"default-src 'none'; img-src data:\"></head><body>"
-                    '<img src="data:image/png;base64,AAAA"><img src="http://192.0.2.1/x.png"></body></html>')
+    page.write_text(
+        '<!DOCTYPE html><html><head><meta http-equiv="Content-Security-Policy" '
+        "content=\"default-src 'none'; img-src data:\"></head><body>"
+        '<img src="data:image/png;base64,AAAA"><img src="http://192.0.2.1/x.png"></body></html>'
+    )
     import json
 
     with Browser(tmp_path / "profile") as b:

@@ -1,4 +1,5 @@
-"""build_report end to end: sections, formats, not-applicable steps, escaping of checkpoint text, overwriting."""
+"""build_report end to end: sections, formats, not-applicable steps, escaping of checkpoint text,
+overwriting."""
 
 import io
 import re
@@ -6,16 +7,23 @@ import re
 import pypdf
 import pytest
 import torch
+from _report_tools import small_lsa
 
 import rnnattn
 from rnnattn.constructions import attention_to_gated_rnn
 from rnnattn.models import LRU, LSTM, LRUConfig, LSTMConfig
 from rnnattn.report.build import SECTION_KEYS, build_report, find_log
 
-from _report_tools import small_lsa
-
-TITLES = ["Model and training", "Decay rates λ and neuron roles", "Pruning", "Canonical weights (Fig. 2A)",
-          "Probe scores (Table 1)", "Instantaneous polynomial", "Rank-1 merges (App. B.2, Fig. 2C)", "Verdict"]
+TITLES = [
+    "Model and training",
+    "Decay rates λ and neuron roles",
+    "Pruning",
+    "Canonical weights (Fig. 2A)",
+    "Probe scores (Table 1)",
+    "Instantaneous polynomial",
+    "Rank-1 merges (App. B.2, Fig. 2C)",
+    "Verdict",
+]
 
 
 def _sections(html: str) -> dict[str, str]:
@@ -29,7 +37,9 @@ def test_construction_report_has_every_section_in_both_formats(construction_repo
     assert _sections(html) == {k: "ok" for k in SECTION_KEYS}
     assert html.count('<p class="reading">') == len(SECTION_KEYS)
     assert "EQUIVALENT — equivalent" in html and "construction reference" in html
-    assert html.count("data:image/png;base64,") == 4  # λ, weights, probes, polynomial (no log, nothing to merge)
+    assert (
+        html.count("data:image/png;base64,") == 4
+    )  # λ, weights, probes, polynomial (no log, nothing to merge)
     reader = pypdf.PdfReader(io.BytesIO(paths.pdf.read_bytes()))
     text = "\n".join(p.extract_text() for p in reader.pages)
     assert len(reader.pages) >= 1 + len(SECTION_KEYS)
@@ -39,14 +49,16 @@ def test_construction_report_has_every_section_in_both_formats(construction_repo
 
 def test_construction_numbers_in_verdict(construction_report):
     html = construction_report.html.read_text()
-    verdict = html[html.index('<section id="verdict"'):]
+    verdict = html[html.index('<section id="verdict"') :]
     assert verdict.count('class="pass">PASS<') == 5 and "FAIL" not in verdict
     assert "exact construction" in verdict  # the expectations of spec §2 are shown beside ours
 
 
-@pytest.mark.parametrize("model", [LSTM(LSTMConfig(d_input=3, d_hidden=4)),
-                                   LRU(LRUConfig(d_input=3, d_state=4, variant="in_out"))],
-                         ids=["lstm", "lru"])
+@pytest.mark.parametrize(
+    "model",
+    [LSTM(LSTMConfig(d_input=3, d_hidden=4)), LRU(LRUConfig(d_input=3, d_state=4, variant="in_out"))],
+    ids=["lstm", "lru"],
+)
 def test_models_where_analysis_does_not_apply(model, tmp_path):
     paths = build_report(model, out_dir=tmp_path, formats=("html",))
     assert paths.pdf is None and not (tmp_path / "report.pdf").exists()
@@ -68,16 +80,29 @@ def test_checkpoint_text_cannot_inject_markup(tmp_path):
     folder = tmp_path / "ck"
     folder.mkdir()
     ck = folder / "evil<script>x.safetensors"
-    rnnattn.save(rnn, ck, extras={"teacher": lsa}, reference="teacher", description=evil,
-                 task={"name": evil, "input_distribution": evil}, training={"log": "../secret.csv", "note": evil},
-                 **{evil: evil})
-    paths = build_report(ck, out_dir=tmp_path / "out")
+    rnnattn.save(
+        rnn,
+        ck,
+        extras={"teacher": lsa},
+        reference="teacher",
+        description=evil,
+        task={"name": evil, "input_distribution": evil},
+        training={"log": "../secret.csv", "note": evil},
+        **{evil: evil},
+    )
+    paths = build_report(ck, out_dir=tmp_path / "out", n_sequences=32)
     html = paths.html.read_text()
-    assert "<script" not in html.lower() and "<img src=x" not in html and "onerror=alert" not in html.replace(
-        "onerror=alert", "") and not re.search(r"<[^>]*onerror", html)
+    assert (
+        "<script" not in html.lower()
+        and "<img src=x" not in html
+        and "onerror=alert" not in html.replace("onerror=alert", "")
+        and not re.search(r"<[^>]*onerror", html)
+    )
     assert "&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;" in html  # shown, as text
     assert "Equivalence report: evil&lt;script&gt;x" in html
-    assert "123456789" not in html  # the metadata cannot make the report read files outside the checkpoint folder
+    assert (
+        "123456789" not in html
+    )  # the metadata cannot make the report read files outside the checkpoint folder
     text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(paths.pdf.read_bytes())).pages)
     assert "<script>alert('pwned')</script>" in text  # the PDF shows it literally (no markup there)
 
@@ -105,3 +130,27 @@ def test_bad_arguments():
         build_report(torch.nn.Linear(1, 1), out_dir="/nonexistent", formats=("docx",))
     with pytest.raises(TypeError, match="needs a model"):
         build_report(torch.nn.Linear(1, 1), out_dir="/tmp/none", formats=("html",), force=True)
+
+
+def test_rank1_merge_section_shows_kernels(construction, lsa3, tmp_path):
+    # Split gating row 0 (u on memory, v on forget neurons) into (u + w) v^T and (-w) v^T with w on forget
+    # neurons:
+    # the function is unchanged, the two rows leave the block form, and together they have the rank-1 kernel u
+    # v^T.
+    from rnnattn.models import GatedLinearRNN
+
+    c = construction.config
+    rnn = GatedLinearRNN(c.replace(n_gating=c.n_gating + 1)).to(torch.float64)
+    Wm, Wx, D = construction.W_m_out.detach(), construction.W_x_out.detach(), construction.D.detach()
+    w = 0.7 * Wx[0]
+    with torch.no_grad():
+        rnn.W_in.copy_(construction.W_in)
+        rnn.nu.copy_(construction.nu)
+        rnn.W_out.copy_(torch.stack([torch.cat([Wm, -w[None]]), torch.cat([Wx, Wx[:1]])]))
+        rnn.W_out[0, 0] += w
+        rnn.D.copy_(torch.cat([D, D[:, :1]], dim=1))
+    rnn.metadata = dict(construction.metadata)
+    html = build_report(rnn, lsa3, out_dir=tmp_path, formats=("html",), n_sequences=32).html.read_text()
+    merges = html[html.index('<section id="merges"') : html.index('<section id="verdict"')]
+    assert "1 of 1 group(s)" in merges and "10 → 9" in merges
+    assert merges.count("data:image/png;base64,") == 1 and "Merge evidence" in merges

@@ -29,25 +29,47 @@ def test_report_writes_then_refuses_to_overwrite(checkpoint, tmp_path, capsys):
     html = tmp_path / "tiny_construction" / "report.html"
     assert out.strip() == f"wrote {html}" and html.is_file() and not html.with_suffix(".pdf").exists()
     before = html.read_bytes()
-    _one_line_error(capsys, ["report", str(checkpoint), "-o", str(tmp_path), "--format", "html"],
-                    "report.html exists (use --force")
+    _one_line_error(
+        capsys,
+        ["report", str(checkpoint), "-o", str(tmp_path), "--format", "html"],
+        "report.html exists (use --force",
+    )
     assert html.read_bytes() == before
-    assert main(["report", str(checkpoint), "-o", str(tmp_path), "--format", "html", "--force",
-                 "--reference", "construction"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(checkpoint),
+                "-o",
+                str(tmp_path),
+                "--format",
+                "html",
+                "--force",
+                "--reference",
+                "construction",
+            ]
+        )
+        == 0
+    )
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["--format", "html,docx"], "unknown format(s) docx"),
-    (["--format", ","], "unknown format"),
-    (["--reference", "bogus"], "--reference 'bogus'"),
-    (["--all-shipped", "x.safetensors"], "--all-shipped takes no CHECKPOINT"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--format", "html,docx"], "unknown format(s) docx"),
+        (["--format", ","], "unknown format"),
+        (["--reference", "bogus"], "--reference 'bogus'"),
+        (["--all-shipped", "x.safetensors"], "--all-shipped takes no CHECKPOINT"),
+    ],
+)
 def test_usage_errors(argv, match, capsys, tmp_path):
     _one_line_error(capsys, ["report", *argv, "-o", str(tmp_path)], match)
 
 
 def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
-    _one_line_error(capsys, ["report", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path)], "no such file")
+    _one_line_error(
+        capsys, ["report", str(tmp_path / "nope.safetensors"), "-o", str(tmp_path)], "no such file"
+    )
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x00" * 100)
     _one_line_error(capsys, ["report", str(bad), "-o", str(tmp_path)], "bad.safetensors")
@@ -57,8 +79,11 @@ def test_missing_and_corrupt_checkpoints(tmp_path, capsys):
 
 def test_reference_to_missing_teacher_is_one_line(checkpoint, tmp_path, capsys):
     # The construction has no teacher extra: asking for one is a one-line error, not a traceback.
-    _one_line_error(capsys, ["report", str(checkpoint), "-o", str(tmp_path), "--reference", "teacher",
-                             "--format", "html"], "teacher")
+    _one_line_error(
+        capsys,
+        ["report", str(checkpoint), "-o", str(tmp_path), "--reference", "teacher", "--format", "html"],
+        "teacher",
+    )
 
 
 def test_shipped_checkpoints_skip_identical_copies(tmp_path):

@@ -17,11 +17,20 @@ def test_mpl_text_escapes_mathtext():
 
 
 def test_loss_curve_reads_log_columns():
-    log = pd.DataFrame({"step": [0, 10, 20], "phase": ["adam"] * 3, "train_loss": [1.0, 0.1, 0.01],
-                        "val_loss": [1.1, np.nan, 0.02], "ref_val_loss": [0.0, 0.0, 0.0]})
+    log = pd.DataFrame(
+        {
+            "step": [0, 10, 20],
+            "phase": ["adam"] * 3,
+            "train_loss": [1.0, 0.1, 0.01],
+            "val_loss": [1.1, np.nan, 0.02],
+            "ref_val_loss": [0.0, 0.0, 0.0],
+        }
+    )
     fig = figures.loss_curve(log, paper_loss=1e-3)
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
-    assert "train_loss" in labels and "val_loss" in labels and "ref_val_loss" not in labels  # zeros cannot go on a log axis
+    assert (
+        "train_loss" in labels and "val_loss" in labels and "ref_val_loss" not in labels
+    )  # zeros cannot go on a log axis
     with pytest.raises(ValueError, match="loss"):
         figures.loss_curve(pd.DataFrame({"step": [1]}))
 
@@ -35,8 +44,13 @@ def test_lambda_histogram_counts_roles():
 
 def test_heatmaps_and_kernels_and_coefficients_render():
     rng = np.random.default_rng(0)
-    mats = {"W_m^in": rng.normal(size=(6, 4)), "W_x^in": rng.normal(size=(6, 4)), "W_m^out": rng.normal(size=(5, 6)),
-            "W_x^out": rng.normal(size=(5, 6)), "D": rng.normal(size=(3, 5))}
+    mats = {
+        "W_m^in": rng.normal(size=(6, 4)),
+        "W_x^in": rng.normal(size=(6, 4)),
+        "W_m^out": rng.normal(size=(5, 6)),
+        "W_x^out": rng.normal(size=(5, 6)),
+        "D": rng.normal(size=(3, 5)),
+    }
     fig = figures.weight_heatmaps(mats, lam=np.r_[np.ones(3), np.zeros(3)], hidden_labels=list("abcdef"))
     assert len(fig.axes) == 7  # 5 matrices + lambda + colorbar
     k = figures.kernel_images([np.outer(np.arange(4), np.ones(4))], ["K"], [[3.0, 1e-17, 0, 0]])

@@ -63,7 +63,9 @@ def test_outputs_close(rnn, lsa):
     broken = attention_to_gated_rnn(lsa, form="full")
     with torch.no_grad():
         broken.D[0, 0] += 1e-3
-    with pytest.raises(AssertionError, match=r"(?s)construction vs LSA.*largest difference at index \(\d+, \d+, 0\)"):
+    with pytest.raises(
+        AssertionError, match=r"(?s)construction vs LSA.*largest difference at index \(\d+, \d+, 0\)"
+    ):
         assert_outputs_close(broken, lsa, x, 1e-10, 1e-12, msg="construction vs LSA")
     with pytest.raises(AssertionError, match="shapes differ"):
         assert_outputs_close(rnn, lambda t: t[:, :1], x, 0, 0)

@@ -2,9 +2,8 @@
 
 import json
 
-import pytest
-
-# Inner in-process pytest runs restore sys.modules afterwards; import what the fixture uses now, so C extensions
+# Inner in-process pytest runs restore sys.modules afterwards; import what the fixture uses now, so C
+# extensions
 # (numpy.fft, ...) are not loaded a second time by a later inner run.
 import rnnattn.analysis  # noqa: F401
 import rnnattn.constructions  # noqa: F401
@@ -12,14 +11,14 @@ import rnnattn.testing.baseline  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
-BAD = '''
+BAD = """
 import pytest
 @pytest.mark.rnnattn_baseline(tolerance=1)
 def test_x(polynomial_baseline):
     pass
-'''
+"""
 
-TEST = '''
+TEST = """
 import pytest
 import torch
 from rnnattn.constructions import attention_to_gated_rnn
@@ -38,7 +37,7 @@ def test_minimal(polynomial_baseline):
 @pytest.mark.rnnattn_baseline(rtol=0.5)
 def test_loose(polynomial_baseline):
     polynomial_baseline(make(SCALE), name="loose")
-'''
+"""
 
 
 def test_plugin_is_registered(request):
@@ -59,16 +58,25 @@ def test_baseline_lifecycle(pytester):
     path = pytester.path / "baselines" / "test_poly" / "test_minimal.json"
     data = json.loads(path.read_text())
     assert data["format"] == 1 and data["variables"] == ["x1", "x2"] and len(data["monomials"]) == 15
-    assert len(data["coefficients"]) == 2 and (pytester.path / "baselines" / "test_poly" / "loose.json").is_file()
+    assert (
+        len(data["coefficients"]) == 2
+        and (pytester.path / "baselines" / "test_poly" / "loose.json").is_file()
+    )
 
     pytester.runpytest_inprocess("test_poly.py").assert_outcomes(passed=2)
 
     pytester.makepyfile(test_poly=TEST.replace("SCALE", "1.1"))  # 10 % change in every coefficient
     result = pytester.runpytest_inprocess("test_poly.py")
     result.assert_outcomes(failed=1, passed=1)  # the marker's rtol=0.5 tolerates it
-    result.stdout.fnmatch_lines(["*differs from baseline test_minimal.json*", "*coefficients differ from the baseline*",
-                                 "*output y1: * coefficients differ*", "*model * baseline * difference *",
-                                 "*if the change is intended, rerun with --rnnattn-update-baselines*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*differs from baseline test_minimal.json*",
+            "*coefficients differ from the baseline*",
+            "*output y1: * coefficients differ*",
+            "*model * baseline * difference *",
+            "*if the change is intended, rerun with --rnnattn-update-baselines*",
+        ]
+    )
 
 
 def test_baseline_json_round_trips_exactly():

@@ -1,0 +1,70 @@
+"""Time to identification on teacher-student d=4: wall time and steps until the validation loss is <= 1e-6, for the
+paper protocol and the fast protocol (``rnnattn.training.protocols``), in the same run, each under a time cap.
+
+A capped run reports "not reached in X min" with the best validation loss it got. The paper protocol keeps its own
+781,250-step cosine schedule (so within a cap its learning rate stays near 1e-3, as it would in the real run).
+
+Usage: ``python benchmarks/bench_identification.py [--cap-min 15] [--target 1e-6] [--json out.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig
+from rnnattn.tasks import TeacherStudent, TeacherStudentConfig
+from rnnattn.training import TrainConfig, train
+from rnnattn.training.protocols import protocol_defaults
+
+
+def run_protocol(name: str, cap_s: float, target: float, seed: int) -> dict:
+    task = TeacherStudent(TeacherStudentConfig(d=4))
+    train_kw, model_kw = protocol_defaults(name, "teacher_student")
+    train_kw.update(val_every=1000, val_samples=1024, log_every=500, checkpoint_every=0, target_loss=target,
+                    seed=seed)
+    torch.manual_seed(seed)
+    model = GatedLinearRNN(GatedLinearRNNConfig(4, model_kw["n_hidden"], model_kw["n_gating"], 4))
+    t0 = time.perf_counter()
+    best = {"val": float("inf")}
+
+    def watch(row):
+        if row["val_loss"] is not None:
+            best["val"] = min(best["val"], row["val_loss"])
+            print(f"  [{name}] step {row['step']} ({row['phase']}): val {row['val_loss']:.3e}  {row['wall_s']:.0f}s",
+                  flush=True)
+        return time.perf_counter() - t0 > cap_s
+
+    res = train(task, model, TrainConfig(**train_kw), progress=False, callbacks=[watch])
+    return {"protocol": name, "hidden": model_kw["n_hidden"], "gating": model_kw["n_gating"],
+            "reached": res.reached_target, "steps_to_target": res.target_step, "seconds_to_target": res.target_time,
+            "steps_run": res.steps, "wall_s": res.wall_time, "best_val_loss": best["val"], "cap_s": cap_s}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cap-min", type=float, default=15.0, help="time cap per protocol (minutes)")
+    p.add_argument("--target", type=float, default=1e-6)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--protocols", default="fast,paper")
+    p.add_argument("--json", default=None)
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    rows = [run_protocol(n, a.cap_min * 60, a.target, a.seed) for n in a.protocols.split(",")]
+    for r in rows:
+        if r["reached"]:
+            print(f"{r['protocol']}: loss <= {a.target:g} after {r['steps_to_target']} steps, "
+                  f"{r['seconds_to_target']:.0f} s (N=M={r['hidden']})")
+        else:
+            print(f"{r['protocol']}: not reached in {a.cap_min:g} min ({r['steps_run']} steps, best val loss "
+                  f"{r['best_val_loss']:.2e}, N=M={r['hidden']})")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
