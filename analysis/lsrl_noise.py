@@ -1,14 +1,15 @@
-"""Noise robustness of the f_ifelse implementations (Petrov et al. 2024, Fig. 4), with rnnattn's LSRL compiler.
+"""Noise robustness of the f_ifelse implementations (Petrov et al. 2024, Fig. 4), with rnnattn's LSRL
+compiler.
 
-Each universal-approximation program is compiled (float64) with each conditional variant; ``N(0, sigma^2)`` is added
-to every non-zero weight of the compiled model (``rnnattn.lsrl.perturb_nonzeros``), and the model is run with
-teacher forcing (every state stage starts each step from the clean run's state), as in the paper.
+Each universal-approximation program is compiled (float64) with each conditional variant; ``N(0, sigma^2)`` is
+added to every non-zero weight of the compiled model (``rnnattn.lsrl.perturb_nonzeros``), and the model is run
+with teacher forcing (every state stage starts each step from the clean run's state), as in the paper.
 
-* vec2vec (Lst. 1): ``d_in = d_out = 2``, 5 random control points in ``[-0.1, 1.1]^2`` with values in ``[-3, 3]``,
-  Laplace-kernel weighted average (smoothness 1), ``N = 8`` (64 prompt tokens), 10 uniform queries; metric: mean
-  ``||y - f(q)||_2`` against the true ``f``.
-* tok2tok (Lst. 2): ``n = 10``, 20 pairs, vocabulary 10, 5 distinct queries; metric: % of the 50 rounded output
-  tokens that are wrong.
+* vec2vec (Lst. 1): ``d_in = d_out = 2``, 5 random control points in ``[-0.1, 1.1]^2`` with values in ``[-3,
+  3]``, Laplace-kernel weighted average (smoothness 1), ``N = 8`` (64 prompt tokens), 10 uniform queries;
+  metric: mean ``||y - f(q)||_2`` against the true ``f``.
+* tok2tok (Lst. 2): ``n = 10``, 20 pairs, vocabulary 10, 5 distinct queries; metric: % of the 50 rounded
+  output tokens that are wrong.
 
 Writes ``vec2vec.csv``, ``tok2tok.csv``, ``summary_*.csv``, ``fig4.png`` and ``index.html`` into
 ``reports/lsrl_noise/``. ``--quick`` (5 targets instead of 25) finishes in about a minute on 2 CPU cores.
@@ -29,7 +30,13 @@ import pandas as pd
 import torch
 
 from rnnattn.lsrl import (
-    compile, continuous_program, continuous_prompt, perturb_nonzeros, random_token_map, token_answer, token_program,
+    compile,
+    continuous_program,
+    continuous_prompt,
+    perturb_nonzeros,
+    random_token_map,
+    token_answer,
+    token_program,
     token_prompt,
 )
 
@@ -38,14 +45,41 @@ SIGMAS = (0.0, 1e-9, 1e-7, 1e-5, 1e-3)
 
 # the reference implementation's results (spec lsrl.md §4)
 REF_VEC = {
-    "direct": ["0.025 / 0.036 / 0", "0.025 / 0.038 / 0", "0.071 / 0.57 / 6", "5.1e3 / 1.5e5 / 13", "0.042 / 7.7e10 / 10"],
-    "optimized": ["0.025 / 0.033 / 0", "0.025 / 0.033 / 0", "0.245 / 0.50 / 6", "0.25 / 0.53 / 6", "0.76 / 1.7e9 / 12"],
-    "step_optimized": ["0.045 / 0.073 / 0", "0.045 / 2.4e4 / 1", "9.0e8 / 2.9e9 / 14", "0.056 / 2.1e12 / 6",
-                       "0.049 / 8.4e15 / 3"],
-    "multiplicative": ["0.025 / 0.033 / 0", "0.025 / 0.033 / 0", "0.041 / 0.39 / 4", "0.041 / 1.8 / 5",
-                       "0.037 / 1.5e3 / 7"],
-    "multiplicative_optimized": ["0.025 / 0.033 / 0", "0.025 / 0.033 / 0", "0.042 / 0.36 / 4", "0.071 / 1.8 / 9",
-                                 "0.037 / 2.7e3 / 5"],
+    "direct": [
+        "0.025 / 0.036 / 0",
+        "0.025 / 0.038 / 0",
+        "0.071 / 0.57 / 6",
+        "5.1e3 / 1.5e5 / 13",
+        "0.042 / 7.7e10 / 10",
+    ],
+    "optimized": [
+        "0.025 / 0.033 / 0",
+        "0.025 / 0.033 / 0",
+        "0.245 / 0.50 / 6",
+        "0.25 / 0.53 / 6",
+        "0.76 / 1.7e9 / 12",
+    ],
+    "step_optimized": [
+        "0.045 / 0.073 / 0",
+        "0.045 / 2.4e4 / 1",
+        "9.0e8 / 2.9e9 / 14",
+        "0.056 / 2.1e12 / 6",
+        "0.049 / 8.4e15 / 3",
+    ],
+    "multiplicative": [
+        "0.025 / 0.033 / 0",
+        "0.025 / 0.033 / 0",
+        "0.041 / 0.39 / 4",
+        "0.041 / 1.8 / 5",
+        "0.037 / 1.5e3 / 7",
+    ],
+    "multiplicative_optimized": [
+        "0.025 / 0.033 / 0",
+        "0.025 / 0.033 / 0",
+        "0.042 / 0.36 / 4",
+        "0.071 / 1.8 / 9",
+        "0.037 / 2.7e3 / 5",
+    ],
 }
 REF_TOK = {
     "direct": ["89.2 (72-96)", "89.8 (80-96)", "90.9 (82-100)", "99.5 (88-100)", "99.5 (94-100)"],
@@ -57,7 +91,8 @@ REF_TOK = {
 
 
 def target_function(seed: int, d_in: int = 2, d_out: int = 2, points: int = 5, smoothness: float = 1.0):
-    """A smooth random ``f: [0,1]^d_in -> [-3,3]^d_out``: Laplace-kernel weighted average of control values."""
+    """A smooth random ``f: [0,1]^d_in -> [-3,3]^d_out``: Laplace-kernel weighted average of control
+    values."""
     rng = np.random.default_rng(seed)
     P = rng.uniform(-0.1, 1.1, size=(points, d_in))
     V = rng.uniform(-3, 3, size=(points, d_out))
@@ -96,8 +131,14 @@ def vec2vec(targets: int, N: int = 8, queries: int = 10) -> pd.DataFrame:
             truth = np.stack([f(q) for q in qs])
             for sigma, y in _noisy_runs(module, X, seed).items():
                 err = np.linalg.norm(y[:, -1] - truth, axis=1)
-                rows.append({"variant": variant, "sigma": sigma, "target": seed,
-                             "avg_difference": float(np.nan_to_num(err, nan=np.inf).mean())})
+                rows.append(
+                    {
+                        "variant": variant,
+                        "sigma": sigma,
+                        "target": seed,
+                        "avg_difference": float(np.nan_to_num(err, nan=np.inf).mean()),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -113,8 +154,14 @@ def tok2tok(targets: int, n: int = 10, pairs: int = 20, vocab: int = 10, queries
             want = np.array([table[k] for k in keys])
             for sigma, y in _noisy_runs(module, X, seed).items():
                 got = np.array([_safe_answer(y[b], n) for b in range(queries)])
-                rows.append({"variant": variant, "sigma": sigma, "target": seed,
-                             "wrong_pct": float(100 * (got != want).mean())})
+                rows.append(
+                    {
+                        "variant": variant,
+                        "sigma": sigma,
+                        "target": seed,
+                        "wrong_pct": float(100 * (got != want).mean()),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -131,8 +178,13 @@ def exact_check(n: int = 10, targets: int = 1) -> pd.DataFrame:
         rng = np.random.default_rng(seed)
         table = random_token_map(n, 20, 10, rng)
         keys = [list(table)[i] for i in rng.choice(20, size=2, replace=False)]
-        wrong = [np.mean(np.array(token_answer(cp.run(token_prompt(k, table)), n)) != np.array(table[k])) for k in keys]
-        rows.append({"variant": "direct (exact backend)", "target": seed, "wrong_pct": 100 * float(np.mean(wrong))})
+        wrong = [
+            np.mean(np.array(token_answer(cp.run(token_prompt(k, table)), n)) != np.array(table[k]))
+            for k in keys
+        ]
+        rows.append(
+            {"variant": "direct (exact backend)", "target": seed, "wrong_pct": 100 * float(np.mean(wrong))}
+        )
     return pd.DataFrame(rows)
 
 
@@ -159,8 +211,10 @@ def figure(vec: pd.DataFrame, tok: pd.DataFrame) -> bytes:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     rng = np.random.default_rng(0)
     colors = plt.cm.tab10(np.arange(len(VARIANTS)))
-    for ax, df, col, ylab, log in ((axes[0], vec, "avg_difference", "average difference (log)", True),
-                                   (axes[1], tok, "wrong_pct", "wrong outputs (%)", False)):
+    for ax, df, col, ylab, log in (
+        (axes[0], vec, "avg_difference", "average difference (log)", True),
+        (axes[1], tok, "wrong_pct", "wrong outputs (%)", False),
+    ):
         for vi, variant in enumerate(VARIANTS):
             for si, sigma in enumerate(SIGMAS):
                 vals = df[(df.variant == variant) & (df.sigma == sigma)][col].to_numpy()
@@ -183,17 +237,15 @@ def figure(vec: pd.DataFrame, tok: pd.DataFrame) -> bytes:
 
 
 TEMPLATE = """<!doctype html><html><head><meta charset="utf-8"><title>LSRL noise robustness</title>
-<style>body{font-family:sans-serif;max-width:1100px;margin:auto} table{border-collapse:collapse;font-size:12px}
-td,th{border:1px solid #ccc;padding:3px 6px} h2{margin-top:1.5em}</style></head><body>
-<h1>Noise robustness of the f_ifelse implementations (Fig. 4)</h1>
-<p>{{ targets }} targets per program, sigma in {{ sigmas }}; teacher forcing; noise on every non-zero weight of the
-compiled model. Runtime {{ runtime }} s.</p>
-<img src="data:image/png;base64,{{ png }}" style="width:100%">
-<h2>vec2vec: average difference, median / mean / #targets with error &gt; 1</h2>
-<h3>rnnattn</h3>{{ vec_ours | safe }}<h3>reference implementation</h3>{{ vec_ref | safe }}
-<h2>tok2tok: wrong outputs %, mean (min-max)</h2>
-<h3>rnnattn</h3>{{ tok_ours | safe }}<h3>reference implementation</h3>{{ tok_ref | safe }}
-<h3>direct form with the exact (rational) backend, sigma = 0</h3>{{ exact | safe }}
+<style>body{font-family:sans-serif;max-width:1100px;margin:auto}
+table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #ccc;padding:3px 6px}
+h2{margin-top:1.5em}</style></head><body> <h1>Noise robustness of the f_ifelse implementations (Fig. 4)</h1>
+<p>{{ targets }} targets per program, sigma in {{ sigmas }}; teacher forcing; noise on every non-zero weight
+of the compiled model. Runtime {{ runtime }} s.</p> <img src="data:image/png;base64,{{ png }}"
+style="width:100%"> <h2>vec2vec: average difference, median / mean / #targets with error &gt; 1</h2>
+<h3>rnnattn</h3>{{ vec_ours | safe }}<h3>reference implementation</h3>{{ vec_ref | safe }} <h2>tok2tok: wrong
+outputs %, mean (min-max)</h2> <h3>rnnattn</h3>{{ tok_ours | safe }}<h3>reference implementation</h3>{{
+tok_ref | safe }} <h3>direct form with the exact (rational) backend, sigma = 0</h3>{{ exact | safe }}
 <h2>Reading</h2><ul>{% for r in readings %}<li>{{ r }}</li>{% endfor %}</ul>
 </body></html>"""
 
@@ -206,23 +258,33 @@ def readings(vec: pd.DataFrame, tok: pd.DataFrame) -> list[str]:
         return float(vec[(vec.variant == v) & (vec.sigma == s)].avg_difference.median())
 
     out = [
-        f"tok2tok at sigma=0: direct {tmean('direct', 0):.1f}% wrong, optimized {tmean('optimized', 0):.1f}%, "
+        f"tok2tok at sigma=0: direct {tmean('direct', 0):.1f}% wrong, "
+        f"optimized {tmean('optimized', 0):.1f}%, "
         f"multiplicative {tmean('multiplicative', 0):.1f}% (reference: 89.2%, 0%, 0%).",
-        f"tok2tok at sigma=1e-9: direct {tmean('direct', 1e-9):.1f}%, step_optimized {tmean('step_optimized', 1e-9):.1f}%, "
+        f"tok2tok at sigma=1e-9: direct {tmean('direct', 1e-9):.1f}%, "
+        f"step_optimized {tmean('step_optimized', 1e-9):.1f}%, "
         f"multiplicative {tmean('multiplicative', 1e-9):.1f}%, multiplicative_optimized "
         f"{tmean('multiplicative_optimized', 1e-9):.1f}% wrong.",
         f"vec2vec median error at sigma=1e-7: direct {vmed('direct', 1e-7):.3g}, multiplicative "
-        f"{vmed('multiplicative', 1e-7):.3g} (discretisation error at sigma=0: {vmed('multiplicative', 0):.3g}).",
+        f"{vmed('multiplicative', 1e-7):.3g} "
+        f"(discretisation error at sigma=0: {vmed('multiplicative', 0):.3g}).",
     ]
-    mult_best = all(tmean("multiplicative", s) <= min(tmean(v, s) for v in ("direct", "step_optimized")) + 1e-9
-                    for s in SIGMAS[:3])
-    out.append("Multiplicative forms are the most robust at small noise: " + ("yes." if mult_best else "not in this run."))
+    mult_best = all(
+        tmean("multiplicative", s) <= min(tmean(v, s) for v in ("direct", "step_optimized")) + 1e-9
+        for s in SIGMAS[:3]
+    )
+    out.append(
+        "Multiplicative forms are the most robust at small noise: "
+        + ("yes." if mult_best else "not in this run.")
+    )
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="5 targets instead of 25 (about a minute on 2 cores)")
+    ap.add_argument(
+        "--quick", action="store_true", help="5 targets instead of 25 (about a minute on 2 cores)"
+    )
     ap.add_argument("--targets", type=int, default=None)
     ap.add_argument("--out", default="reports/lsrl_noise")
     args = ap.parse_args()
@@ -249,9 +311,16 @@ def main() -> None:
 
     env = jinja2.Environment(autoescape=True)
     html = env.from_string(TEMPLATE).render(
-        targets=targets, sigmas=", ".join(f"{s:g}" for s in SIGMAS), runtime=f"{runtime:.0f}",
-        png=base64.b64encode(png).decode(), vec_ours=sv.to_html(), vec_ref=ref_v.to_html(), tok_ours=st.to_html(),
-        tok_ref=ref_t.to_html(), exact=exact.to_html(index=False), readings=readings(vec, tok),
+        targets=targets,
+        sigmas=", ".join(f"{s:g}" for s in SIGMAS),
+        runtime=f"{runtime:.0f}",
+        png=base64.b64encode(png).decode(),
+        vec_ours=sv.to_html(),
+        vec_ref=ref_v.to_html(),
+        tok_ours=st.to_html(),
+        tok_ref=ref_t.to_html(),
+        exact=exact.to_html(index=False),
+        readings=readings(vec, tok),
     )
     (out / "index.html").write_text(html)
     print("vec2vec (median / mean / #>1):\n" + sv.to_string())

@@ -1,10 +1,10 @@
 """Benchmark of the LSRL compiler and compiled models against the reference implementation's figures.
 
-Measures, for both universal-approximation programs (Lst. 1 continuous, d_in = d_out in {1, 2, 3}; Lst. 2 token map,
-n in {3, 5, 10}, 20 pairs) and every f_ifelse variant: compile time (float64 and exact), state size, dense
-parameters and non-zeros of the compiled model, and tokens per second of the exported torch module for one sequence
-and for a batch, plus the torch-free exact runner. Prints markdown tables with the reference's figures
-(spec ``lsrl.md`` §3) beside ours.
+Measures, for both universal-approximation programs (Lst. 1 continuous, d_in = d_out in {1, 2, 3}; Lst. 2
+token map, n in {3, 5, 10}, 20 pairs) and every f_ifelse variant: compile time (float64 and exact), state
+size, dense parameters and non-zeros of the compiled model, and tokens per second of the exported torch module
+for one sequence and for a batch, plus the torch-free exact runner. Prints markdown tables with the
+reference's figures (spec ``lsrl.md`` §3) beside ours.
 
 Usage: ``python benchmarks/bench_lsrl.py [--quick] [--threads 1] [--batch 256]``
 """
@@ -18,21 +18,36 @@ import numpy as np
 import torch
 
 from rnnattn.lsrl import (
-    IFELSE_VARIANTS, compile, continuous_program, continuous_prompt, random_token_map, token_program, token_prompt,
+    IFELSE_VARIANTS,
+    compile,
+    continuous_program,
+    continuous_prompt,
+    random_token_map,
+    token_program,
+    token_prompt,
 )
 
 # reference figures (spec lsrl.md §3): (state dim, dense params, nnz)
 REF_CONT = {
-    (1, "direct"): (52, 133_990, 1_889), (2, "direct"): (90, 386_310, 3_231), (3, "direct"): (128, 769_238, 4_573),
-    (1, "multiplicative"): (31, 24_138, 884), (2, "multiplicative"): (53, 65_301, 1_471),
+    (1, "direct"): (52, 133_990, 1_889),
+    (2, "direct"): (90, 386_310, 3_231),
+    (3, "direct"): (128, 769_238, 4_573),
+    (1, "multiplicative"): (31, 24_138, 884),
+    (2, "multiplicative"): (53, 65_301, 1_471),
     (3, "multiplicative"): (75, 126_584, 2_058),
 }
 REF_TOK = {
-    (3, "direct"): (296_609, 3.19e11, 4_007_120), (5, "direct"): (454_407, 7.50e11, 6_139_506),
-    (3, "multiplicative"): (5_111, 1.11e8, 81_419), (5, "multiplicative"): (7_775, 2.56e8, 124_475),
+    (3, "direct"): (296_609, 3.19e11, 4_007_120),
+    (5, "direct"): (454_407, 7.50e11, 6_139_506),
+    (3, "multiplicative"): (5_111, 1.11e8, 81_419),
+    (5, "multiplicative"): (7_775, 2.56e8, 124_475),
 }
-REF_COMPILE = {("tok", 3, "multiplicative"): 13.8, ("tok", 3, "direct"): 41.5, ("tok", 10, None): 186.0,
-               ("cont", None, None): 1.0}
+REF_COMPILE = {
+    ("tok", 3, "multiplicative"): 13.8,
+    ("tok", 3, "direct"): 41.5,
+    ("tok", 10, None): 186.0,
+    ("cont", None, None): 1.0,
+}
 REF_MS_PER_TOKEN = {"cont": "8", "tok": "30-117"}
 
 
@@ -73,6 +88,7 @@ def bench_one(kind: str, size: int, variant: str, batch: int, exact: bool) -> di
         def make():
             m = random_token_map(size, 20, 10, rng)
             return token_prompt(list(m)[int(rng.integers(20))], m)
+
     t0 = time.perf_counter()
     cp = compile(prog)
     t_compile = time.perf_counter() - t0
@@ -96,10 +112,20 @@ def bench_one(kind: str, size: int, variant: str, batch: int, exact: bool) -> di
         cpe.run(xs[0])
         tps_exact = T / (time.perf_counter() - t0)
     return {
-        "program": "continuous" if kind == "cont" else "token", "size": size, "variant": variant,
-        "compile_s": t_compile, "compile_exact_s": t_exact, "stages": st.stages, "state": st.state_dim,
-        "params": st.dense_params, "nnz": st.nnz, "tok_s_1": T / t1, "tok_s_batch": batch * T / tb,
-        "tok_s_exact": tps_exact, "T": T, "dag_nodes": len(prog.nodes),
+        "program": "continuous" if kind == "cont" else "token",
+        "size": size,
+        "variant": variant,
+        "compile_s": t_compile,
+        "compile_exact_s": t_exact,
+        "stages": st.stages,
+        "state": st.state_dim,
+        "params": st.dense_params,
+        "nnz": st.nnz,
+        "tok_s_1": T / t1,
+        "tok_s_batch": batch * T / tb,
+        "tok_s_exact": tps_exact,
+        "T": T,
+        "dag_nodes": len(prog.nodes),
     }
 
 
@@ -116,20 +142,31 @@ def main() -> None:
     jobs += [("tok", n) for n in ((3, 10) if args.quick else (3, 5, 10))]
     rows = [bench_one(k, s, v, args.batch, not args.no_exact) for k, s in jobs for v in variants]
 
-    print(f"\n### LSRL compile + run ({torch.get_num_threads()} torch thread(s), batch {args.batch}, float64)\n")
-    print("| program | size | variant | DAG nodes | compile s (ours f64 / exact) | compile s (ref) | stages "
-          "| state (ours / ref) | dense params (ours / ref) | nnz (ours / ref) | tok/s 1 seq | tok/s batched "
-          "| tok/s exact runner | ref ms/token |")
+    print(
+        f"\n### LSRL compile + run ({torch.get_num_threads()} torch thread(s), batch {args.batch}, float64)\n"
+    )
+    print(
+        "| program | size | variant | DAG nodes | compile s (ours f64 / exact) | compile s (ref) | stages "
+        "| state (ours / ref) | dense params (ours / ref) | nnz (ours / ref) | tok/s 1 seq | tok/s batched "
+        "| tok/s exact runner | ref ms/token |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         kind = "cont" if r["program"] == "continuous" else "tok"
         ref = (REF_CONT if kind == "cont" else REF_TOK).get((r["size"], r["variant"]))
-        rs = lambda i, fmt: (fmt.format(ref[i]) if ref else "-")  # noqa: E731
-        print(f"| {r['program']} | {'d=' if kind == 'cont' else 'n='}{r['size']} | {r['variant']} | {r['dag_nodes']} "
-              f"| {r['compile_s']:.3f} / {r['compile_exact_s']:.3f} | {_ref_compile(kind, r['size'], r['variant'])} "
-              f"| {r['stages']} | {r['state']:,} / {rs(0, '{:,}')} | {r['params']:,} / {rs(1, '{:,.3g}')} "
-              f"| {r['nnz']:,} / {rs(2, '{:,}')} | {r['tok_s_1']:,.0f} | {r['tok_s_batch']:,.0f} "
-              f"| {r['tok_s_exact']:,.0f} | {REF_MS_PER_TOKEN[kind]} |")
+
+        def rs(i: int, fmt: str, ref: tuple | None = ref) -> str:
+            return fmt.format(ref[i]) if ref else "-"
+
+        print(
+            f"| {r['program']} | {'d=' if kind == 'cont' else 'n='}{r['size']} | {r['variant']} "
+            f"| {r['dag_nodes']} "
+            f"| {r['compile_s']:.3f} / {r['compile_exact_s']:.3f} "
+            f"| {_ref_compile(kind, r['size'], r['variant'])} "
+            f"| {r['stages']} | {r['state']:,} / {rs(0, '{:,}')} | {r['params']:,} / {rs(1, '{:,.3g}')} "
+            f"| {r['nnz']:,} / {rs(2, '{:,}')} | {r['tok_s_1']:,.0f} | {r['tok_s_batch']:,.0f} "
+            f"| {r['tok_s_exact']:,.0f} | {REF_MS_PER_TOKEN[kind]} |"
+        )
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ def bench_op(c: Case) -> dict[str, object]:
     w = torch.randn(c.B, c.T, c.N, generator=g)
     res: dict[str, object] = {}
     for name, op in (("fast", diagonal_recurrence), ("loop", diagonal_recurrence_ref)):
+
         def fwd(op=op):
             with torch.no_grad():
                 op(u, lam)
@@ -145,57 +146,108 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         print(f"# {c.label}: recurrence alone ...", file=sys.stderr, flush=True)
         r = bench_op(c)
-        op_rows.append([
-            c.B, c.T, c.N,
-            r["fast_fwd"].ms, r["loop_fwd"].ms, r["loop_fwd"].median / r["fast_fwd"].median,
-            r["fast_fwdbwd"].ms, r["loop_fwdbwd"].ms, r["loop_fwdbwd"].median / r["fast_fwdbwd"].median,
-            f"{r['fast_fwdbwd'].cpu_ms:.3g} / {r['loop_fwdbwd'].cpu_ms:.3g}",
-            r["loop_fwdbwd"].cpu_median / r["fast_fwdbwd"].cpu_median,
-            f"{r['fast_fwdbwd'].repeats}/{r['loop_fwdbwd'].repeats}",
-        ])
+        op_rows.append(
+            [
+                c.B,
+                c.T,
+                c.N,
+                r["fast_fwd"].ms,
+                r["loop_fwd"].ms,
+                r["loop_fwd"].median / r["fast_fwd"].median,
+                r["fast_fwdbwd"].ms,
+                r["loop_fwdbwd"].ms,
+                r["loop_fwdbwd"].median / r["fast_fwdbwd"].median,
+                f"{r['fast_fwdbwd'].cpu_ms:.3g} / {r['loop_fwdbwd'].cpu_ms:.3g}",
+                r["loop_fwdbwd"].cpu_median / r["fast_fwdbwd"].cpu_median,
+                f"{r['fast_fwdbwd'].repeats}/{r['loop_fwdbwd'].repeats}",
+            ]
+        )
         print(f"# {c.label}: training step ...", file=sys.stderr, flush=True)
         s = bench_step(c)
         flops = c.step_flops()
         fast_gf_wall, fast_gf = flops / s["fast"].median / 1e9, flops / s["fast"].cpu_median / 1e9
-        step_rows.append([
-            c.B, c.T, c.N, c.M, c.d, flops / 1e9,
-            s["fast"].ms, s["loop"].ms, s["loop"].median / s["fast"].median,
-            f"{s['fast'].cpu_ms:.3g} / {s['loop'].cpu_ms:.3g}", s["loop"].cpu_median / s["fast"].cpu_median,
-            fast_gf_wall, fast_gf, s["peak"], f"{100 * fast_gf / s['peak']:.0f}%",
-            f"{s['fast'].repeats}/{s['loop'].repeats}",
-        ])
+        step_rows.append(
+            [
+                c.B,
+                c.T,
+                c.N,
+                c.M,
+                c.d,
+                flops / 1e9,
+                s["fast"].ms,
+                s["loop"].ms,
+                s["loop"].median / s["fast"].median,
+                f"{s['fast'].cpu_ms:.3g} / {s['loop'].cpu_ms:.3g}",
+                s["loop"].cpu_median / s["fast"].cpu_median,
+                fast_gf_wall,
+                fast_gf,
+                s["peak"],
+                f"{100 * fast_gf / s['peak']:.0f}%",
+                f"{s['fast'].repeats}/{s['loop'].repeats}",
+            ]
+        )
 
-    text = "\n".join([
-        "# Diagonal recurrence and GatedLinearRNN training step (CPU)",
-        "",
-        *env,
-        f"- load average at end: {load_average()}",
-        "- times are wall-clock medians of the repeats (CPU columns: median process CPU time, which excludes "
-        "waiting for a core on this shared box); ratios compare the plain sequential loop "
-        "(`diagonal_recurrence_ref`) with the fast op measured in the same run",
-        "- the matmul probe (same thread count, CPU-time clock) is the practical limit; the step's GFLOP/s is given on "
-        "both clocks and compared with it on CPU time (wall time here mostly measures other jobs' share of the cores)",
-        "",
-        "## (a) Recurrence alone, `u [B, T, N]` float32 (forward without autograd; forward+backward w.r.t. u and lam)",
-        "",
-        markdown_table(
-            ["B", "T", "N", "fast fwd ms", "loop fwd ms", "loop/fast", "fast fwd+bwd ms", "loop fwd+bwd ms",
-             "loop/fast", "fwd+bwd CPU ms fast / loop", "loop/fast (CPU)", "repeats fast/loop"],
-            op_rows,
-        ),
-        "",
-        "## (b) GatedLinearRNN forward+backward step (MSE loss), fast op vs loop",
-        "",
-        "FLOPs/token = 6(d+1)·2N + 6N·2M + 6M·d + 6N (spec §4 + the recurrence); "
-        "matmul = dense 1024x1024 float32 product timed just before each row (CPU time).",
-        "",
-        markdown_table(
-            ["B", "T", "N", "M", "d", "GFLOP/step", "fast ms/step", "loop ms/step", "loop/fast",
-             "CPU ms fast / loop", "loop/fast (CPU)", "fast GFLOP/s (wall)", "fast GFLOP/s (CPU)", "matmul GFLOP/s (CPU)", "fast / matmul (CPU)", "repeats fast/loop"],
-            step_rows,
-        ),
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# Diagonal recurrence and GatedLinearRNN training step (CPU)",
+            "",
+            *env,
+            f"- load average at end: {load_average()}",
+            "- times are wall-clock medians of the repeats (CPU columns: median process CPU time, which excludes "
+            "waiting for a core on this shared box); ratios compare the plain sequential loop "
+            "(`diagonal_recurrence_ref`) with the fast op measured in the same run",
+            "- the matmul probe (same thread count, CPU-time clock) is the practical limit; the step's GFLOP/s is given on "
+            "both clocks and compared with it on CPU time (wall time here mostly measures other jobs' share of the cores)",
+            "",
+            "## (a) Recurrence alone, `u [B, T, N]` float32 (forward without autograd; forward+backward w.r.t. u and lam)",
+            "",
+            markdown_table(
+                [
+                    "B",
+                    "T",
+                    "N",
+                    "fast fwd ms",
+                    "loop fwd ms",
+                    "loop/fast",
+                    "fast fwd+bwd ms",
+                    "loop fwd+bwd ms",
+                    "loop/fast",
+                    "fwd+bwd CPU ms fast / loop",
+                    "loop/fast (CPU)",
+                    "repeats fast/loop",
+                ],
+                op_rows,
+            ),
+            "",
+            "## (b) GatedLinearRNN forward+backward step (MSE loss), fast op vs loop",
+            "",
+            "FLOPs/token = 6(d+1)·2N + 6N·2M + 6M·d + 6N (spec §4 + the recurrence); "
+            "matmul = dense 1024x1024 float32 product timed just before each row (CPU time).",
+            "",
+            markdown_table(
+                [
+                    "B",
+                    "T",
+                    "N",
+                    "M",
+                    "d",
+                    "GFLOP/step",
+                    "fast ms/step",
+                    "loop ms/step",
+                    "loop/fast",
+                    "CPU ms fast / loop",
+                    "loop/fast (CPU)",
+                    "fast GFLOP/s (wall)",
+                    "fast GFLOP/s (CPU)",
+                    "matmul GFLOP/s (CPU)",
+                    "fast / matmul (CPU)",
+                    "repeats fast/loop",
+                ],
+                step_rows,
+            ),
+            "",
+        ]
+    )
     print(text)
     path = write_result(args.out, text)
     print(f"# written to {path}", file=sys.stderr)

@@ -8,6 +8,9 @@ Measures, in one process with 1 thread (spec §4):
     ``rnnattn.training.train`` (data generation included);
   * batched training of K models (K = 4, 8) against K one-by-one runs.
 
+Times are CPU seconds of this (1-thread) process (``time.process_time``): on the shared 2-core machine wall time
+depends on other users' load, CPU time much less; on an idle machine the two agree.
+
 Usage: ``python benchmarks/bench_training.py [--steps 200] [--quick] [--json out.json]``.
 """
 
@@ -62,10 +65,10 @@ def matmul_gflops(N: int, M: int, rows: int, reps: int = 30) -> float:
     a @ w
     best = float("inf")
     for _ in range(3):
-        t = time.perf_counter()
+        t = time.process_time()
         for _ in range(reps):
             a @ w
-        best = min(best, (time.perf_counter() - t) / reps)
+        best = min(best, (time.process_time() - t) / reps)
     return 2 * rows * N * 2 * M / best / 1e9
 
 
@@ -78,13 +81,13 @@ def time_plain(task, d, N, M, d_out, T, steps, B=64) -> float:
     t = None
     for i in range(steps + 5):
         if i == 5:
-            t = time.perf_counter()
+            t = time.process_time()
         x, y, mask = batches[i % 8]
         opt.zero_grad()
         loss = task.loss(model(x), y, mask)
         loss.backward()
         opt.step()
-    return steps / (time.perf_counter() - t)
+    return steps / (time.process_time() - t)
 
 
 def time_train(task, d, N, M, d_out, steps, engine) -> float:
@@ -92,8 +95,9 @@ def time_train(task, d, N, M, d_out, steps, engine) -> float:
     model = GatedLinearRNN(GatedLinearRNNConfig(d, N, M, d_out))
     cfg = TrainConfig(steps=steps, engine=engine, val_every=0, log_every=10**9, checkpoint_every=0)
     train(task, model, cfg.replace(steps=5), progress=False)  # warm-up (lazy imports, allocator)
-    res = train(task, model, cfg, progress=False)
-    return steps / res.wall_time
+    t = time.process_time()
+    train(task, model, cfg, progress=False)
+    return steps / (time.process_time() - t)
 
 
 def time_batched(task, d, N, M, d_out, K, steps) -> tuple[float, float]:
@@ -101,13 +105,13 @@ def time_batched(task, d, N, M, d_out, K, steps) -> tuple[float, float]:
     cfg = TrainConfig(steps=steps, val_every=0, log_every=10**9, checkpoint_every=0)
     models = [GatedLinearRNN(GatedLinearRNNConfig(d, N, M, d_out)) for _ in range(K)]
     train_batched(task, models, cfg.replace(steps=5))
-    t = time.perf_counter()
+    t = time.process_time()
     train_batched(task, models, cfg)
-    batched = K * steps / (time.perf_counter() - t)
-    t = time.perf_counter()
+    batched = K * steps / (time.process_time() - t)
+    t = time.process_time()
     for k in range(K):
         train(task, models[k], cfg.replace(seed=k), progress=False)
-    single = K * steps / (time.perf_counter() - t)
+    single = K * steps / (time.process_time() - t)
     return batched, single
 
 
@@ -125,25 +129,40 @@ def main() -> None:
         task = factory()
         fl = flops_per_step(d, N, M, d_out, T, 64)
         gf = matmul_gflops(N, M, T * 64)
-        row = {"flop_per_step": fl, "matmul_gflops": gf, "flop_limit_steps_s": gf * 1e9 / fl,
-               "plain_loop_steps_s": time_plain(task, d, N, M, d_out, T, steps // 2),
-               "autograd_steps_s": time_train(task, d, N, M, d_out, steps // 2, "autograd"),
-               "fast_steps_s": time_train(task, d, N, M, d_out, steps, "fast")}
+        row = {
+            "flop_per_step": fl,
+            "matmul_gflops": gf,
+            "flop_limit_steps_s": gf * 1e9 / fl,
+            "plain_loop_steps_s": time_plain(task, d, N, M, d_out, T, steps // 2),
+            "autograd_steps_s": time_train(task, d, N, M, d_out, steps // 2, "autograd"),
+            "fast_steps_s": time_train(task, d, N, M, d_out, steps, "fast"),
+        }
         row["speedup_vs_plain"] = row["fast_steps_s"] / row["plain_loop_steps_s"]
         row["fraction_of_flop_limit"] = row["fast_steps_s"] / row["flop_limit_steps_s"]
         out["cases"][name] = row
-        print(f"{name}: fast {row['fast_steps_s']:.1f} steps/s ({1e3 / row['fast_steps_s']:.2f} ms), autograd "
-              f"{row['autograd_steps_s']:.1f}, plain loop {row['plain_loop_steps_s']:.1f}, FLOP limit "
-              f"{row['flop_limit_steps_s']:.1f} ({gf:.1f} GFLOP/s); x{row['speedup_vs_plain']:.1f} vs plain, "
-              f"{100 * row['fraction_of_flop_limit']:.0f}% of the FLOP limit", flush=True)
+        print(
+            f"{name}: fast {row['fast_steps_s']:.1f} steps/s ({1e3 / row['fast_steps_s']:.2f} ms), autograd "
+            f"{row['autograd_steps_s']:.1f}, plain loop {row['plain_loop_steps_s']:.1f}, FLOP limit "
+            f"{row['flop_limit_steps_s']:.1f} ({gf:.1f} GFLOP/s); x{row['speedup_vs_plain']:.1f} vs plain, "
+            f"{100 * row['fraction_of_flop_limit']:.0f}% of the FLOP limit",
+            flush=True,
+        )
     out["batched"] = {}
-    for K in ((4,) if a.quick else (4, 8)):
-        for name, (factory, d, N, M, d_out) in {"teacher_student N=M=32": (TeacherStudent, 4, 32, 32, 4),
-                                                 "icl N=M=32": (InContextRegression, 6, 32, 32, 3)}.items():
+    for K in (4,) if a.quick else (4, 8):
+        for name, (factory, d, N, M, d_out) in {
+            "teacher_student N=M=32": (TeacherStudent, 4, 32, 32, 4),
+            "icl N=M=32": (InContextRegression, 6, 32, 32, 3),
+        }.items():
             b, s = time_batched(factory(), d, N, M, d_out, K, steps // 2)
-            out["batched"][f"{name} K={K}"] = {"batched_model_steps_s": b, "one_by_one_model_steps_s": s,
-                                               "speedup": b / s}
-            print(f"batched {name} K={K}: {b:.1f} vs {s:.1f} model-steps/s one by one (x{b / s:.2f})", flush=True)
+            out["batched"][f"{name} K={K}"] = {
+                "batched_model_steps_s": b,
+                "one_by_one_model_steps_s": s,
+                "speedup": b / s,
+            }
+            print(
+                f"batched {name} K={K}: {b:.1f} vs {s:.1f} model-steps/s one by one (x{b / s:.2f})",
+                flush=True,
+            )
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -88,7 +88,9 @@ def time_call(
     return Timing(statistics.median(times), min(times), tuple(times), statistics.median(cpu))
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 5, dtype: torch.dtype = torch.float32, clock: str = "wall") -> float:
+def matmul_gflops(
+    n: int = 1024, repeats: int = 5, dtype: torch.dtype = torch.float32, clock: str = "wall"
+) -> float:
     """Dense ``[n, n] @ [n, n]`` throughput in GFLOP/s (``2 n^3`` flops per product, median of ``repeats``): the
     machine's practical limit for the current thread count, measured in this process. ``clock="cpu"`` divides by
     process CPU time instead of wall time."""

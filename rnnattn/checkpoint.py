@@ -177,6 +177,11 @@ def _fail(path: Path, reason: str) -> CheckpointError:
 
 
 def _sniff(path: Path, head: bytes) -> None:
+    """Refuse zip/pickle files by their magic bytes. ``head`` is the first 9 bytes: in a safetensors file the 8-byte
+    header length is followed by ``{``, and then its length bytes may look like anything (a 896-byte header starts
+    ``80 03``, the pickle protocol-3 magic), so only files without that ``{`` are sniffed."""
+    if head[8:9] == b"{":
+        return
     if head[:2] == b"PK":
         raise _fail(path, "this is a zip/torch.save (pickle) file; rnnattn never unpickles — convert it to .safetensors")
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
@@ -214,14 +219,14 @@ def _open(path: Path):
 
 def _parse_header(path: Path, f, size: int) -> dict[str, Any]:
     try:
-        head = f.read(8)
+        head = f.read(9)
         _sniff(path, head)
         if len(head) < 8:
             raise _fail(path, f"file too short to be a checkpoint ({size} bytes)")
-        (n,) = struct.unpack("<Q", head)
+        (n,) = struct.unpack("<Q", head[:8])
         if n > min(MAX_HEADER_BYTES, size - 8):
             raise _fail(path, f"corrupt or truncated: header length {n} does not fit in a {size}-byte file")
-        raw = f.read(n)
+        raw = (head[8:] + f.read(max(n - 1, 0)))[:n]
     except CheckpointError:
         raise
     except OSError as e:

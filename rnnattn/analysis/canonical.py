@@ -2,19 +2,15 @@ r"""Canonical form (spec §2.6): use the invariances of the gating to bring a mo
 
 :math:`g(z) = (W_m z) \odot (W_x z)` is unchanged when a row is swapped between ``W_m`` and ``W_x``, when the
 m-row is multiplied by ``c`` and the x-row by ``1/c``, and when rows (with their hidden neuron / readout
-column)
-are permuted. The canonical form:
+column) are permuted. The canonical form:
 
 * input gating: the branch that reads the constant goes to ``W_x`` (query units read ``(0, .., 0, 1)`` there);
 * output gating: the branch reading forget (query) neurons goes to ``W_x``, the one reading memory (KV)
-  neurons to
-  ``W_m``;
+  neurons to ``W_m``;
 * rows normalised to ``||row_m|| = 1`` with the largest-magnitude entry of ``row_m`` positive;
 * hidden neurons ordered memory (lambda ~ 1), forget (lambda ~ 0), other (by decreasing lambda), stable within
-  a
-  group; gating rows that conform to the block form first, ordered by the memory neuron their m-branch reads
-  most,
-  then by the forget neuron their x-branch reads most; non-conforming rows last (App. B.2's rows 11-13).
+  a group; gating rows that conform to the block form first, ordered by the memory neuron their m-branch reads
+  most, then by the forget neuron their x-branch reads most; non-conforming rows last (App. B.2's rows 11-13).
 """
 
 from __future__ import annotations
@@ -69,8 +65,7 @@ def canonicalize(
         :class:`CanonicalResult` with the new model and the permutations, swaps and scales applied.
     Raises:
         AnalysisNotApplicable: non-Eq. 2 models, or a dense ``A`` with off-diagonal weights (its neurons have
-            no
-            individual lambda, and a change of basis would break the bilinear gating rows).
+            no individual lambda, and a change of basis would break the bilinear gating rows).
     """
     m: GatedLinearRNN = require_gated_rnn(resolve(model).model, "canonicalize")
     ratio = dense_offdiag_ratio(m)

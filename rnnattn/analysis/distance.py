@@ -1,15 +1,11 @@
 """Distance between instantaneous polynomials (Table 1's "polynomial distance", spec §2.6).
 
 The paper: "normalized Euclidean distance between these coefficient vectors ..., average over all 4 output
-    units".
-rnnattn's headline reading (``normalisation="relative"``) is ``mean_i ||p_i - q_i||_2 / ||q_i||_2`` with ``q``
-the
-reference; the un-normalised ``mean_i ||p_i - q_i||_2`` ("absolute") and the distance between unit-normalised
-vectors ``mean_i ||p_i/||p_i|| - q_i/||q_i||||_2`` ("unit", insensitive to an overall scale) are always
-reported
-beside it. Coefficients are taken in the plain monomial basis of degree <= max(deg p, deg q) (70 per output
-for
-d = 4: the reference's missing degree-4 and lower terms count as zeros).
+units". rnnattn's headline reading (``normalisation="relative"``) is ``mean_i ||p_i - q_i||_2 / ||q_i||_2``
+with ``q`` the reference; the un-normalised ``mean_i ||p_i - q_i||_2`` ("absolute") and the distance between
+unit-normalised vectors ``mean_i ||p_i/||p_i|| - q_i/||q_i||||_2`` ("unit", insensitive to an overall scale)
+are always reported beside it. Coefficients are taken in the plain monomial basis of degree <= max(deg p,
+deg q) (70 per output for d = 4: the reference's missing degree-4 and lower terms count as zeros).
 """
 
 from __future__ import annotations
@@ -39,12 +35,10 @@ def polynomial_distance(p: Polynomial, q: Polynomial, normalisation: str = "rela
     Args:
         p, q: polynomials with the same variables and outputs (degrees may differ).
         normalisation: which variant ``value`` averages: "relative" (default, the paper's reading), "absolute"
-            or
-            "unit". All three arrays are always returned.
+            or "unit". All three arrays are always returned.
     Returns:
         :class:`PolynomialDistance`; a zero reference output gives ``inf`` relative distance unless ``p_i`` is
-        also
-        zero (then 0).
+        also zero (then 0).
     """
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}")

@@ -1,10 +1,9 @@
 """The whole §3.1 pipeline in one call: is a trained gated RNN the reference attention layer in disguise?
 
 ``equivalence(student)`` loads the reference from the checkpoint metadata, then: loss on probe inputs → neuron
-roles
-→ prune → canonicalise → rank-1 merges (App. B.2) → KV/Q probes → instantaneous polynomials and their distance
-→
-a verdict against stated thresholds, all in one :class:`~rnnattn.analysis.results.EquivalenceResult`.
+roles → prune → canonicalise → rank-1 merges (App. B.2) → KV/Q probes → instantaneous polynomials and their
+distance → a verdict against stated thresholds, all in one
+:class:`~rnnattn.analysis.results.EquivalenceResult`.
 """
 
 from __future__ import annotations
@@ -95,8 +94,7 @@ def equivalence(
         hi, lo: lambda thresholds of memory / forget neurons.
         prune_threshold, ablation_tol: see :func:`~rnnattn.analysis.prune`.
         merge, merge_tol, finetune_steps: run :func:`~rnnattn.analysis.merge_rank1` on the non-conforming rows
-            of
-            the canonical model (tolerance on sigma2/sigma1; optional fine-tuning against the reference
+            of the canonical model (tolerance on sigma2/sigma1; optional fine-tuning against the reference
             outputs).
         normalisation: polynomial distance variant used for ``polynomial_distance.value`` and the verdict.
         thresholds: pass thresholds (default :class:`EquivalenceThresholds`).

@@ -7,8 +7,7 @@ class AnalysisNotApplicable(ValueError):
     """An analysis step does not apply to this model (e.g. KV probes on an LSTM, which has no perfect-memory units).
 
     Raised instead of returning numbers that mean nothing; ``str(err)`` is a one-line reason naming the step
-    and the
-    model. Subclasses ``ValueError`` so the CLI prints it as a one-line error.
+    and the model. Subclasses ``ValueError`` so the CLI prints it as a one-line error.
     """
 
     def __init__(self, step: str, model: object, reason: str) -> None:

@@ -42,8 +42,7 @@ def probe_inputs(
 
     With a task in the metadata: its own input sampler (teacher-student: its input distribution and, unless
     ``seq_len`` is given, its sequence length; in-context regression: full episodes (x, W* x) with the query
-    token
-    last). Otherwise x ~ N(0, I) with ``seq_len`` (default 32) steps.
+    token last). Otherwise x ~ N(0, I) with ``seq_len`` (default 32) steps.
     """
     g = torch.Generator().manual_seed(seed)
     task = _task(metadata)

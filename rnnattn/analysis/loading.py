@@ -1,8 +1,7 @@
 """Inputs of every analysis function: a model, a :class:`~rnnattn.Checkpoint` or a checkpoint path.
 
 Analysis runs in float64 on a *copy* of the model (training runs in float32; the figures of Table 1 go down to
-1e-10,
-below float32 resolution), so the caller's model is never modified.
+1e-10, below float32 resolution), so the caller's model is never modified.
 """
 
 from __future__ import annotations

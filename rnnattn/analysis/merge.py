@@ -1,17 +1,13 @@
 r"""Rank-1 merging of output-gating rows (App. B.2, Eq. 20; spec §2.6).
 
-Gating rows ``S`` contribute :math:`h^\top K_i h` to output i, with kernel
-:math:`K_i = \sum_{j \in S} D_{ij}\, W^{out}_{m,j} W^{out\top}_{x,j}` (kept unsymmetrised, as the paper: the
-symmetric part of a rank-1 kernel is rank 2). Since swapping a row's m/x branches transposes its kernel
-without
-changing the function, each row's orientation is chosen so that the sum is closest to rank 1. If the ``K_i``
-are proportional across outputs (``K_i = c_i K``, the
-``[N^2, d_out]`` stack of ``vec K_i`` has ``sigma_2 / sigma_1 ~ 0``) and ``K = s u v^T`` is rank 1, the rows
-``S``
-are replaced by one row ``W_m = sqrt(s) u``, ``W_x = sqrt(s) v``, ``D[:, new] = c`` — an exact rewrite when
-both
-ratios are 0. ``u`` is made to read memory (KV) neurons and ``v`` forget (query) neurons (swapped if
-reversed).
+Gating rows ``S`` contribute :math:`h^\top K_i h` to output i, with kernel :math:`K_i = \sum_{j \in S}
+D_{ij}\, W^{out}_{m,j} W^{out\top}_{x,j}` (kept unsymmetrised, as the paper: the symmetric part of a rank-1
+kernel is rank 2). Since swapping a row's m/x branches transposes its kernel without changing the function,
+each row's orientation is chosen so that the sum is closest to rank 1. If the ``K_i`` are proportional across
+outputs (``K_i = c_i K``, the ``[N^2, d_out]`` stack of ``vec K_i`` has ``sigma_2 / sigma_1 ~ 0``) and ``K = s
+u v^T`` is rank 1, the rows ``S`` are replaced by one row ``W_m = sqrt(s) u``, ``W_x = sqrt(s) v``, ``D[:,
+new] = c`` — an exact rewrite when both ratios are 0. ``u`` is made to read memory (KV) neurons and ``v``
+forget (query) neurons (swapped if reversed).
 """
 
 from __future__ import annotations

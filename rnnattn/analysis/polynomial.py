@@ -1,19 +1,17 @@
 r"""Instantaneous polynomials (§3.1, spec §2.6): what a layer computes on one token from a zero state.
 
 For the gated RNN of Eq. 2 the instantaneous map is :math:`P(x) = D\,g^{out}(g^{in}(\tilde x))`, a quartic
-form in
-:math:`z = \tilde x = (x, 1)`; for linear self-attention (Eq. 1) it is the cubic form
-:math:`(W_V x)(W_K x)^\top (W_Q x)`. Both are extracted *exactly* (to float64 rounding) by tensor contraction:
+form in :math:`z = \tilde x = (x, 1)`; for linear self-attention (Eq. 1) it is the cubic form :math:`(W_V
+x)(W_K x)^\top (W_Q x)`. Both are extracted *exactly* (to float64 rounding) by tensor contraction:
 
 .. math::
     Q_n = W^{in}_{m,n} \otimes W^{in}_{x,n},\quad A_k = \sum_n W^{out}_{m,kn} Q_n,\quad
     B_k = \sum_n W^{out}_{x,kn} Q_n,\quad T^{(i)} = \sum_k D_{ik}\, A_k \otimes B_k ,
 
 and the coefficient of a monomial :math:`z^\alpha` is the sum of :math:`T^{(i)}` over all index tuples that
-are
-permutations of :math:`\alpha` (a ``bincount`` over the folded index). Because :math:`z_{d+1} = 1`, the
-degree-4
-monomials in z are exactly the monomials of degree <= 4 in x: C(d+4, 4) of them (70 for d = 4, 210 for d = 6).
+are permutations of :math:`\alpha` (a ``bincount`` over the folded index). Because :math:`z_{d+1} = 1`, the
+degree-4 monomials in z are exactly the monomials of degree <= 4 in x: C(d+4, 4) of them (70 for d = 4, 210
+for d = 6).
 
 :func:`fit_polynomial` is the independent least-squares route (used to cross-check the contraction).
 """
@@ -64,8 +62,7 @@ def _basis_index(n_vars: int, max_degree: int) -> dict[tuple[int, ...], int]:
 def _fold_index(p: int, order: int, n_vars: int) -> np.ndarray:
     """For every index tuple of a ``p^order`` tensor over ``z`` (variables ``0..n_vars-1`` then, if ``p > n_vars``,
     the constant), the position of its monomial in ``monomial_basis(n_vars, order)``. Summing a tensor's
-    entries by
-    this index (bincount) sums each monomial over all permutations of its indices."""
+    entries by this index (bincount) sums each monomial over all permutations of its indices."""
     idx = np.indices((p,) * order).reshape(order, -1)  # [order, p^order]
     counts = np.stack([(idx == v).sum(axis=0) for v in range(n_vars)], axis=1)  # exponents, constant dropped
     # encode exponent vectors, then map codes to basis positions
@@ -267,8 +264,7 @@ def fit_polynomial(
     """Least-squares fit of ``fn: [n, n_vars] -> [n, n_out]`` on the monomials of degree <= ``max_degree``.
 
     Exact (up to conditioning, ~1e-12 relative) when ``fn`` is such a polynomial; samples ``n_points``
-    (default
-    4 x #monomials, spec §2.6 asks for >= 2x) points ~ N(0, I) in float64.
+    (default 4 x #monomials, spec §2.6 asks for >= 2x) points ~ N(0, I) in float64.
     """
     n_mono = len(monomial_basis(n_vars, max_degree))
     n_points = n_points or 4 * n_mono
@@ -309,10 +305,9 @@ def gated_rnn_polynomial(model: GatedLinearRNN) -> Polynomial:
     """Exact quartic instantaneous polynomial of a gated RNN (spec §2.6); see the module docstring.
 
     Implementation: ``z^T A_k z`` only sees the symmetric part of ``A_k``, so each ``A_k`` (and ``B_k``) is
-        packed
-    into its ``p(p+1)/2`` quadratic-monomial coefficients first; then ``T'^(i) = Â^T diag(D_i) B̂`` holds the
-    products of quadratic monomials, folded onto quartic monomials by a bincount. Same result as the full
-    ``p^4`` contraction of the module docstring (tested), about 4x fewer FLOPs.
+        packed into its ``p(p+1)/2`` quadratic-monomial coefficients first; then ``T'^(i) = Â^T diag(D_i) B̂``
+        holds the products of quadratic monomials, folded onto quartic monomials by a bincount. Same result as
+        the full ``p^4`` contraction of the module docstring (tested), about 4x fewer FLOPs.
     """
     Wm_in, Wx_in = _np(model.W_m_in), _np(model.W_x_in)  # [N, p]
     Wm_out, Wx_out, D = _np(model.W_m_out), _np(model.W_x_out), _np(model.D)  # [M, N], [M, N], [o, M]
@@ -385,8 +380,7 @@ def instantaneous_polynomial(
     Args:
         model: model, checkpoint or checkpoint path (analysed in float64).
         method: "exact" (tensor contraction) or "lstsq" (least-squares fit of the model's one-token outputs
-            from a
-            zero state — an independent route through the forward pass).
+            from a zero state — an independent route through the forward pass).
         n_points, seed: for "lstsq".
     Returns:
         :class:`Polynomial` with one row of coefficients per output.

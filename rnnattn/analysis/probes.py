@@ -1,17 +1,14 @@
 """KV and Q scores of Table 1 (spec §2.6).
 
 KV score: ``1 - R^2`` (uniform average over the d_v x d_k targets) of a linear regression with intercept from
-    the
-hidden states of the *perfect memory* neurons (|lambda| > hi) to the flattened cumulative key-values
-``S_t = sum_{t' <= t} v_t' k_t'^T`` of the reference attention layer. Q score: the same from the *perfect
-forget*
-neurons (|lambda| < lo) to the queries ``q_t``. Samples are pooled over batch x time; scikit-learn's
-``LinearRegression`` and ``r2_score`` (App. D). Activations are read from the hook points (student ``hook_h``,
-reference ``hook_q``/``hook_kv``): no forward pass is re-implemented here.
+    the hidden states of the *perfect memory* neurons (|lambda| > hi) to the flattened cumulative key-values
+    ``S_t = sum_{t' <= t} v_t' k_t'^T`` of the reference attention layer. Q score: the same from the *perfect
+    forget* neurons (|lambda| < lo) to the queries ``q_t``. Samples are pooled over batch x time;
+    scikit-learn's ``LinearRegression`` and ``r2_score`` (App. D). Activations are read from the hook points
+    (student ``hook_h``, reference ``hook_q``/``hook_kv``): no forward pass is re-implemented here.
 
 For a dense non-diagonal ``A = V diag(mu) V^-1`` the regressors are the eigenmode states ``V^-1 h_t`` (real
-and
-imaginary parts) of the modes with |mu| > hi (resp. < lo): they evolve as ``mu h + input`` like diagonal
+and imaginary parts) of the modes with |mu| > hi (resp. < lo): they evolve as ``mu h + input`` like diagonal
 neurons.
 """
 

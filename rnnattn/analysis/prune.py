@@ -1,18 +1,15 @@
 """Pruning (§3.1, spec §2.6): remove hidden neurons and output-gating rows whose weights are zero.
 
 Weight rules, applied until nothing changes (zero means ``max|row| / max|W| < threshold`` for the whole matrix
-``W``
-the row belongs to; the spec's choice, since AdamW's decay alone cannot produce exact zeros):
+``W`` the row belongs to; the spec's choice, since AdamW's decay alone cannot produce exact zeros):
 
 * gating row k goes if row k of ``W_m^out`` or of ``W_x^out`` is zero, or column k of ``D`` is zero;
 * hidden neuron n goes if row n of ``W_m^in`` or of ``W_x^in`` is zero (it never receives input), or if both
   columns n of ``W_m^out`` and ``W_x^out`` are zero (nothing reads it). With dense ``A`` the neuron must also
-  have
-  no recurrent input (row n of ``A`` off the diagonal), resp. feed no other neuron (column n).
+  have no recurrent input (row n of ``A`` off the diagonal), resp. feed no other neuron (column n).
 
 Then, optionally, ablation pruning: remove a unit if the loss moves by less than ``ablation_tol``
-    (cumulatively,
-from the loss before ablation, so the total change stays below the tolerance).
+    (cumulatively, from the loss before ablation, so the total change stays below the tolerance).
 """
 
 from __future__ import annotations

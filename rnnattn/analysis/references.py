@@ -9,10 +9,8 @@ Resolution order when no reference is passed (``resolve_reference(subject, None)
 4. a construction → ``rnnattn.constructions.source_of(model)``.
 
 One GD step from ``W_0 = 0`` (Eq. 4) is ``y_hat = eta * sum_t y_t x_t^T x_{T+1}``: a linear attention layer
-with
-``W_K = W_Q = [I_dx, 0]`` and ``W_V = eta [0, I_dy]`` on tokens ``(x, y)``; its instantaneous polynomial has
-the
-single monomials ``eta * x_j^2 y_i`` in output i (Table 2).
+with ``W_K = W_Q = [I_dx, 0]`` and ``W_V = eta [0, I_dy]`` on tokens ``(x, y)``; its instantaneous polynomial
+has the single monomials ``eta * x_j^2 y_i`` in output i (Table 2).
 """
 
 from __future__ import annotations
@@ -148,8 +146,7 @@ def resolve_reference(
     Args:
         subject: the student (model, checkpoint, path or resolved subject).
         reference: ``None`` (from metadata), "teacher", "one_step_gd", "construction", or a
-            LinearSelfAttention
-            model / checkpoint / path.
+            LinearSelfAttention model / checkpoint / path.
     Raises:
         ValueError: no reference can be found (one-line reason saying what to pass).
     """

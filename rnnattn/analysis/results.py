@@ -1,8 +1,7 @@
 """Result value objects of the analysis stage: plain dataclasses holding DataFrames, numpy arrays and numbers.
 
 Every result has ``to_dict()`` (JSON-serialisable: DataFrames become lists of records, arrays nested lists) so
-the
-report stage and the CLI can store it; :class:`EquivalenceResult` also renders itself in notebooks
+the report stage and the CLI can store it; :class:`EquivalenceResult` also renders itself in notebooks
 (``_repr_html_``). Field names are part of the public API (the report stage reads them): change them only
 together.
 """
@@ -63,8 +62,8 @@ class PruneResult(_ToDict):
         model: the pruned model (a new float64 model; the input is untouched).
         removed: one row per removed unit: ``kind`` ("hidden" | "gating"), ``index`` (in the input model),
             ``label``, ``rule`` (why: "W_m_in row ~ 0", "D column ~ 0", "ablation", ...), ``score`` (the
-            relative
-            magnitude max|row|/max|W| or the |delta loss| that triggered the removal), ``round`` (iteration).
+            relative magnitude max|row|/max|W| or the |delta loss| that triggered the removal), ``round``
+            (iteration).
         hidden_kept, gating_kept: indices (in the input model) of the units that remain, in order.
         n_hidden_before, n_hidden_after, n_gating_before, n_gating_after: unit counts.
         loss_before, loss_after: loss on the supplied data (``nan`` when no targets were given).
@@ -118,15 +117,12 @@ class CanonicalResult(_ToDict):
         input_swapped, output_swapped: ``[N]``, ``[M]`` bools (indexed canonically): the m/x branches were
             swapped.
         input_scale, output_scale: ``[N]``, ``[M]``: the m-branch row was multiplied by ``c`` and the x-branch
-            row by
-            ``1/c`` (applied after the swap).
+            row by ``1/c`` (applied after the swap).
         hidden_role: ``[N]`` "memory" | "forget" | "other" per canonical hidden neuron.
         gating_conforming: ``[M]`` bool: the row's m-branch reads only memory neurons and its x-branch only
-            forget
-            neurons (the block form of Fig. 1); non-conforming rows are put last.
+            forget neurons (the block form of Fig. 1); non-conforming rows are put last.
         blocks: DataFrame with one row per block (``matrix``, ``rows`` "a:b", ``cols`` "a:b", ``name``,
-            ``max_abs``)
-            describing the block form, for plotting separators.
+            ``max_abs``) describing the block form, for plotting separators.
         max_output_change: max |y_canonical - y_input| on random check inputs.
     """
 
@@ -190,8 +186,7 @@ class MergeResult(_ToDict):
         n_gating_before, n_gating_after: gating row counts.
         max_output_change: max |y_merged - y_input| on the check inputs (before fine-tuning).
         loss_before, loss_after_merge, loss_after_finetune: on the given data (``nan`` without targets or
-            without
-            fine-tuning).
+            without fine-tuning).
         finetune_steps: optimiser steps taken after merging.
     """
 
@@ -210,14 +205,12 @@ class MergeResult(_ToDict):
 class ProbeResult(_ToDict):
     """KV and Q scores of Table 1 (spec §2.6): ``1 - R^2`` of linear regressions (with intercept, uniform average
     over targets) from the memory neurons' states to the cumulative key-values, and from the forget neurons'
-    states
-    to the queries, pooled over batch x time.
+    states to the queries, pooled over batch x time.
 
     Attributes:
         kv_score, q_score: ``1 - R^2`` (0 = perfectly linearly decodable).
         kv_detail, q_detail: per-target DataFrames: ``target`` (e.g. "kv[h0,1,3]", "q[h0,2]"), ``r2``,
-            ``score``,
-            ``variance`` (of the target).
+            ``score``, ``variance`` (of the target).
         memory_neurons, forget_neurons: indices of the neurons used as regressors (eigenmodes for dense A).
         n_points: regression samples (batch x time).
         hi, lo: lambda thresholds (|lambda| > hi memory, < lo forget).
@@ -316,8 +309,7 @@ class EquivalenceResult(_ToDict):
     """Everything :func:`rnnattn.analysis.equivalence` found: is the student the reference in disguise?
 
     Fields (all plain numbers, strings, numpy arrays, DataFrames or the result objects above; ``None`` where a
-    step
-    did not apply, with the reason in ``notes``):
+    step did not apply, with the reason in ``notes``):
 
     - ``student``: the analysed student (float64 copy, unchanged). ``reference``: the reference model
       (LinearSelfAttention) or ``None`` if only a polynomial reference exists.
@@ -326,18 +318,15 @@ class EquivalenceResult(_ToDict):
       source).
     - ``lam``: ``[N]`` |lambda| of the student (eigenvalue moduli for dense A): the lambda histogram data.
     - ``roles``: DataFrame from :func:`neuron_roles` (one row per hidden neuron: ``neuron``, ``label``,
-      ``lam``,
-      ``role``, reading columns). ``role_counts``: ``{"memory", "forget", "other"}`` counts.
+      ``lam``, ``role``, reading columns). ``role_counts``: ``{"memory", "forget", "other"}`` counts.
     - ``loss``: 0.5 * mean squared error of student vs reference outputs on the probe inputs (the paper's
       loss).
     - ``prune``: :class:`PruneResult` (``.summary`` DataFrame: before/after/removed per unit kind).
     - ``canonical``: :class:`CanonicalResult` of the pruned model.
     - ``weights``: dict of numpy arrays of the pruned + canonicalised (+ merged, if ``merge`` ran) model:
-      ``W_m_in``,
-      ``W_x_in`` ``[N, d+1]``, ``lam`` ``[N]`` (or ``A [N, N]``), ``W_m_out``, ``W_x_out`` ``[M, N]``, ``D``
-      ``[d_out, M]``; ``weight_labels``: ``{"hidden": [...], "gating": [...], "inputs": [...], "outputs":
-      [...]}``
-      axis labels for plotting.
+      ``W_m_in``, ``W_x_in`` ``[N, d+1]``, ``lam`` ``[N]`` (or ``A [N, N]``), ``W_m_out``, ``W_x_out`` ``[M,
+      N]``, ``D`` ``[d_out, M]``; ``weight_labels``: ``{"hidden": [...], "gating": [...], "inputs": [...],
+      "outputs": [...]}`` axis labels for plotting.
     - ``probes``: :class:`ProbeResult` (``kv_score``, ``q_score``, per-target ``kv_detail``/``q_detail``).
     - ``student_polynomial``, ``reference_polynomial``: :class:`~rnnattn.analysis.polynomial.Polynomial`
       (``.table`` DataFrame of monomials, ``.to_sympy()``, ``.to_latex()``).
@@ -346,8 +335,7 @@ class EquivalenceResult(_ToDict):
     - ``coefficient_differences``: DataFrame of the largest |student - reference| coefficients: ``output``,
       ``monomial``, ``degree``, ``student``, ``reference``, ``difference``.
     - ``leading_terms``: DataFrame, per output the largest reference terms: ``output``, ``monomial``,
-      ``student``,
-      ``reference``.
+      ``student``, ``reference``.
     - ``merges``: :class:`MergeResult` (rank-1 merges of App. B.2 with kernels, u, v, singular values) or
       ``None``.
     - ``checks``: DataFrame of the verdict: ``check``, ``value``, ``threshold``, ``passed``.

@@ -22,6 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="sweep specification (JSON: name, fn, grid, seeds, base)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="address of a running Dask scheduler (e.g. tcp://host:8786); default: local processes")
+    p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to wait for the Dask scheduler (default 30)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="local worker processes (default: one per core; 1 runs in this process)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: sweeps/<name>)")
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {saved} differs from {spec_path}; finished runs with identical parameters are still reused")
     atomic_write_bytes(saved, spec.to_json().encode(), overwrite=True)
 
-    with make_executor(args.scheduler, args.workers) as executor:
+    with make_executor(args.scheduler, args.workers, args.connect_timeout) as executor:
         print(f"sweep {spec.name}: {len(spec)} runs on {executor.describe()} -> {results}")
         df = run_sweep(fn, spec, executor, results_path=results, progress=not args.no_progress,
                        on_error="continue" if args.continue_on_error else "raise")

@@ -38,16 +38,21 @@ _TRAIN_OPTS = {
 }
 _TASK_OPTS = {
     "teacher-student": {
-        "d": (int, 4, "token size"), "seq_len": (int, 32, "sequence length"),
+        "d": (int, 4, "token size"),
+        "seq_len": (int, 32, "sequence length"),
         "teacher_std": (float, None, "teacher weight std (default 1/sqrt(d))"),
-        "input_dist": (str, "normal", "normal or uniform"), "input_std": (float, 1.0, "input std"),
+        "input_dist": (str, "normal", "normal or uniform"),
+        "input_std": (float, 1.0, "input std"),
         "teacher_seed": (int, 0, "seed of the teacher's weights"),
     },
     "icl-regression": {
-        "d_x": (int, 3, "input size"), "d_y": (int, 3, "output size"), "n_context": (int, 12, "context pairs"),
+        "d_x": (int, 3, "input size"),
+        "d_y": (int, 3, "output size"),
+        "n_context": (int, 12, "context pairs"),
         "w_var": (float, 1 / 3, "variance of W* entries (training)"),
         "val_w_var": (float, 2 / 3, "variance of W* entries (validation)"),
-        "x_dist": (str, "uniform", "uniform or normal"), "x_var": (float, 1.0, "variance of x entries"),
+        "x_dist": (str, "uniform", "uniform or normal"),
+        "x_var": (float, 1.0, "variance of x entries"),
     },
 }
 
@@ -59,8 +64,12 @@ def _opt(name: str) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="task", metavar="TASK", parser_class=type(p), required=True)
     for task, opts in _TASK_OPTS.items():
-        sp = sub.add_parser(task, help=f"train on {task}", description=f"Train a gated RNN student on {task}.")
-        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks")
+        sp = sub.add_parser(
+            task, help=f"train on {task}", description=f"Train a gated RNN student on {task}."
+        )
+        sp.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show full tracebacks"
+        )
         sp.add_argument("--out", required=True, type=Path, help="run directory (checkpoint, state, log)")
         sp.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
         sp.add_argument("--force", action="store_true", help="overwrite another run's files in --out")
@@ -68,7 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         sp.add_argument("--protocol", choices=("paper", "fast"), default=None, help="defaults to start from")
         sp.add_argument("--hidden", type=int, default=None, help="recurrent neurons N")
         sp.add_argument("--gating", type=int, default=None, help="output-gating rows M")
-        sp.add_argument("--recurrence", choices=("diagonal", "dense"), default=None, help="recurrence of the student")
+        sp.add_argument(
+            "--recurrence", choices=("diagonal", "dense"), default=None, help="recurrence of the student"
+        )
         sp.add_argument("--no-progress", action="store_true", help="no progress bar")
         for name, (_, typ, hlp) in _TRAIN_OPTS.items():
             sp.add_argument(_opt(name), type=typ, default=None, help=hlp)
@@ -128,9 +139,19 @@ def run(args: argparse.Namespace) -> int:
         m = args.gating or model_kw["n_gating"]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            model = GatedLinearRNN(GatedLinearRNNConfig(task.d_input, n, m, task.d_output,
-                                                        recurrence=args.recurrence or "diagonal"))
-    result = train(task, model, config, out_dir=args.out, resume=args.resume, force=args.force,
-                   progress=not args.no_progress)
+            model = GatedLinearRNN(
+                GatedLinearRNNConfig(
+                    task.d_input, n, m, task.d_output, recurrence=args.recurrence or "diagonal"
+                )
+            )
+    result = train(
+        task,
+        model,
+        config,
+        out_dir=args.out,
+        resume=args.resume,
+        force=args.force,
+        progress=not args.no_progress,
+    )
     print(json.dumps(result.summary(), default=str))
     return 130 if result.interrupted else 0

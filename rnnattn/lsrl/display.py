@@ -1,4 +1,5 @@
-"""Pictures of programs and compiled models (matplotlib only; no graphviz/networkx), and per-stage weight tables."""
+"""Pictures of programs and compiled models (matplotlib only; no graphviz/networkx), and per-stage weight
+tables."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ from .compiler.ir import CompiledProgram
 from .program import Program, as_program
 
 KIND_COLORS = {
-    "Input": "#8dd3c7", "Linear": "#ffffb3", "Slice": "#fdfdcf", "Concat": "#bebada", "ReLU": "#fb8072",
-    "LinState": "#80b1d3", "Multiplicative": "#fdb462", "relu": "#fb8072", "state": "#80b1d3", "mul": "#fdb462",
+    "Input": "#8dd3c7",
+    "Linear": "#ffffb3",
+    "Slice": "#fdfdcf",
+    "Concat": "#bebada",
+    "ReLU": "#fb8072",
+    "LinState": "#80b1d3",
+    "Multiplicative": "#fdb462",
+    "relu": "#fb8072",
+    "state": "#80b1d3",
+    "mul": "#fdb462",
 }
 
 
@@ -47,13 +56,28 @@ def draw_program(program: Any, ax: Any = None, labels: bool = True) -> Any:
             ax.plot([x0, x1], [y0, y1], color="0.7", lw=0.6, zorder=1)
     for kind in dict.fromkeys(n.kind for n in prog.nodes):
         pts = np.array([pos[n] for n in prog.nodes if n.kind == kind])
-        ax.scatter(pts[:, 0], pts[:, 1], s=120, c=KIND_COLORS.get(kind, "#cccccc"), edgecolors="k", linewidths=0.5,
-                   label=kind, zorder=2)
+        ax.scatter(
+            pts[:, 0],
+            pts[:, 1],
+            s=120,
+            c=KIND_COLORS.get(kind, "#cccccc"),
+            edgecolors="k",
+            linewidths=0.5,
+            label=kind,
+            zorder=2,
+        )
     if labels and len(prog.nodes) <= 120:
         for n in prog.nodes:
             x, y = pos[n]
-            ax.annotate(f"{n.name}\n({n.dim})", (x, y), fontsize=5, ha="center", va="bottom", xytext=(0, 6),
-                        textcoords="offset points")
+            ax.annotate(
+                f"{n.name}\n({n.dim})",
+                (x, y),
+                fontsize=5,
+                ha="center",
+                va="bottom",
+                xytext=(0, 6),
+                textcoords="offset points",
+            )
     ax.set_title(f"{prog.name}: {len(prog.nodes)} nodes")
     ax.legend(fontsize=7, loc="upper left", frameon=False)
     ax.axis("off")
@@ -61,7 +85,8 @@ def draw_program(program: Any, ax: Any = None, labels: bool = True) -> Any:
 
 
 def draw_compiled(cp: CompiledProgram, spy: bool = True) -> Any:
-    """Draws the compiled path ``In -> stages -> Out`` (box height ~ width) and, with ``spy``, the sign pattern of
+    """Draws the compiled path ``In -> stages -> Out`` (box height ~ width) and, with ``spy``, the sign
+    pattern of
     every stage's ``W`` (and ``A`` for state stages). Returns the figure."""
     import matplotlib.pyplot as plt
 
@@ -73,7 +98,7 @@ def draw_compiled(cp: CompiledProgram, spy: bool = True) -> Any:
     kinds = ["Input"] + [s.kind for s in cp.stages] + ["Linear"]
     names = ["In"] + [s.kind[0].upper() for s in cp.stages] + ["Out"]
     top = max(widths)
-    for i, (w, k, nm) in enumerate(zip(widths, kinds, names)):
+    for i, (w, k, nm) in enumerate(zip(widths, kinds, names, strict=False)):
         h = 0.2 + 0.8 * np.sqrt(w / top)
         ax.add_patch(plt.Rectangle((i - 0.35, -h / 2), 0.7, h, color=KIND_COLORS.get(k, "#ccc"), ec="k"))
         ax.text(i, 0, f"{nm}\n{w}", ha="center", va="center", fontsize=7)
@@ -97,21 +122,30 @@ def draw_compiled(cp: CompiledProgram, spy: bool = True) -> Any:
 
 
 def stage_weights(cp: CompiledProgram) -> list[dict[str, Any]]:
-    """Per stage: ``{"kind", "W", "c", "A", "init"}`` as float64 arrays plus ``"labels"`` (lane names) and a pandas
+    """Per stage: ``{"kind", "W", "c", "A", "init"}`` as float64 arrays plus ``"labels"`` (lane names) and a
+    pandas
     ``"table"`` of the non-zero entries of ``W`` (``row_label, col_label, value``)."""
     import pandas as pd
 
     out = []
     prev = list(cp.input_labels) or [f"x[{i}]" for i in range(cp.input_dim)]
     for s in cp.stages:
-        rows = list(s.labels) if s.kind != "mul" else [f"{l}.a" for l in s.labels] + [f"{l}.b" for l in s.labels]
-        table = pd.DataFrame([(rows[i], prev[j], float(v)) for i, j, v in s.W.entries()],
-                             columns=["row", "col", "value"])
-        out.append({
-            "kind": s.kind, "W": s.W.to_numpy(), "c": np.array([float(v) for v in s.c]),
-            "A": s.A.to_numpy() if s.A is not None else None,
-            "init": np.array([float(v) for v in s.init]) if s.init is not None else None,
-            "labels": list(s.labels), "table": table,
-        })
+        rows = (
+            list(s.labels) if s.kind != "mul" else [f"{l}.a" for l in s.labels] + [f"{l}.b" for l in s.labels]
+        )
+        table = pd.DataFrame(
+            [(rows[i], prev[j], float(v)) for i, j, v in s.W.entries()], columns=["row", "col", "value"]
+        )
+        out.append(
+            {
+                "kind": s.kind,
+                "W": s.W.to_numpy(),
+                "c": np.array([float(v) for v in s.c]),
+                "A": s.A.to_numpy() if s.A is not None else None,
+                "init": np.array([float(v) for v in s.init]) if s.init is not None else None,
+                "labels": list(s.labels),
+                "table": table,
+            }
+        )
         prev = list(s.labels)
     return out

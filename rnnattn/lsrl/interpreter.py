@@ -1,7 +1,8 @@
-"""The LSRL interpreter: runs a program token by token — the ground truth every compiled model is checked against.
+"""The LSRL interpreter: runs a program token by token — the ground truth every compiled model is checked
+against.
 
-Layout: a sequence is ``[T, D]`` (one row per token; the paper's ``D x T`` transposed); float64 mode also accepts a
-batch ``[B, T, D]``. Exact mode returns NumPy ``object`` arrays of ``int``/``Fraction``.
+Layout: a sequence is ``[T, D]`` (one row per token; the paper's ``D x T`` transposed); float64 mode also
+accepts a batch ``[B, T, D]``. Exact mode returns NumPy ``object`` arrays of ``int``/``Fraction``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Interpreter:
         [1.0, 3.0, 6.0]
     """
 
-    def __init__(self, program: "Program | Variable", mode: Mode | str = Mode.FLOAT64) -> None:
+    def __init__(self, program: Program | Variable, mode: Mode | str = Mode.FLOAT64) -> None:
         self.program = as_program(program)
         self.program.validate()
         self.mode = as_mode(mode)
@@ -62,7 +63,8 @@ class Interpreter:
                 self.state[n] = np.tile(s0, (batch, 1)) if self.mode is Mode.FLOAT64 else list(s0)
 
     def step(self, x: Any, record: dict | None = None) -> Any:
-        """One token. ``x``: ``[D]`` (or ``[B, D]`` in float64). Returns the output ``[D_out]`` / ``[B, D_out]``."""
+        """One token. ``x``: ``[D]`` (or ``[B, D]`` in float64). Returns the output ``[D_out]`` / ``[B,
+        D_out]``."""
         f64 = self.mode is Mode.FLOAT64
         vals: dict[Variable, Any] = {}
         for n in self.program.nodes:
@@ -81,7 +83,7 @@ class Interpreter:
                 else:
                     As = sparse_matvec(A, self.state[n])
                     Bu = sparse_matvec(B, u)
-                    v = [norm_exact(a + b + c) for a, b, c in zip(As, Bu, bias)]
+                    v = [norm_exact(a + b + c) for a, b, c in zip(As, Bu, bias, strict=False)]
                 self.state[n] = v
             elif isinstance(n, Linear):
                 A, _, b = self._ops[n]
@@ -89,16 +91,24 @@ class Interpreter:
                 if f64:
                     v = u @ A + b
                 else:
-                    v = [norm_exact(a + c) for a, c in zip(sparse_matvec(A, u), b)]
+                    v = [norm_exact(a + c) for a, c in zip(sparse_matvec(A, u), b, strict=False)]
             elif isinstance(n, Concat):
-                v = np.concatenate([vals[p] for p in n.inputs], axis=1) if f64 else [e for p in n.inputs for e in vals[p]]
+                v = (
+                    np.concatenate([vals[p] for p in n.inputs], axis=1)
+                    if f64
+                    else [e for p in n.inputs for e in vals[p]]
+                )
             elif isinstance(n, ReLU):
                 u = vals[n.input]
                 v = np.maximum(u, 0.0) if f64 else [e if e > 0 else 0 for e in u]
             elif isinstance(n, Multiplicative):
                 u = vals[n.input]
                 h = n.dim
-                v = u[:, :h] * u[:, h:] if f64 else [norm_exact(a * b) for a, b in zip(u[:h], u[h:])]
+                v = (
+                    u[:, :h] * u[:, h:]
+                    if f64
+                    else [norm_exact(a * b) for a, b in zip(u[:h], u[h:], strict=True)]
+                )
             else:  # pragma: no cover - validate() rejects other types
                 raise TypeError(type(n).__name__)
             vals[n] = v
@@ -111,8 +121,8 @@ class Interpreter:
     def run(self, xs: Any, record: bool = False) -> Any:
         """Resets, then runs a whole sequence.
 
-        Evaluates node by node over all tokens at once (only ``LinState`` loops over time); per token this is the
-        same arithmetic as :meth:`step`, without the per-token Python overhead.
+        Evaluates node by node over all tokens at once (only ``LinState`` loops over time); per token this is
+        the same arithmetic as :meth:`step`, without the per-token Python overhead.
 
         Args:
             xs: ``[T, D]`` (any mode) or ``[B, T, D]`` (float64).
@@ -153,7 +163,12 @@ class Interpreter:
                 else:
                     v = []
                     for row in u:
-                        st = [norm_exact(a + b + c) for a, b, c in zip(sparse_matvec(A, st), sparse_matvec(Bm, row), bias)]
+                        st = [
+                            norm_exact(a + b + c)
+                            for a, b, c in zip(
+                                sparse_matvec(A, st), sparse_matvec(Bm, row), bias, strict=True
+                            )
+                        ]
                         v.append(st)
                 self.state[n] = st
             elif isinstance(n, Linear):
@@ -162,7 +177,10 @@ class Interpreter:
                 if f64:
                     v = (u.reshape(B * T, -1) @ A).reshape(B, T, -1) + b
                 else:
-                    v = [[norm_exact(a + c) for a, c in zip(sparse_matvec(A, row), b)] for row in u]
+                    v = [
+                        [norm_exact(a + c) for a, c in zip(sparse_matvec(A, row), b, strict=True)]
+                        for row in u
+                    ]
             elif isinstance(n, Concat):
                 if f64:
                     v = np.concatenate([vals[p] for p in n.inputs], axis=-1)
@@ -176,7 +194,7 @@ class Interpreter:
                 if f64:
                     v = u[..., :h] * u[..., h:]
                 else:
-                    v = [[norm_exact(a * b) for a, b in zip(row[:h], row[h:])] for row in u]
+                    v = [[norm_exact(a * b) for a, b in zip(row[:h], row[h:], strict=False)] for row in u]
             else:  # pragma: no cover
                 raise TypeError(type(n).__name__)
             vals[n] = v
@@ -222,6 +240,6 @@ def _obj_array(rows: list[list[Any]]) -> np.ndarray:
     return out
 
 
-def run(program: "Program | Variable", xs: Any, mode: Mode | str = Mode.FLOAT64, record: bool = False) -> Any:
+def run(program: Program | Variable, xs: Any, mode: Mode | str = Mode.FLOAT64, record: bool = False) -> Any:
     """Interprets ``program`` on ``xs`` from a fresh state (see :meth:`Interpreter.run`)."""
     return Interpreter(program, mode).run(xs, record=record)

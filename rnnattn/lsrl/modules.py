@@ -1,16 +1,16 @@
 """Torch export of compiled LSRL programs: :class:`CompiledLSRL`, a stack of gated linear RNN stages.
 
-Stage ``k`` (``kinds[k]``): ``u = z_{k-1} W_k^T + c_k`` then ``relu``: ``z_k = max(0, u)``; ``mul``:
-``z_k = u[..., :w] * u[..., w:]`` (multiplicative gating); ``state``: ``z_k[t] = A_k z_k[t-1] + u[t]``
-(Eq. 3 with ``B``, ``b`` folded into ``W_k``, ``c_k``; ``z_k[-1] = init_k``). Output ``y = z_K W_out^T + c_out``.
-Layout ``[B, T, D]``. Hook points: ``stages.{k}.hook_in`` (``u``), ``stages.{k}.hook_out`` (``z_k``), ``hook_y``.
+Stage ``k`` (``kinds[k]``): ``u = z_{k-1} W_k^T + c_k`` then ``relu``: ``z_k = max(0, u)``; ``mul``: ``z_k =
+u[..., :w] * u[..., w:]`` (multiplicative gating); ``state``: ``z_k[t] = A_k z_k[t-1] + u[t]`` (Eq. 3 with
+``B``, ``b`` folded into ``W_k``, ``c_k``; ``z_k[-1] = init_k``). Output ``y = z_K W_out^T + c_out``. Layout
+``[B, T, D]``. Hook points: ``stages.{k}.hook_in`` (``u``), ``stages.{k}.hook_out`` (``z_k``), ``hook_y``.
 
 Precision: the compiled weights fuse constants (``lambda * mu = 1e13`` for the ReLU conditionals of Eqs. 7/9),
-so in float64 the rounding of an O(1) activation is amplified by up to ``1e13``; whether a given prompt survives it
-depends on how its values round (see the noise study). float32 exports work for programs whose fused weights and
-activations stay well inside float32's 24-bit mantissa; the universal-approximation programs (``mu = 1000``
-steps over counters up to ``T``) need float64. For exact results compile with ``mode="exact"`` and use
-:meth:`~rnnattn.lsrl.compiler.CompiledProgram.run`.
+so in float64 the rounding of an O(1) activation is amplified by up to ``1e13``; whether a given prompt
+survives it depends on how its values round (see the noise study). float32 exports work for programs whose
+fused weights and activations stay well inside float32's 24-bit mantissa; the universal-approximation programs
+(``mu = 1000`` steps over counters up to ``T``) need float64. For exact results compile with ``mode="exact"``
+and use :meth:`~rnnattn.lsrl.compiler.CompiledProgram.run`.
 
 Two paths: :meth:`CompiledLSRL.forward` processes the whole sequence layer by layer (linear recurrences by
 ``cumsum`` where ``A`` is an identity/zero diagonal, a short time loop only over the lanes that need it), and
@@ -19,8 +19,9 @@ Two paths: :meth:`CompiledLSRL.forward` processes the whole sequence layer by la
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,14 +55,15 @@ class CompiledLSRLConfig(Config):
         check_positive_int("CompiledLSRLConfig", d_input=self.d_input, d_output=self.d_output)
         if len(self.kinds) != len(self.widths):
             raise ValueError("kinds and widths must have the same length")
-        for k, w in zip(self.kinds, self.widths):
+        for k, w in zip(self.kinds, self.widths, strict=False):
             if k not in ("relu", "mul", "state"):
                 raise ValueError(f"unknown stage kind {k!r}")
             check_positive_int("CompiledLSRLConfig", width=w)
 
 
 class LSRLStage(nn.Module):
-    """One stage; parameters ``weight [in, prev]``, ``bias [in]`` and, for ``state``, ``A [w, w]``, ``init [w]``."""
+    """One stage; parameters ``weight [in, prev]``, ``bias [in]`` and, for ``state``, ``A [w, w]``, ``init
+    [w]``."""
 
     def __init__(self, kind: str, prev: int, width: int) -> None:
         super().__init__()
@@ -81,15 +83,18 @@ class LSRLStage(nn.Module):
     def pointwise(self, u: torch.Tensor) -> torch.Tensor:
         if self.kind == "relu":
             return torch.relu(u)
-        return u[..., : self.width] * u[..., self.width:]
+        return u[..., : self.width] * u[..., self.width :]
 
 
-def linear_scan(A: torch.Tensor, u: torch.Tensor, s0: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
+def linear_scan(
+    A: torch.Tensor, u: torch.Tensor, s0: torch.Tensor, teacher: torch.Tensor | None = None
+) -> torch.Tensor:
     """``s_t = A s_{t-1} + u_t`` for ``u [B, T, d]``, ``s0 [B, d]``; returns ``s [B, T, d]``.
 
-    Lanes whose ``A`` row and column are zero off the diagonal with ``a_ii in {0, 1}`` are computed in parallel
-    (``u`` or ``s0 + cumsum(u)``); the rest use a log-depth (Hillis-Steele) scan with the powers ``A^(2^j)``. With ``teacher [B, T, d]`` the previous state is taken
-    from it (teacher forcing, paper Fig. 4 setup): ``s_t = A teacher_{t-1} + u_t``, fully parallel.
+    Lanes whose ``A`` row and column are zero off the diagonal with ``a_ii in {0, 1}`` are computed in
+    parallel (``u`` or ``s0 + cumsum(u)``); the rest use a log-depth (Hillis-Steele) scan with the powers
+    ``A^(2^j)``. With ``teacher [B, T, d]`` the previous state is taken from it (teacher forcing, paper Fig. 4
+    setup): ``s_t = A teacher_{t-1} + u_t``, fully parallel.
     """
     if teacher is not None:
         prev = torch.cat([s0[:, None], teacher[:, :-1]], dim=1)
@@ -142,7 +147,7 @@ class CompiledLSRL(Model):
         super().__init__(config)
         stages = []
         prev = config.d_input
-        for kind, w in zip(config.kinds, config.widths):
+        for kind, w in zip(config.kinds, config.widths, strict=False):
             stages.append(LSRLStage(kind, prev, w))
             prev = w
         self.stages = nn.ModuleList(stages)
@@ -153,15 +158,20 @@ class CompiledLSRL(Model):
         self.hook_y = HookPoint()
 
     @classmethod
-    def from_compiled(cls, cp: Any, dtype: torch.dtype | None = None) -> "CompiledLSRL":
-        """Builds the module from a :class:`~rnnattn.lsrl.compiler.CompiledProgram` (weights as dense tensors)."""
+    def from_compiled(cls, cp: Any, dtype: torch.dtype | None = None) -> CompiledLSRL:
+        """Builds the module from a :class:`~rnnattn.lsrl.compiler.CompiledProgram` (weights as dense
+        tensors)."""
         cfg = CompiledLSRLConfig(
-            d_input=cp.input_dim, d_output=cp.output_dim, kinds=tuple(s.kind for s in cp.stages),
-            widths=tuple(s.width for s in cp.stages), labels=tuple(tuple(s.labels) for s in cp.stages), name=cp.name,
+            d_input=cp.input_dim,
+            d_output=cp.output_dim,
+            kinds=tuple(s.kind for s in cp.stages),
+            widths=tuple(s.width for s in cp.stages),
+            labels=tuple(tuple(s.labels) for s in cp.stages),
+            name=cp.name,
         )
         m = cls(cfg)
         with torch.no_grad():
-            for st, mod in zip(cp.stages, m.stages):
+            for st, mod in zip(cp.stages, m.stages, strict=False):
                 mod.weight.copy_(torch.from_numpy(st.W.to_numpy()))
                 mod.bias.copy_(torch.tensor([float(v) for v in st.c], dtype=torch.float64))
                 if st.kind == "state":
@@ -179,7 +189,11 @@ class CompiledLSRL(Model):
         return tuple(self.stages[k].init.detach().expand(batch, -1).clone() for k in self.state_stages())
 
     def forward(
-        self, x: torch.Tensor, state: Sequence[torch.Tensor] | None = None, return_state: bool = False, *,
+        self,
+        x: torch.Tensor,
+        state: Sequence[torch.Tensor] | None = None,
+        return_state: bool = False,
+        *,
         teacher_states: Sequence[torch.Tensor] | None = None,
     ) -> Any:
         """Runs ``x [B, T, d_input]`` layer by layer.
@@ -188,7 +202,8 @@ class CompiledLSRL(Model):
             x: input tokens.
             state: per state stage ``[B, w]`` (default: the compiled ``init``); continue a stream with it.
             return_state: also return the final states.
-            teacher_states: per state stage ``[B, T, w]``; each step starts from these states (teacher forcing).
+            teacher_states: per state stage ``[B, T, w]``; each step starts from these states (teacher
+            forcing).
 
         Returns:
             ``y [B, T, d_output]`` (and the final state tuple).
@@ -213,8 +228,9 @@ class CompiledLSRL(Model):
         y = self.hook_y(self.readout(z))
         return (y, tuple(finals)) if return_state else y
 
-    def forward_sequential(self, x: torch.Tensor, state: Sequence[torch.Tensor] | None = None,
-                           return_state: bool = False) -> Any:
+    def forward_sequential(
+        self, x: torch.Tensor, state: Sequence[torch.Tensor] | None = None, return_state: bool = False
+    ) -> Any:
         """Token-by-token reference path (same results as :meth:`forward` up to float rounding)."""
         self._check_input(x)
         x = x.to(self.readout.weight.dtype)

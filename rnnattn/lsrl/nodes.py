@@ -1,8 +1,9 @@
 """The LSRL language: six node types and their operator sugar (Petrov et al. 2024, §3).
 
-Column-vector convention: a node of dimension ``d`` produces ``x_t in R^d`` at every token ``t``. Matrices are stored
-as ``out x in`` (``y = A x + b``). A program is the graph reachable from its output node through ``.inputs``; nodes
-are ordinary immutable-by-convention Python values, so programs are built by calling functions.
+Column-vector convention: a node of dimension ``d`` produces ``x_t in R^d`` at every token ``t``. Matrices are
+stored as ``out x in`` (``y = A x + b``). A program is the graph reachable from its output node through
+``.inputs``; nodes are ordinary immutable-by-convention Python values, so programs are built by calling
+functions.
 
 | node | per-token semantics |
 |---|---|
@@ -11,15 +12,16 @@ are ordinary immutable-by-convention Python values, so programs are built by cal
 | ``Slice(x, a, b)`` | ``x_t[a:b]`` (a ``Linear`` with a selector matrix) |
 | ``Concat([v1..vk])`` | ``[v1_t; ...; vk_t]`` |
 | ``ReLU(x)`` | ``max(0, x_t)`` |
-| ``LinState(x, A, B, init, bias)`` | ``s_t = A s_{t-1} + B x_t + bias``, ``s_0 = init``; outputs ``s_t`` (Eq. 3) |
+| ``LinState(x, A, B, s0, b)`` | ``s_t = A s_{t-1} + B x_t + b``, ``s_0 = s0``; outputs ``s_t`` (Eq. 3) |
 | ``Multiplicative(x)`` | ``x_t[:d/2] * x_t[d/2:]`` (elementwise; ``d`` even) |
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any
 
 from .numeric import Number, SparseMatrix, as_vector, canonical
 
@@ -46,12 +48,14 @@ class Variable:
 
     kind: str = "Variable"
 
-    def __init__(self, inputs: Sequence["Variable"], dim: int, name: str | None = None) -> None:
+    def __init__(self, inputs: Sequence[Variable], dim: int, name: str | None = None) -> None:
         if int(dim) < 1:
             raise ValueError(f"{type(self).__name__}: dimension must be >= 1, got {dim}")
         for v in inputs:
             if not isinstance(v, Variable):
-                raise TypeError(f"{type(self).__name__}: inputs must be LSRL Variables, got {type(v).__name__}")
+                raise TypeError(
+                    f"{type(self).__name__}: inputs must be LSRL Variables, got {type(v).__name__}"
+                )
         self.inputs: tuple[Variable, ...] = tuple(inputs)
         self.dim = int(dim)
         self.uid = next(_ids)
@@ -60,7 +64,7 @@ class Variable:
     # ``==`` keeps identity semantics so nodes can be dict keys; use ``sugar.f_eq`` for comparisons.
     __hash__ = object.__hash__
 
-    def named(self, name: str) -> "Variable":
+    def named(self, name: str) -> Variable:
         """Sets the display name and returns ``self`` (for chaining)."""
         self.name = name
         return self
@@ -68,35 +72,40 @@ class Variable:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
 
-    # ---- operator sugar, all lowered to Linear/Concat -----------------------------------------------------------
-    def __add__(self, other: Any) -> "Variable":
+    # ---- operator sugar, all lowered to Linear/Concat
+    # -----------------------------------------------------------
+    def __add__(self, other: Any) -> Variable:
         if isinstance(other, Variable):
             if other.dim != self.dim:
                 raise ValueError(f"cannot add dims {self.dim} and {other.dim} (no broadcasting in LSRL)")
             n = self.dim
-            a = SparseMatrix.from_entries((n, 2 * n), [(i, i, 1) for i in range(n)] + [(i, n + i, 1) for i in range(n)])
+            a = SparseMatrix.from_entries(
+                (n, 2 * n), [(i, i, 1) for i in range(n)] + [(i, n + i, 1) for i in range(n)]
+            )
             return Linear(Concat([self, other]), a)
         return Linear(self, SparseMatrix.eye(self.dim), as_vector(other, self.dim, "added constant"))
 
     __radd__ = __add__
 
-    def __neg__(self) -> "Variable":
+    def __neg__(self) -> Variable:
         return Linear(self, SparseMatrix.eye(self.dim, -1))
 
-    def __sub__(self, other: Any) -> "Variable":
+    def __sub__(self, other: Any) -> Variable:
         if isinstance(other, Variable):
             if other.dim != self.dim:
                 raise ValueError(f"cannot subtract dims {self.dim} and {other.dim} (no broadcasting in LSRL)")
             n = self.dim
-            a = SparseMatrix.from_entries((n, 2 * n), [(i, i, 1) for i in range(n)] + [(i, n + i, -1) for i in range(n)])
+            a = SparseMatrix.from_entries(
+                (n, 2 * n), [(i, i, 1) for i in range(n)] + [(i, n + i, -1) for i in range(n)]
+            )
             return Linear(Concat([self, other]), a)
         c = as_vector(other, self.dim, "subtracted constant")
         return Linear(self, SparseMatrix.eye(self.dim), tuple(-x for x in c))
 
-    def __rsub__(self, other: Any) -> "Variable":
+    def __rsub__(self, other: Any) -> Variable:
         return Linear(self, SparseMatrix.eye(self.dim, -1), as_vector(other, self.dim, "constant"))
 
-    def __mul__(self, c: Any) -> "Variable":
+    def __mul__(self, c: Any) -> Variable:
         if isinstance(c, Variable):
             raise TypeError("v * w of two Variables is not linear: use Multiplicative(Concat([v, w]))")
         if not _is_scalar(c):
@@ -105,7 +114,7 @@ class Variable:
 
     __rmul__ = __mul__
 
-    def __truediv__(self, c: Any) -> "Variable":
+    def __truediv__(self, c: Any) -> Variable:
         if isinstance(c, Variable) or not _is_scalar(c):
             raise TypeError("only division by a scalar is supported")
         c = canonical(c)
@@ -114,7 +123,7 @@ class Variable:
         inv = 1 / c if isinstance(c, float) else Fraction(1) / Fraction(c)
         return self * inv
 
-    def __getitem__(self, key: int | slice) -> "Variable":
+    def __getitem__(self, key: int | slice) -> Variable:
         if isinstance(key, slice):
             if key.step not in (None, 1):
                 raise ValueError("LSRL slices do not support a step")
@@ -220,7 +229,8 @@ class ReLU(Variable):
 
 
 class LinState(Variable):
-    """The linear state ``s_t = A s_{t-1} + B x_t + bias`` with ``s_0 = init_state``; outputs the updated ``s_t``.
+    """The linear state ``s_t = A s_{t-1} + B x_t + bias`` with ``s_0 = init_state``; outputs the updated
+    ``s_t``.
 
     This is the recurrence of a Linear RNN layer (paper Eq. 3).
 
@@ -235,9 +245,19 @@ class LinState(Variable):
     kind = "LinState"
 
     def __init__(
-        self, input: Variable, A: Any, B: Any, init_state: Any = None, bias: Any = None, name: str | None = None
+        self,
+        input: Variable,
+        A: Any,
+        B: Any,
+        init_state: Any = None,
+        bias: Any = None,
+        name: str | None = None,
     ) -> None:
-        B = SparseMatrix.from_any(B) if not _is_scalar(B) else SparseMatrix.from_any(B, (input.dim, input.dim))
+        B = (
+            SparseMatrix.from_any(B)
+            if not _is_scalar(B)
+            else SparseMatrix.from_any(B, (input.dim, input.dim))
+        )
         d = B.shape[0]
         A = SparseMatrix.from_any(A, (d, d)) if _is_scalar(A) else SparseMatrix.from_any(A)
         if A.shape != (d, d):

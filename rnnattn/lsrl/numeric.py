@@ -1,34 +1,36 @@
 """Numeric backends for LSRL: float64 and exact rational arithmetic.
 
 Programs store their constants as plain Python numbers (``int``, ``fractions.Fraction`` or ``float``) inside
-mode-neutral :class:`SparseMatrix` / vector tuples. A *mode* is chosen explicitly by every consumer (interpreter,
-compiler, runner) — there is no global mode (the reference's global ``GLOBAL_MATRIX_MODE`` leaked between tests):
+mode-neutral :class:`SparseMatrix` / vector tuples. A *mode* is chosen explicitly by every consumer
+(interpreter, compiler, runner) — there is no global mode (the reference's global ``GLOBAL_MATRIX_MODE``
+leaked between tests):
 
 * ``Mode.FLOAT64``: every constant becomes a Python/NumPy float64.
-* ``Mode.EXACT``: every constant becomes an exact rational. Floats are converted to the exact binary rational they
-  denote (``Fraction(0.1) == 3602879701896397/36028797018963968``), as the reference's ``sympy.Rational(c)`` does.
-  Integral values are kept as Python ``int`` (faster than ``Fraction``).
+* ``Mode.EXACT``: every constant becomes an exact rational. Floats are converted to the exact binary rational
+  they denote (``Fraction(0.1) == 3602879701896397/36028797018963968``), as the reference's
+  ``sympy.Rational(c)`` does. Integral values are kept as Python ``int`` (faster than ``Fraction``).
 
-Irrational constants (``cos(2π/d)`` in the rotation form of ``f_modulo_counter``) can only enter a program as floats;
-in exact mode they are therefore the exact binary rationals nearest to them. See ``sugar.f_modulo_counter`` for why
-the default counter avoids them altogether.
+Irrational constants (``cos(2π/d)`` in the rotation form of ``f_modulo_counter``) can only enter a program as
+floats; in exact mode they are therefore the exact binary rationals nearest to them. See
+``sugar.f_modulo_counter`` for why the default counter avoids them altogether.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from fractions import Fraction
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 Number = int | Fraction | float
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """Arithmetic used to evaluate a program or a compiled model."""
 
     FLOAT64 = "float64"
@@ -46,8 +48,8 @@ def as_mode(mode: Mode | str) -> Mode:
 def canonical(v: Any) -> Number:
     """Turns a user-supplied scalar into a mode-neutral Python number.
 
-    ``int``/``bool``/numpy ints -> ``int``; ``Fraction``/sympy ``Rational`` -> ``Fraction`` (or ``int`` if integral);
-    floats -> ``int`` if integral (and small enough to be exact), else ``float``.
+    ``int``/``bool``/numpy ints -> ``int``; ``Fraction``/sympy ``Rational`` -> ``Fraction`` (or ``int`` if
+    integral); floats -> ``int`` if integral (and small enough to be exact), else ``float``.
 
     Raises:
         ValueError: for NaN, infinities, complex numbers and non-numbers.
@@ -70,7 +72,7 @@ def canonical(v: Any) -> Number:
         return q.numerator if q.denominator == 1 else q
     if isinstance(v, numbers.Complex) and not isinstance(v, numbers.Real):
         raise ValueError(f"LSRL constants must be real, got {v!r}")
-    if hasattr(v, "is_Rational") and getattr(v, "is_Rational"):  # sympy without numbers registration
+    if hasattr(v, "is_Rational") and v.is_Rational:  # sympy without numbers registration
         return canonical(Fraction(int(v.p), int(v.q)))
     if hasattr(v, "evalf"):  # other sympy expressions (cos(pi/7)...): their float value
         return canonical(float(v.evalf(30)))
@@ -127,7 +129,8 @@ def _is_object_array(v: Any) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class SparseMatrix:
-    """A mode-neutral sparse matrix: ``rows[i]`` is a tuple of ``(column, value)`` with non-zero canonical values.
+    """A mode-neutral sparse matrix: ``rows[i]`` is a tuple of ``(column, value)`` with non-zero canonical
+    values.
 
     Attributes:
         shape: ``(rows, cols)``.
@@ -138,7 +141,7 @@ class SparseMatrix:
     rows: tuple[tuple[tuple[int, Number], ...], ...]
 
     @staticmethod
-    def from_any(a: Any, shape: tuple[int, int] | None = None) -> "SparseMatrix":
+    def from_any(a: Any, shape: tuple[int, int] | None = None) -> SparseMatrix:
         """Builds a matrix from a SparseMatrix, nested lists, NumPy array, scipy.sparse or sympy matrix.
 
         A scalar with ``shape`` gives ``a * I`` if square-compatible (``shape[0] == shape[1]``).
@@ -148,10 +151,15 @@ class SparseMatrix:
         elif hasattr(a, "tocoo"):  # scipy.sparse
             coo = a.tocoo()
             ent: dict[int, dict[int, Number]] = {}
-            for i, j, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist()):
+            for i, j, v in zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=False):
                 ent.setdefault(i, {})[j] = ent.get(i, {}).get(j, 0) + canonical(v)
             m = SparseMatrix._from_dict(tuple(coo.shape), ent)
-        elif hasattr(a, "tolist") and hasattr(a, "shape") and len(getattr(a, "shape")) == 2 and not isinstance(a, np.ndarray):
+        elif (
+            hasattr(a, "tolist")
+            and hasattr(a, "shape")
+            and len(a.shape) == 2
+            and not isinstance(a, np.ndarray)
+        ):
             m = SparseMatrix.from_any([[canonical(e) for e in row] for row in a.tolist()])  # sympy Matrix
         elif isinstance(a, (int, float, Fraction, np.number)) or (isinstance(a, np.ndarray) and a.ndim == 0):
             if shape is None or shape[0] != shape[1]:
@@ -168,7 +176,9 @@ class SparseMatrix:
                 nrows, ncols = arr.shape
                 vals = arr.tolist()
             else:
-                vals = [list(r) if isinstance(r, (list, tuple)) or hasattr(r, "__len__") else [r] for r in arr]
+                vals = [
+                    list(r) if isinstance(r, (list, tuple)) or hasattr(r, "__len__") else [r] for r in arr
+                ]
                 nrows = len(vals)
                 ncols = len(vals[0]) if nrows else (shape[1] if shape else 0)
                 if any(len(r) != ncols for r in vals):
@@ -185,14 +195,14 @@ class SparseMatrix:
         return m
 
     @staticmethod
-    def _from_dict(shape: Sequence[int], ent: dict[int, dict[int, Number]]) -> "SparseMatrix":
+    def _from_dict(shape: Sequence[int], ent: dict[int, dict[int, Number]]) -> SparseMatrix:
         rows = tuple(
             tuple(sorted((j, v) for j, v in ent.get(i, {}).items() if v != 0)) for i in range(int(shape[0]))
         )
         return SparseMatrix((int(shape[0]), int(shape[1])), rows)
 
     @staticmethod
-    def from_entries(shape: tuple[int, int], entries: Iterable[tuple[int, int, Any]]) -> "SparseMatrix":
+    def from_entries(shape: tuple[int, int], entries: Iterable[tuple[int, int, Any]]) -> SparseMatrix:
         """Builds from ``(i, j, value)`` triples (duplicates are summed)."""
         ent: dict[int, dict[int, Number]] = {}
         for i, j, v in entries:
@@ -201,12 +211,12 @@ class SparseMatrix:
         return SparseMatrix._from_dict(shape, ent)
 
     @staticmethod
-    def eye(n: int, scale: Any = 1) -> "SparseMatrix":
+    def eye(n: int, scale: Any = 1) -> SparseMatrix:
         c = canonical(scale)
         return SparseMatrix((n, n), tuple(((i, c),) if c != 0 else () for i in range(n)))
 
     @staticmethod
-    def zeros(r: int, c: int) -> "SparseMatrix":
+    def zeros(r: int, c: int) -> SparseMatrix:
         return SparseMatrix((r, c), tuple(() for _ in range(r)))
 
     @property
@@ -254,7 +264,8 @@ class SparseMatrix:
 
 
 def sparse_matvec(rows: Sequence[Sequence[tuple[int, Number]]], x: Sequence[Number]) -> list[Number]:
-    """Exact ``A x`` for row lists from :meth:`SparseMatrix.in_mode`; integral results are returned as ``int``."""
+    """Exact ``A x`` for row lists from :meth:`SparseMatrix.in_mode`; integral results are returned as
+    ``int``."""
     out = []
     for row in rows:
         acc: Number = 0

@@ -1,17 +1,18 @@
 """Programs: the DAG behind an output node, its validation, and size statistics.
 
-A :class:`Program` is a thin, immutable view over the nodes reachable from an output ``Variable``; it is what the
-interpreter, the compiler and the display take (a bare output ``Variable`` is accepted everywhere too).
+A :class:`Program` is a thin, immutable view over the nodes reachable from an output ``Variable``; it is what
+the interpreter, the compiler and the display take (a bare output ``Variable`` is accepted everywhere too).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
-from typing import Any, Sequence
+from typing import Any
 
-from .nodes import NODE_TYPES, Concat, Input, LinState, Linear, Multiplicative, ReLU, Slice, Variable
+from .nodes import NODE_TYPES, Concat, Input, Linear, LinState, Multiplicative, ReLU, Slice, Variable
 
 
 class LSRLValidationError(ValueError):
@@ -47,7 +48,7 @@ class Program:
         input: the unique :class:`Input` node.
     """
 
-    def __init__(self, output: "Variable | Program", name: str = "program") -> None:
+    def __init__(self, output: Variable | Program, name: str = "program") -> None:
         if isinstance(output, Program):
             output = output.output
         if not isinstance(output, Variable):
@@ -105,7 +106,7 @@ class Program:
         return f"Program({self.name!r}, nodes={len(self.nodes)}, in={self.input_dim}, out={self.output_dim})"
 
 
-def as_program(p: "Variable | Program") -> Program:
+def as_program(p: Variable | Program) -> Program:
     return p if isinstance(p, Program) else Program(p)
 
 
@@ -139,7 +140,13 @@ def validation_issues(program: Program) -> list[tuple[Variable | None, str]]:
         issues.append((None, f"a program needs exactly one Input node, found {len(program._inputs)}"))
     for n in program.nodes:
         if not isinstance(n, NODE_TYPES):
-            issues.append((n, f"unsupported node type {type(n).__name__}; build programs from {[t.__name__ for t in NODE_TYPES]}"))
+            issues.append(
+                (
+                    n,
+                    f"unsupported node type {type(n).__name__}; "
+                    f"build programs from {[t.__name__ for t in NODE_TYPES]}",
+                )
+            )
             continue
         ins = n.inputs
         if isinstance(n, Input):
@@ -152,7 +159,9 @@ def validation_issues(program: Program) -> list[tuple[Variable | None, str]]:
             issues.append((n, f"{n.kind} must have exactly one input, has {len(ins)}"))
         elif isinstance(n, Linear):
             if n.A.shape != (n.dim, ins[0].dim) or len(n.b) != n.dim:
-                issues.append((n, f"Linear shapes A{n.A.shape}, b({len(n.b)}) do not fit input dim {ins[0].dim}"))
+                issues.append(
+                    (n, f"Linear shapes A{n.A.shape}, b({len(n.b)}) do not fit input dim {ins[0].dim}")
+                )
             if isinstance(n, Slice) and not (0 <= n.start < n.end <= ins[0].dim):
                 issues.append((n, "Slice bounds out of range"))
             issues.extend((n, r) for r in _finite_issues(n.A, n.b))

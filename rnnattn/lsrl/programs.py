@@ -7,8 +7,9 @@ Every conditional goes through :func:`rnnattn.lsrl.sugar.ifelse`, so each progra
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,18 @@ from .nodes import Concat, Input, Linear, LinState, Variable
 from .numeric import SparseMatrix
 from .program import Program
 from .sugar import (
-    LAMBDA, MU, broadcast, f_and, f_bump, f_constant, f_larger, f_modulo_counter, f_not, f_smaller, f_sum, ifelse,
+    LAMBDA,
+    MU,
+    broadcast,
+    f_and,
+    f_bump,
+    f_constant,
+    f_larger,
+    f_modulo_counter,
+    f_not,
+    f_smaller,
+    f_sum,
+    ifelse,
 )
 
 HALF = Fraction(1, 2)
@@ -27,9 +39,9 @@ def continuous_program(
 ) -> Program:
     """Lst. 1: in-context approximation of a continuous ``f: [0,1]^d_in -> R^d_out``.
 
-    Token dim ``1 + d_in + d_out``. Token 0 is the query ``[q; 0]``; every later token is a cell
-    ``[delta, l_1..l_d_in, f(cell)]`` (see :func:`continuous_prompt`). The output at the last token is ``f(cell)``
-    of the cell containing ``q`` (App. B: error <= ``delta L sqrt(d_in) / 2`` for an ``L``-Lipschitz ``f``).
+    Token dim ``1 + d_in + d_out``. Token 0 is the query ``[q; 0]``; every later token is a cell ``[delta,
+    l_1..l_d_in, f(cell)]`` (see :func:`continuous_prompt`). The output at the last token is ``f(cell)`` of
+    the cell containing ``q`` (App. B: error <= ``delta L sqrt(d_in) / 2`` for an ``L``-Lipschitz ``f``).
 
     Args:
         d_in, d_out: dimensions of ``f``.
@@ -40,14 +52,18 @@ def continuous_program(
     inp = Input(1 + d_in + d_out, lower=[0] * (1 + d_in) + [None] * d_out, name="token")
     ctr = LinState(f_constant(inp, 1), 1, 1, init_state=0, name="ctr")  # = 1 at the query
     is_query = f_smaller(ctr, Fraction(3, 2), mu)
-    x = LinState(ifelse(variant, broadcast(is_query, d_in), inp[:d_in], None, nonneg=True, lam=lam, mu=mu),
-                 SparseMatrix.eye(d_in), SparseMatrix.eye(d_in), name="query")
-    lb = inp[1:1 + d_in]
+    x = LinState(
+        ifelse(variant, broadcast(is_query, d_in), inp[:d_in], None, nonneg=True, lam=lam, mu=mu),
+        SparseMatrix.eye(d_in),
+        SparseMatrix.eye(d_in),
+        name="query",
+    )
+    lb = inp[1 : 1 + d_in]
     ub = lb + broadcast(inp[0], d_in)
     bump = f_bump(x, lb, ub, mu)
     in_cell = f_larger(f_sum(bump), d_in - HALF, mu)
     icp = f_and(in_cell, f_larger(ctr, Fraction(3, 2), mu), mu)
-    upd = ifelse(variant, broadcast(icp, d_out), inp[1 + d_in:], None, lam=lam, mu=mu)
+    upd = ifelse(variant, broadcast(icp, d_out), inp[1 + d_in :], None, lam=lam, mu=mu)
     y = LinState(upd, SparseMatrix.eye(d_out), SparseMatrix.eye(d_out), name="y")
     return Program(y, name=f"continuous_{d_in}to{d_out}_{variant}")
 
@@ -57,8 +73,8 @@ def continuous_prompt(
 ) -> np.ndarray:
     """The prompt of Lst. 1 (query first): ``[1 + N^d_in, 1 + d_in + d_out]``.
 
-    Cells in ``itertools.product`` order (last coordinate fastest); each row is ``[1/N, i_1/N, ..., f(centre)]``
-    with ``centre = (i + 1/2) / N``. ``query=None`` leaves the query row zero (fill row 0 later).
+    Cells in ``itertools.product`` order (last coordinate fastest); each row is ``[1/N, i_1/N, ...,
+    f(centre)]`` with ``centre = (i + 1/2) / N``. ``query=None`` leaves the query row zero (fill row 0 later).
     """
     rows = [np.zeros(1 + d_in + d_out)]
     if query is not None:
@@ -76,17 +92,22 @@ def continuous_error_bound(lipschitz: float, d_in: int, N: int) -> float:
 
 
 def token_program(
-    n: int, variant: str = "multiplicative_optimized", counter: str = "cyclic", mu: Any = MU, lam: Any = LAMBDA
+    n: int,
+    variant: str = "multiplicative_optimized",
+    counter: str = "cyclic",
+    mu: Any = MU,
+    lam: Any = LAMBDA,
 ) -> Program:
     """Lst. 2: in-context lookup of a token map ``V^n -> V^n`` given as (key, value) pairs.
 
-    Input: token ids (dim 1, non-negative): the query ``q_1..q_n``, then pairs ``k_1..k_n v_1..v_n``. The last ``n``
-    outputs are the value of the key equal to the query (0s if none). Keys must be unique.
+    Input: token ids (dim 1, non-negative): the query ``q_1..q_n``, then pairs ``k_1..k_n v_1..v_n``. The last
+    ``n`` outputs are the value of the key equal to the query (0s if none). Keys must be unique.
 
     Args:
         n: key/value length.
         variant: conditional implementation (``IFELSE_VARIANTS``).
-        counter: ``"cyclic"`` (exact one-hot counters, the default) or ``"rotation"`` (the paper's App. F.7 form;
+        counter: ``"cyclic"`` (exact one-hot counters, the default) or ``"rotation"`` (the paper's App. F.7
+        form;
             positions are then tested with ``f_and(f_larger(mod, i - 1/2), f_smaller(mod, i + 1/2))``).
         mu, lam: step sharpness and conditional constant (``lam`` must exceed the token ids and the length).
     """
@@ -100,7 +121,7 @@ def token_program(
     mod_2n, hot_2n = f_modulo_counter(inp, 2 * n, counter, mu, return_onehot=True)
     if counter == "cyclic":
         eq = [hot_n[i] for i in range(n)]
-        is_compare = f_sum(hot_2n[n:2 * n])
+        is_compare = f_sum(hot_2n[n : 2 * n])
     else:
         eq = [f_and(f_larger(mod_n, i - HALF, mu), f_smaller(mod_n, i + HALF, mu), mu) for i in range(n)]
         is_compare = f_larger(mod_2n, n - HALF, mu)
@@ -108,8 +129,12 @@ def token_program(
     is_copy = f_and(is_prompt, f_not(is_compare), mu)
     first_copy = f_and(is_copy, eq[0], mu)
     not_prompt_in = cond(f_not(is_prompt), inp)
-    q = LinState(Concat([cond(eq[i], not_prompt_in) for i in range(n)]), SparseMatrix.eye(n), SparseMatrix.eye(n),
-                 name="query")
+    q = LinState(
+        Concat([cond(eq[i], not_prompt_in) for i in range(n)]),
+        SparseMatrix.eye(n),
+        SparseMatrix.eye(n),
+        name="query",
+    )
     cor = _sum([cond(eq[i], q[i]) for i in range(n)])
     matching = f_and(f_and(f_larger(inp, cor - HALF, mu), f_smaller(inp, cor + HALF, mu), mu), is_compare, mu)
     shift = SparseMatrix.from_entries((n + 1, n + 1), [(i, i + 1, 1) for i in range(n)])
@@ -124,7 +149,11 @@ def token_program(
 
 
 def _sum(vs: list[Variable]) -> Variable:
-    return vs[0] if len(vs) == 1 else Linear(Concat(vs), SparseMatrix((1, len(vs)), (tuple((i, 1) for i in range(len(vs))),)))
+    return (
+        vs[0]
+        if len(vs) == 1
+        else Linear(Concat(vs), SparseMatrix((1, len(vs)), (tuple((i, 1) for i in range(len(vs))),)))
+    )
 
 
 def token_prompt(query: Sequence[int], pairs: Any) -> np.ndarray:
@@ -146,8 +175,12 @@ def token_prompt(query: Sequence[int], pairs: Any) -> np.ndarray:
 def token_answer(outputs: Any, n: int) -> list:
     """The answer of Lst. 2: the last ``n`` outputs (rounded to ints for float outputs)."""
     last = np.asarray(outputs)[-n:].reshape(-1)
-    return [int(v) if isinstance(v, (int, np.integer)) or getattr(v, "denominator", 0) == 1 else int(round(float(v)))
-            for v in last]
+    return [
+        int(v)
+        if isinstance(v, (int, np.integer)) or getattr(v, "denominator", 0) == 1
+        else int(round(float(v)))
+        for v in last
+    ]
 
 
 def random_token_map(n: int, num_pairs: int, vocab: int, rng: np.random.Generator) -> dict[tuple, tuple]:
@@ -155,4 +188,6 @@ def random_token_map(n: int, num_pairs: int, vocab: int, rng: np.random.Generato
     keys: set[tuple] = set()
     while len(keys) < num_pairs:
         keys.add(tuple(int(v) for v in rng.integers(0, vocab, n)))
-    return {k: tuple(int(v) for v in rng.integers(0, vocab, n)) for k in sorted(keys, key=lambda _: rng.random())}
+    return {
+        k: tuple(int(v) for v in rng.integers(0, vocab, n)) for k in sorted(keys, key=lambda _: rng.random())
+    }

@@ -1,15 +1,17 @@
 """The LSRL library: step functions, comparisons, logic, conditionals and counters (paper §3, App. F).
 
-``mu`` is the step sharpness (default 1000: ``f_step`` rises from 0 to 1 on ``[0, 1/mu]``); ``lam`` is the large
-constant of the ReLU conditionals (default ``10**10``), which must exceed every ``|t|``, ``|f|`` they select.
-Constants are kept exact (``Fraction``) so that the exact backend evaluates the library without rounding.
+``mu`` is the step sharpness (default 1000: ``f_step`` rises from 0 to 1 on ``[0, 1/mu]``); ``lam`` is the
+large constant of the ReLU conditionals (default ``10**10``), which must exceed every ``|t|``, ``|f|`` they
+select. Constants are kept exact (``Fraction``) so that the exact backend evaluates the library without
+rounding.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 from .nodes import Concat, Linear, LinState, Multiplicative, ReLU, Variable
 from .numeric import SparseMatrix, as_vector, canonical
@@ -18,7 +20,14 @@ MU = 1000
 LAMBDA = 10**10
 
 #: Names of the conditional implementations (used by the programs and the noise study).
-IFELSE_VARIANTS = ("direct", "optimized", "step", "step_optimized", "multiplicative", "multiplicative_optimized")
+IFELSE_VARIANTS = (
+    "direct",
+    "optimized",
+    "step",
+    "step_optimized",
+    "multiplicative",
+    "multiplicative_optimized",
+)
 
 
 def _exact(c: Any) -> Fraction | int:
@@ -42,7 +51,8 @@ def _like(x: Variable, y: Any) -> Variable | tuple:
 
 
 def broadcast(v: Variable, dim: int) -> Variable:
-    """Up-projects a 1-dim variable to ``dim`` copies (``Linear(ones(dim, 1))``); identity if already ``dim``."""
+    """Up-projects a 1-dim variable to ``dim`` copies (``Linear(ones(dim, 1))``); identity if already
+    ``dim``."""
     if v.dim == dim:
         return v
     if v.dim != 1:
@@ -62,13 +72,15 @@ def f_constant(input: Variable, value: Any) -> Variable:
 
 
 def f_step(x: Variable, mu: Any = MU) -> Variable:
-    """``ReLU(mu x) - mu ReLU(x - 1/mu)``: 0 for ``x <= 0``, ``mu x`` on ``[0, 1/mu]``, 1 for ``x >= 1/mu``."""
+    """``ReLU(mu x) - mu ReLU(x - 1/mu)``: 0 for ``x <= 0``, ``mu x`` on ``[0, 1/mu]``, 1 for ``x >=
+    1/mu``."""
     mu = _check_mu(mu)
     return ReLU(x * mu) - ReLU(x - Fraction(1) / mu) * mu
 
 
 def f_bump(x: Variable, lower: Any, upper: Any, mu: Any = MU) -> Variable:
-    """``f_step(x - l) - f_step(x - u)``: 0 at ``x <= l``, 1 on ``[l + 1/mu, u]``, 0 again from ``u + 1/mu``."""
+    """``f_step(x - l) - f_step(x - u)``: 0 at ``x <= l``, 1 on ``[l + 1/mu, u]``, 0 again from ``u +
+    1/mu``."""
     lo, up = _like(x, lower), _like(x, upper)
     if isinstance(lo, Variable) != isinstance(up, Variable):
         raise ValueError("f_bump: lower and upper must both be numbers or both Variables")
@@ -133,8 +145,8 @@ def _relu_select(gate: Variable, v: Variable, lam: Any, nonneg: bool) -> Variabl
 def f_ifelse(c: Variable, t: Variable | None, f: Variable | None, lam: Any = LAMBDA) -> Variable:
     """Direct conditional, paper Eq. (7): ``t`` if ``c == 1``, ``f`` if ``c == 0``.
 
-    ``ReLU(-lam c + f) + ReLU(-lam (1-c) + t) - ReLU(-lam c - f) - ReLU(-lam (1-c) - t)``; a missing branch is 0.
-    Needs ``c`` exactly 0 or 1 and ``lam > max(|t|, |f|)``. ``c`` of dim 1 is broadcast.
+    ``ReLU(-lam c + f) + ReLU(-lam (1-c) + t) - ReLU(-lam c - f) - ReLU(-lam (1-c) - t)``; a missing branch is
+    0. Needs ``c`` exactly 0 or 1 and ``lam > max(|t|, |f|)``. ``c`` of dim 1 is broadcast.
     """
     c, _ = _check_branches(c, t, f)
     parts = []
@@ -148,7 +160,8 @@ def f_ifelse(c: Variable, t: Variable | None, f: Variable | None, lam: Any = LAM
 def f_ifelse_optimized(
     c: Variable, t: Variable | None, f: Variable | None, lam: Any = LAMBDA, nonneg: bool = False
 ) -> Variable:
-    """Eq. (7) with the dead terms removed: a missing branch costs nothing, and ``nonneg=True`` (caller guarantees
+    """Eq. (7) with the dead terms removed: a missing branch costs nothing, and ``nonneg=True`` (caller
+    guarantees
     the selected values are >= 0) keeps one ReLU per branch: ``ReLU(-lam (1-c) + t)``."""
     c, _ = _check_branches(c, t, f)
     parts = []
@@ -185,18 +198,30 @@ def f_ifelse_mul(c: Variable, t: Variable | None, f: Variable | None) -> Variabl
     if f is None:
         return Multiplicative(Concat([c, t]))
     prod = Multiplicative(Concat([c, 1 - c, t, f]))
-    return Linear(prod, SparseMatrix.from_entries((dim, 2 * dim), [(i, i, 1) for i in range(dim)] + [(i, dim + i, 1) for i in range(dim)]))
+    return Linear(
+        prod,
+        SparseMatrix.from_entries(
+            (dim, 2 * dim), [(i, i, 1) for i in range(dim)] + [(i, dim + i, 1) for i in range(dim)]
+        ),
+    )
 
 
 def ifelse(
-    variant: str, c: Variable, t: Variable | None, f: Variable | None, *, nonneg: bool = False,
-    lam: Any = LAMBDA, mu: Any = MU,
+    variant: str,
+    c: Variable,
+    t: Variable | None,
+    f: Variable | None,
+    *,
+    nonneg: bool = False,
+    lam: Any = LAMBDA,
+    mu: Any = MU,
 ) -> Variable:
     """Dispatches to one of :data:`IFELSE_VARIANTS`.
 
-    ``direct`` = Eq. (7) (a missing branch is dropped, as in the reference); ``optimized`` = Eq. (7) with one ReLU
-    per branch when ``nonneg``; ``step``/``step_optimized`` = Eq. (9); ``multiplicative`` = Eq. (10) with both
-    branches (a missing one is a constant 0); ``multiplicative_optimized`` = Eq. (10) without the missing branch.
+    ``direct`` = Eq. (7) (a missing branch is dropped, as in the reference); ``optimized`` = Eq. (7) with one
+    ReLU per branch when ``nonneg``; ``step``/``step_optimized`` = Eq. (9); ``multiplicative`` = Eq. (10) with
+    both branches (a missing one is a constant 0); ``multiplicative_optimized`` = Eq. (10) without the missing
+    branch.
     """
     if variant == "direct":
         return f_ifelse(c, t, f, lam)
@@ -215,7 +240,9 @@ def ifelse(
     raise ValueError(f"unknown f_ifelse variant {variant!r}; choose from {IFELSE_VARIANTS}")
 
 
-def f_ifeq(x: Variable, y: Any, t: Variable | None, f: Variable | None, mu: Any = MU, lam: Any = LAMBDA) -> Variable:
+def f_ifeq(
+    x: Variable, y: Any, t: Variable | None, f: Variable | None, mu: Any = MU, lam: Any = LAMBDA
+) -> Variable:
     """``f_ifelse(f_eq(x, y), t, f)``."""
     return f_ifelse(f_eq(x, y, mu), t, f, lam)
 
@@ -225,20 +252,24 @@ def f_relu_identity(x: Variable) -> Variable:
     return ReLU(x) - ReLU(-x)
 
 
-def f_modulo_counter(x: Variable, d: int, method: str = "cyclic", mu: Any = MU, return_onehot: bool = False) -> Any:
+def f_modulo_counter(
+    x: Variable, d: int, method: str = "cyclic", mu: Any = MU, return_onehot: bool = False
+) -> Any:
     """A counter outputting ``t mod d`` at token ``t = 0, 1, ...`` (App. F.7).
 
     Methods:
-        ``"cyclic"`` (default): ``LinState`` with the ``d x d`` cyclic shift ``P`` (``P e_i = e_{i+1 mod d}``),
-            ``s_0 = e_{d-1}``, so ``s_t = e_{t mod d}`` is an exact one-hot and the value is ``[0..d-1] . s_t``.
-            Integer weights: exact in float64 *and* exact mode, no ReLU, no ``d <= 70`` limit; costs ``d`` state
-            units instead of 2 (but saves the ``2d`` ReLUs of the readout). This is our answer to the
-            irrationality of ``cos(2pi/d)``: no rational rotation has order ``d`` for ``d not in {1, 2, 4}``, and a
-            rounded rotation's exact powers have denominators growing like ``2^{53 t}``.
+        ``"cyclic"`` (default): ``LinState`` with the ``d x d`` cyclic shift ``P`` (``P e_i = e_{i+1 mod
+        d}``),
+            ``s_0 = e_{d-1}``, so ``s_t = e_{t mod d}`` is an exact one-hot and the value is ``[0..d-1] .
+            s_t``.
+            Integer weights: exact in float64 *and* exact mode, no ReLU, no ``d <= 70`` limit; costs ``d``
+            state units instead of 2 (but saves the ``2d`` ReLUs of the readout). This is our answer to the
+            irrationality of ``cos(2pi/d)``: no rational rotation has order ``d`` for ``d not in {1, 2, 4}``,
+            and a rounded rotation's exact powers have denominators growing like ``2^{53 t}``.
         ``"rotation"``: the paper's 2-d rotation ``R`` by ``2pi/d`` with ``s_0 = R^{-1} e_1``; the one-hot is
-            ``f_larger(E s, cos(pi/d))`` with rows ``(R^i e_1)^T`` (needs ``1 - cos(pi/d) >= 1/mu``, i.e. ``d <= 70``
-            at ``mu = 1000``). Its constants are floats; the exact backend uses their exact binary values, which
-            keeps the thresholded one-hot correct (the rotation drifts by ~1e-16 per step).
+            ``f_larger(E s, cos(pi/d))`` with rows ``(R^i e_1)^T`` (needs ``1 - cos(pi/d) >= 1/mu``, i.e. ``d
+            <= 70`` at ``mu = 1000``). Its constants are floats; the exact backend uses their exact binary
+            values, which keeps the thresholded one-hot correct (the rotation drifts by ~1e-16 per step).
 
     Args:
         x: any node (only used to anchor the counter in the graph).
@@ -280,5 +311,7 @@ def counter(x: Variable, start: int = 0) -> Variable:
 
 
 LIBRARY: dict[str, Callable[..., Any]] = {
-    name: obj for name, obj in globals().items() if name.startswith("f_") or name in ("ifelse", "counter", "broadcast")
+    name: obj
+    for name, obj in globals().items()
+    if name.startswith("f_") or name in ("ifelse", "counter", "broadcast")
 }

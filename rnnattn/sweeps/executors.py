@@ -338,11 +338,11 @@ class _DaskBatch(_FuturesBatch):
                 yield fut.result()
 
 
-def make_executor(scheduler: str | None = None, workers: int | None = None) -> Executor:
-    """The executor a command line asks for: Dask at ``scheduler`` if given, else a local pool of ``workers``
-    (``workers=1`` runs in-process, which avoids process start-up for tiny sweeps)."""
+def make_executor(scheduler: str | None = None, workers: int | None = None, timeout: float = 30.0) -> Executor:
+    """The executor a command line asks for: Dask at ``scheduler`` if given (waiting up to ``timeout`` seconds for
+    it), else a local pool of ``workers`` (``workers=1`` runs in-process, which avoids process start-up)."""
     if scheduler:
-        return DaskExecutor(scheduler)
+        return DaskExecutor(scheduler, timeout=timeout)
     if workers == 1:
         return SerialExecutor(threads=1)
     return LocalExecutor(workers)

@@ -22,7 +22,9 @@ TASKS: dict[str, tuple[type[Task], type]] = {
 def task_from_dict(data: dict[str, Any], teacher=None) -> Task:
     """Rebuild a task from ``task.to_dict()`` (derived keys such as ``eta_star`` are ignored)."""
     if not isinstance(data, dict) or data.get("name") not in TASKS:
-        raise ValueError(f"unknown task {data.get('name') if isinstance(data, dict) else data!r}; known: {sorted(TASKS)}")
+        raise ValueError(
+            f"unknown task {data.get('name') if isinstance(data, dict) else data!r}; known: {sorted(TASKS)}"
+        )
     cls, cfg_cls = TASKS[data["name"]]
     import dataclasses
 
@@ -32,7 +34,18 @@ def task_from_dict(data: dict[str, Any], teacher=None) -> Task:
 
 
 __all__ = [
-    "Batch", "Task", "masked_half_mse", "TeacherStudent", "TeacherStudentConfig", "make_teacher",
-    "InContextRegression", "InContextRegressionConfig", "optimal_gd_learning_rate", "optimal_gd_loss", "gd_loss",
-    "one_step_gd_predict", "task_from_dict", "TASKS",
+    "Batch",
+    "Task",
+    "masked_half_mse",
+    "TeacherStudent",
+    "TeacherStudentConfig",
+    "make_teacher",
+    "InContextRegression",
+    "InContextRegressionConfig",
+    "optimal_gd_learning_rate",
+    "optimal_gd_loss",
+    "gd_loss",
+    "one_step_gd_predict",
+    "task_from_dict",
+    "TASKS",
 ]

@@ -101,5 +101,7 @@ def check_batch(owner: str, batch: Any) -> int:
 
 def check_generator(owner: str, generator: Any) -> torch.Generator:
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"{owner}: pass a torch.Generator (got {type(generator).__name__}); tasks never use global RNG")
+        raise TypeError(
+            f"{owner}: pass a torch.Generator (got {type(generator).__name__}); tasks never use global RNG"
+        )
     return generator

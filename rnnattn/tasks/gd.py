@@ -28,22 +28,33 @@ def _check(n: int, d_x: int, sigma_x2: float) -> None:
         raise ValueError(f"one-step GD: sigma_x2 must be positive, got {sigma_x2}")
 
 
-def optimal_gd_learning_rate(n: int, d_x: int, sigma_x2: float = 1.0, kurtosis: float = UNIFORM_KURTOSIS) -> float:
+def optimal_gd_learning_rate(
+    n: int, d_x: int, sigma_x2: float = 1.0, kurtosis: float = UNIFORM_KURTOSIS
+) -> float:
     """``eta* = 1 / (sigma_x^2 (n + d_x - 2 + kurtosis))`` (Eq. 36; 1/14.8 for the paper's setting)."""
     _check(n, d_x, sigma_x2)
     return 1.0 / (sigma_x2 * (n + d_x - 2.0 + kurtosis))
 
 
-def gd_loss(eta: float, n: int, d_x: int, sigma_w2: float = 1.0 / 3.0, sigma_x2: float = 1.0,
-            kurtosis: float = UNIFORM_KURTOSIS) -> float:
+def gd_loss(
+    eta: float,
+    n: int,
+    d_x: int,
+    sigma_w2: float = 1.0 / 3.0,
+    sigma_x2: float = 1.0,
+    kurtosis: float = UNIFORM_KURTOSIS,
+) -> float:
     """Expected loss (0.5 * squared error averaged over outputs) of one GD step with learning rate ``eta``."""
     _check(n, d_x, sigma_x2)
     s2 = sigma_x2
-    return 0.5 * sigma_w2 * s2 * d_x * (1 - 2 * eta * n * s2 + eta**2 * n * s2**2 * (n + d_x - 2.0 + kurtosis))
+    return (
+        0.5 * sigma_w2 * s2 * d_x * (1 - 2 * eta * n * s2 + eta**2 * n * s2**2 * (n + d_x - 2.0 + kurtosis))
+    )
 
 
-def optimal_gd_loss(n: int, d_x: int, sigma_w2: float = 1.0 / 3.0, sigma_x2: float = 1.0,
-                    kurtosis: float = UNIFORM_KURTOSIS) -> float:
+def optimal_gd_loss(
+    n: int, d_x: int, sigma_w2: float = 1.0 / 3.0, sigma_x2: float = 1.0, kurtosis: float = UNIFORM_KURTOSIS
+) -> float:
     """``L* = 0.5 sigma_W^2 sigma_x^2 d_x (d_x - 2 + k) / (n + d_x - 2 + k)`` (0.094595 train, 0.18919 val)."""
     _check(n, d_x, sigma_x2)
     return 0.5 * sigma_w2 * sigma_x2 * d_x * (d_x - 2.0 + kurtosis) / (n + d_x - 2.0 + kurtosis)

@@ -49,7 +49,9 @@ class InContextRegressionConfig(Config):
     def __post_init__(self) -> None:
         check_positive_int("InContextRegressionConfig", d_x=self.d_x, d_y=self.d_y, n_context=self.n_context)
         if self.x_dist not in INPUT_DISTS:
-            raise ValueError(f"InContextRegressionConfig: x_dist must be one of {INPUT_DISTS}, got {self.x_dist!r}")
+            raise ValueError(
+                f"InContextRegressionConfig: x_dist must be one of {INPUT_DISTS}, got {self.x_dist!r}"
+            )
         if not (self.w_var > 0 and self.val_w_var > 0 and self.x_var > 0):
             raise ValueError("InContextRegressionConfig: w_var, val_w_var and x_var must be positive")
 
@@ -98,7 +100,9 @@ class InContextRegression(Task):
     def optimal_gd_loss(self, validation: bool = False) -> float:
         """Analytic one-step-GD loss at ``eta*`` (0.094595 for training, 0.18919 for validation)."""
         c = self.config
-        return optimal_gd_loss(c.n_context, c.d_x, c.val_w_var if validation else c.w_var, c.x_var, c.kurtosis)
+        return optimal_gd_loss(
+            c.n_context, c.d_x, c.val_w_var if validation else c.w_var, c.x_var, c.kurtosis
+        )
 
     def sample(self, batch: int, generator: torch.Generator, validation: bool = False) -> Batch:
         """Draw ``batch`` sequences; ``validation=True`` uses ``W*`` entries with variance ``val_w_var``."""
@@ -134,6 +138,10 @@ class InContextRegression(Task):
         return float(self.loss(self.gd_prediction(batch.x), batch.y, batch.mask))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, **self.config.to_dict(), "eta_star": self.eta_star,
-                "optimal_gd_loss_train": self.optimal_gd_loss(False),
-                "optimal_gd_loss_val": self.optimal_gd_loss(True)}
+        return {
+            "name": self.name,
+            **self.config.to_dict(),
+            "eta_star": self.eta_star,
+            "optimal_gd_loss_train": self.optimal_gd_loss(False),
+            "optimal_gd_loss_val": self.optimal_gd_loss(True),
+        }

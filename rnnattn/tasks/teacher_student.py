@@ -44,7 +44,9 @@ class TeacherStudentConfig(Config):
     def __post_init__(self) -> None:
         check_positive_int("TeacherStudentConfig", d=self.d, seq_len=self.seq_len)
         if self.input_dist not in INPUT_DISTS:
-            raise ValueError(f"TeacherStudentConfig: input_dist must be one of {INPUT_DISTS}, got {self.input_dist!r}")
+            raise ValueError(
+                f"TeacherStudentConfig: input_dist must be one of {INPUT_DISTS}, got {self.input_dist!r}"
+            )
         if not self.input_std > 0 or (self.teacher_std is not None and not self.teacher_std > 0):
             raise ValueError("TeacherStudentConfig: input_std and teacher_std must be positive")
 
@@ -93,12 +95,16 @@ class TeacherStudent(Task):
     name = "teacher_student"
     reference = "teacher"
 
-    def __init__(self, config: TeacherStudentConfig | None = None, teacher: LinearSelfAttention | None = None) -> None:
+    def __init__(
+        self, config: TeacherStudentConfig | None = None, teacher: LinearSelfAttention | None = None
+    ) -> None:
         self.config = config or TeacherStudentConfig()
         if teacher is None:
             teacher = make_teacher(self.config)
         elif not isinstance(teacher, LinearSelfAttention) or teacher.d_input != self.config.d:
-            raise ValueError(f"TeacherStudent: teacher must be a LinearSelfAttention on d={self.config.d} tokens")
+            raise ValueError(
+                f"TeacherStudent: teacher must be a LinearSelfAttention on d={self.config.d} tokens"
+            )
         self.teacher = teacher.float().requires_grad_(False)
 
     @property
@@ -133,7 +139,7 @@ class TeacherStudent(Task):
         """One batch per generator, labelled by one teacher call (faster than ``sample`` in a loop)."""
         x = torch.cat([self.inputs(batch, g) for g in generators])
         b = self.label(x)
-        return [Batch(*(t[i * batch:(i + 1) * batch] for t in b)) for i in range(len(generators))]
+        return [Batch(*(t[i * batch : (i + 1) * batch] for t in b)) for i in range(len(generators))]
 
     def reference_loss(self, batch: Batch) -> float:
         return 0.0

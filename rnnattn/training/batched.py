@@ -27,8 +27,14 @@ from rnnattn.training.loop import resolve_device
 from rnnattn.training.optim import cosine_lr, flat_multipliers
 
 
-def train_batched(task: Task, models: list[GatedLinearRNN], config: TrainConfig, seeds: list[int] | None = None,
-                  out_dir: str | Path | None = None, force: bool = False) -> list[TrainResult]:
+def train_batched(
+    task: Task,
+    models: list[GatedLinearRNN],
+    config: TrainConfig,
+    seeds: list[int] | None = None,
+    out_dir: str | Path | None = None,
+    force: bool = False,
+) -> list[TrainResult]:
     """Train ``models`` (diagonal GatedLinearRNNs sharing one config) simultaneously; returns one result each.
 
     Args:
@@ -82,9 +88,13 @@ def train_batched(task: Task, models: list[GatedLinearRNN], config: TrainConfig,
             acc.zero_()
             n_acc = 0
             if not all(v == v and abs(v) != float("inf") for v in train_loss):
-                raise RuntimeError(f"train_batched: a model diverged at step {s + 1}; lower the learning rate")
+                raise RuntimeError(
+                    f"train_batched: a model diverged at step {s + 1}; lower the learning rate"
+                )
             for k in range(K):
-                history[k].append({"step": s + 1, "train_loss": train_loss[k], "wall_s": time.perf_counter() - t0})
+                history[k].append(
+                    {"step": s + 1, "train_loss": train_loss[k], "wall_s": time.perf_counter() - t0}
+                )
     wall = time.perf_counter() - t0
     net.write_back(models)
     val_loss: list[float | None] = [None] * K
@@ -98,17 +108,46 @@ def train_batched(task: Task, models: list[GatedLinearRNN], config: TrainConfig,
     for k, m in enumerate(models):
         path = None
         if paths:
-            training = {"config": config.replace(seed=seeds[k]).to_dict(), "step": config.steps,
-                        "adam_steps": config.steps, "polish_rounds_done": 0, "final_train_loss": train_loss[k],
-                        "final_val_loss": val_loss[k], "reference_val_loss": ref, "val_samples": config.val_samples,
-                        "wall_time": wall, "device": str(device), "torch_version": torch.__version__,
-                        "protocol": config.protocol, "engine": f"batched[{K}]", "completed": True,
-                        "reached_target": False, "target_step": None, "target_time": None}
+            training = {
+                "config": config.replace(seed=seeds[k]).to_dict(),
+                "step": config.steps,
+                "adam_steps": config.steps,
+                "polish_rounds_done": 0,
+                "final_train_loss": train_loss[k],
+                "final_val_loss": val_loss[k],
+                "reference_val_loss": ref,
+                "val_samples": config.val_samples,
+                "wall_time": wall,
+                "device": str(device),
+                "torch_version": torch.__version__,
+                "protocol": config.protocol,
+                "engine": f"batched[{K}]",
+                "completed": True,
+                "reached_target": False,
+                "target_step": None,
+                "target_time": None,
+            }
             extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
-            path = save_checkpoint(m, paths[k], extras=extras, overwrite=True, task=task.to_dict(),
-                                   training=training, reference=task.reference)
-        results.append(TrainResult(steps=config.steps, final_train_loss=train_loss[k], final_val_loss=val_loss[k],
-                                   reference_val_loss=ref, wall_time=wall, checkpoint=path, history=history[k]))
+            path = save_checkpoint(
+                m,
+                paths[k],
+                extras=extras,
+                overwrite=True,
+                task=task.to_dict(),
+                training=training,
+                reference=task.reference,
+            )
+        results.append(
+            TrainResult(
+                steps=config.steps,
+                final_train_loss=train_loss[k],
+                final_val_loss=val_loss[k],
+                reference_val_loss=ref,
+                wall_time=wall,
+                checkpoint=path,
+                history=history[k],
+            )
+        )
     return results
 
 

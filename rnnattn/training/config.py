@@ -70,15 +70,24 @@ class TrainConfig(Config):
     protocol: str = "custom"
 
     def __post_init__(self) -> None:
-        check_positive_int("TrainConfig", batch_size=self.batch_size, log_every=self.log_every,
-                           val_samples=self.val_samples, data_block=self.data_block, polish_iters=self.polish_iters,
-                           polish_batch=self.polish_batch, polish_history=self.polish_history)
+        check_positive_int(
+            "TrainConfig",
+            batch_size=self.batch_size,
+            log_every=self.log_every,
+            val_samples=self.val_samples,
+            data_block=self.data_block,
+            polish_iters=self.polish_iters,
+            polish_batch=self.polish_batch,
+            polish_history=self.polish_history,
+        )
         for name in ("steps", "warmup_steps", "val_every", "checkpoint_every", "polish_rounds"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"TrainConfig: {name} must be a non-negative integer, got {v!r}")
         if not (self.lr > 0 and 0 <= self.lr_min <= self.lr):
-            raise ValueError(f"TrainConfig: need lr > 0 and 0 <= lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}")
+            raise ValueError(
+                f"TrainConfig: need lr > 0 and 0 <= lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}"
+            )
         if self.weight_decay < 0 or self.recurrence_weight_decay < 0 or self.recurrence_lr_mult < 0:
             raise ValueError("TrainConfig: weight decays and recurrence_lr_mult must be >= 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):

@@ -16,7 +16,9 @@ _MASK63 = (1 << 63) - 1
 
 def step_seed(seed: int, step: int, stream: int = 0) -> int:
     """A 63-bit seed for (run seed, step, stream), mixed so nearby seeds do not share batches."""
-    x = (int(seed) * 0x9E3779B97F4A7C15 + int(step) * 0xBF58476D1CE4E5B9 + int(stream) * 0x94D049BB133111EB) & _MASK63
+    x = (
+        int(seed) * 0x9E3779B97F4A7C15 + int(step) * 0xBF58476D1CE4E5B9 + int(stream) * 0x94D049BB133111EB
+    ) & _MASK63
     x ^= x >> 31
     return (x * 0xD6E8FEB86659FD93) & _MASK63
 
@@ -42,6 +44,8 @@ class BlockStream:
     def get(self, step: int):
         k = step // self.block
         if k != self._k:
-            raw = sample_steps(self.task, self.batch, self.seed, range(k * self.block, (k + 1) * self.block), self.stream)
+            raw = sample_steps(
+                self.task, self.batch, self.seed, range(k * self.block, (k + 1) * self.block), self.stream
+            )
             self._data, self._k = self.prepare(raw), k
         return self._data, step - k * self.block

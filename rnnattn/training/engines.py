@@ -25,7 +25,9 @@ def _last_only(task: Task) -> bool:
 class AutogradEngine:
     name = "autograd"
 
-    def __init__(self, model, task: Task, config: TrainConfig, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, model, task: Task, config: TrainConfig, device: torch.device, dtype: torch.dtype
+    ) -> None:
         self.model, self.task, self.device, self.dtype = model, task, device, dtype
         self.opt = make_adamw(model, config)
 
@@ -52,13 +54,22 @@ class AutogradEngine:
         tot = 0.0
         for s in range(0, n, EVAL_CHUNK):
             sl = slice(s, min(s + EVAL_CHUNK, n))
-            tot += float(self.task.loss(self.model(data.x[sl]), data.y[sl], data.mask[sl])) * (sl.stop - sl.start)
+            tot += float(self.task.loss(self.model(data.x[sl]), data.y[sl], data.mask[sl])) * (
+                sl.stop - sl.start
+            )
         return tot / n
 
     def polish(self, data: Batch, iters: int, history: int) -> float:
         params = [p for p in self.model.parameters() if p.requires_grad]
-        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=history, line_search_fn="strong_wolfe",
-                                tolerance_grad=0.0, tolerance_change=0.0)
+        opt = torch.optim.LBFGS(
+            params,
+            lr=1.0,
+            max_iter=iters,
+            history_size=history,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
 
         def closure():
             opt.zero_grad(set_to_none=True)
@@ -96,7 +107,9 @@ class AutogradEngine:
 class FastEngine:
     name = "fast"
 
-    def __init__(self, model, task: Task, config: TrainConfig, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, model, task: Task, config: TrainConfig, device: torch.device, dtype: torch.dtype
+    ) -> None:
         self.model, self.task = model, task
         self.T = task.seq_len
         self.last = _last_only(task)
@@ -104,8 +117,9 @@ class FastEngine:
             raise ValueError("fast engine: supports loss on every step or on the last step only")
         self.net = fast.StackedGatedRNN([model], device=device, dtype=dtype)
         mult, wd = flat_multipliers(self.net.slices(), self.net.P, {"nu"}, config)
-        self.opt = fast.FlatAdamW(self.net.flat, self.net.grad, mult.to(device), wd.to(device),
-                                  tuple(config.betas), config.eps)
+        self.opt = fast.FlatAdamW(
+            self.net.flat, self.net.grad, mult.to(device), wd.to(device), tuple(config.betas), config.eps
+        )
 
     def prepare(self, b: Batch):
         """``[S, B, T, ·]`` -> ``(z [S, T*B, d+1], target [S, R, d_out])``."""
@@ -117,7 +131,7 @@ class FastEngine:
 
     def step(self, data, i: int, lr: float) -> torch.Tensor:
         z, y = data
-        loss = self.net.loss_and_grad(z[i:i + 1], y[i:i + 1], self.T, self.last)
+        loss = self.net.loss_and_grad(z[i : i + 1], y[i : i + 1], self.T, self.last)
         self.opt.step(lr)
         return loss[0]
 
@@ -129,8 +143,15 @@ class FastEngine:
     def polish(self, data, iters: int, history: int) -> float:
         z, y = data
         p = torch.nn.Parameter(self.net.flat.view(-1))
-        opt = torch.optim.LBFGS([p], lr=1.0, max_iter=iters, history_size=history, line_search_fn="strong_wolfe",
-                                tolerance_grad=0.0, tolerance_change=0.0)
+        opt = torch.optim.LBFGS(
+            [p],
+            lr=1.0,
+            max_iter=iters,
+            history_size=history,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
 
         def closure():
             loss = self.net.loss_and_grad(z, y, self.T, self.last)
@@ -152,11 +173,14 @@ class FastEngine:
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], step_count: int) -> None:
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.net.load_from([self.model])
-        self.opt.load_state_tensors({k[4:]: v for k, v in tensors.items() if k.startswith("opt.")}, step_count)
+        self.opt.load_state_tensors(
+            {k[4:]: v for k, v in tensors.items() if k.startswith("opt.")}, step_count
+        )
 
 
-def _chunked_eval(net: fast.StackedGatedRNN, z: torch.Tensor, y: torch.Tensor, T: int, last: bool, n: int
-                  ) -> list[float]:
+def _chunked_eval(
+    net: fast.StackedGatedRNN, z: torch.Tensor, y: torch.Tensor, T: int, last: bool, n: int
+) -> list[float]:
     """Mean loss per model over ``n`` sequences, in chunks of ``EVAL_CHUNK`` sequences (time-major rows)."""
     K = z.shape[0]
     z4 = z.view(K, T, n, -1)
@@ -173,7 +197,13 @@ def _chunked_eval(net: fast.StackedGatedRNN, z: torch.Tensor, y: torch.Tensor, T
 def make_engine(model, task: Task, config: TrainConfig, device: torch.device, dtype: torch.dtype):
     want = config.engine
     if want == "auto":
-        want = "fast" if fast.supports(model) and (task.loss_positions is None or _last_only(task)) else "autograd"
+        want = (
+            "fast"
+            if fast.supports(model) and (task.loss_positions is None or _last_only(task))
+            else "autograd"
+        )
     if want == "fast" and not fast.supports(model):
-        raise ValueError(f"engine 'fast' supports only diagonal GatedLinearRNN models, not {type(model).__name__}")
+        raise ValueError(
+            f"engine 'fast' supports only diagonal GatedLinearRNN models, not {type(model).__name__}"
+        )
     return (FastEngine if want == "fast" else AutogradEngine)(model, task, config, device, dtype)

@@ -44,8 +44,12 @@ class StackedGatedRNN:
         flat, grad: ``[K, P]`` parameters and gradients; ``params[name]`` are ``[K, ...]`` views into ``flat``.
     """
 
-    def __init__(self, models: list[GatedLinearRNN], device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        models: list[GatedLinearRNN],
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         if not models or not all(supports(m) for m in models):
             raise ValueError("StackedGatedRNN: needs one or more diagonal GatedLinearRNN models")
         cfg = models[0].config
@@ -69,7 +73,7 @@ class StackedGatedRNN:
     def _views(self, buf: torch.Tensor) -> dict[str, torch.Tensor]:
         out, o = {}, 0
         for n in PARAM_NAMES:
-            out[n] = buf[:, o:o + self.sizes[n]].view(self.K, *self.shapes[n])
+            out[n] = buf[:, o : o + self.sizes[n]].view(self.K, *self.shapes[n])
             o += self.sizes[n]
         return out
 
@@ -94,8 +98,9 @@ class StackedGatedRNN:
                 getattr(m, n).copy_(self.params[n][k])
 
     # -- data layout ---------------------------------------------------------------------------------------------
-    def prepare(self, x: torch.Tensor, y: torch.Tensor | None = None, last_only: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def prepare(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, last_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x [K, B, T, d]`` (and ``y [K, B, T, d_out]``) -> ``z [K, T*B, d(+1)]`` and targets ``[K, R, d_out]``."""
         K, B, T, d = x.shape
         z = x.transpose(1, 2).reshape(K, T * B, d)
@@ -156,7 +161,9 @@ class StackedGatedRNN:
         return 0.5 * err.pow(2).mean(dim=(1, 2))
 
     @torch.no_grad()
-    def loss_and_grad(self, z: torch.Tensor, target: torch.Tensor, T: int, last_only: bool = False) -> torch.Tensor:
+    def loss_and_grad(
+        self, z: torch.Tensor, target: torch.Tensor, T: int, last_only: bool = False
+    ) -> torch.Tensor:
         """Per-model losses ``[K]``; gradients of each model's own loss are written into ``self.grad``."""
         K, N = self.K, self.N
         f = self._forward(z, T, last_only)
@@ -177,7 +184,9 @@ class StackedGatedRNN:
         T_ = u4.shape[1]
         if last_only:
             e = torch.arange(T_ - 1, -1, -1, device=z.device, dtype=z.dtype)
-            dP = e[None, :, None] * torch.pow(lam[:, None, :], (e - 1).clamp(min=0)[None, :, None])  # d lam^e / d lam
+            dP = e[None, :, None] * torch.pow(
+                lam[:, None, :], (e - 1).clamp(min=0)[None, :, None]
+            )  # d lam^e / d lam
             glam = (gh * (u4 * dP[:, :, None, :]).sum(dim=1)).sum(dim=1)
             gu = gh[:, None, :, :] * f["P"][:, :, None, :]  # [K, T, B, N]
         else:
@@ -206,8 +215,15 @@ class FlatAdamW:
         lr_mult, weight_decay: ``[P]`` per-entry multiplier and decay.
     """
 
-    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, lr_mult: torch.Tensor, weight_decay: torch.Tensor,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        flat: torch.Tensor,
+        grad: torch.Tensor,
+        lr_mult: torch.Tensor,
+        weight_decay: torch.Tensor,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
         self.flat, self.grad = flat, grad
         self.lr_mult = lr_mult.to(flat)
         self.wd = (lr_mult * weight_decay).to(flat)  # torch applies p *= 1 - (lr * mult) * wd

@@ -41,7 +41,11 @@ from rnnattn.training.optim import cosine_lr
 from rnnattn.training.state import RunDir
 
 Callback = Callable[[dict[str, Any]], bool | None]
-_RESUME_FREE = {"device", "log_every", "checkpoint_every"}  # may change on resume without changing the weights
+_RESUME_FREE = {
+    "device",
+    "log_every",
+    "checkpoint_every",
+}  # may change on resume without changing the weights
 
 
 def resolve_device(name: str) -> torch.device:
@@ -88,9 +92,17 @@ def _check_resume(info: dict[str, Any], config: TrainConfig, task: Task, path: P
         raise ValueError(f"{path}: cannot resume with a different task")
 
 
-def train(task: Task, model: torch.nn.Module, config: TrainConfig, out_dir: str | Path | None = None,
-          resume: bool = False, force: bool = False, callbacks: Sequence[Callback] = (), progress: bool = True,
-          handle_sigint: bool = True) -> TrainResult:
+def train(
+    task: Task,
+    model: torch.nn.Module,
+    config: TrainConfig,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    force: bool = False,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    handle_sigint: bool = True,
+) -> TrainResult:
     """Train ``model`` on ``task``; a pure function of its arguments (plus files in ``out_dir`` when resuming).
 
     Args:
@@ -108,9 +120,14 @@ def train(task: Task, model: torch.nn.Module, config: TrainConfig, out_dir: str 
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train: config must be a TrainConfig, got {type(config).__name__}")
-    if getattr(model, "d_input", task.d_input) != task.d_input or getattr(model, "d_output", task.d_output) != task.d_output:
-        raise ValueError(f"train: model maps {model.d_input} -> {model.d_output} features, the task needs "
-                         f"{task.d_input} -> {task.d_output}")
+    if (
+        getattr(model, "d_input", task.d_input) != task.d_input
+        or getattr(model, "d_output", task.d_output) != task.d_output
+    ):
+        raise ValueError(
+            f"train: model maps {model.d_input} -> {model.d_output} features, the task needs "
+            f"{task.d_input} -> {task.d_output}"
+        )
     device = resolve_device(config.device)
     dtype = getattr(torch, config.dtype)
     model.to(device=device, dtype=dtype)
@@ -148,8 +165,15 @@ def train(task: Task, model: torch.nn.Module, config: TrainConfig, out_dir: str 
         return step + rounds_done * config.polish_iters
 
     def record(phase: str, lr: float | None, train_loss: float | None, validate: bool) -> None:
-        row = {"step": total_steps(), "phase": phase, "lr": lr, "train_loss": train_loss, "val_loss": None,
-               "ref_val_loss": None, "wall_s": round(elapsed(), 3)}
+        row = {
+            "step": total_steps(),
+            "phase": phase,
+            "lr": lr,
+            "train_loss": train_loss,
+            "val_loss": None,
+            "ref_val_loss": None,
+            "wall_s": round(elapsed(), 3),
+        }
         if train_loss is not None:
             state["train"] = train_loss
         if validate and val_data is not None:
@@ -170,26 +194,58 @@ def train(task: Task, model: torch.nn.Module, config: TrainConfig, out_dir: str 
         if run is None:
             return None
         engine.sync()
-        run.save_state(engine.state_tensors(), {"step": step, "polish_round": rounds_done, "config": config.to_dict(),
-                                                "task": task.to_dict(), "engine": engine.name,
-                                                "wall_time": elapsed()})
+        run.save_state(
+            engine.state_tensors(),
+            {
+                "step": step,
+                "polish_round": rounds_done,
+                "config": config.to_dict(),
+                "task": task.to_dict(),
+                "engine": engine.name,
+                "wall_time": elapsed(),
+            },
+        )
         extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
-        training = {"config": config.to_dict(), "step": total_steps(), "adam_steps": step,
-                    "polish_rounds_done": rounds_done, "final_train_loss": state["train"],
-                    "final_val_loss": state["val"], "reference_val_loss": ref_val,
-                    "val_samples": config.val_samples if need_val else 0, "wall_time": elapsed(),
-                    "device": str(device), "torch_version": torch.__version__, "protocol": config.protocol,
-                    "engine": engine.name, "completed": completed, "reached_target": state["reached"],
-                    "target_step": state["t_step"], "target_time": state["t_time"]}
-        return save_checkpoint(model, run.model, extras=extras, overwrite=True, task=task.to_dict(),
-                               training=training, reference=task.reference)
+        training = {
+            "config": config.to_dict(),
+            "step": total_steps(),
+            "adam_steps": step,
+            "polish_rounds_done": rounds_done,
+            "final_train_loss": state["train"],
+            "final_val_loss": state["val"],
+            "reference_val_loss": ref_val,
+            "val_samples": config.val_samples if need_val else 0,
+            "wall_time": elapsed(),
+            "device": str(device),
+            "torch_version": torch.__version__,
+            "protocol": config.protocol,
+            "engine": engine.name,
+            "completed": completed,
+            "reached_target": state["reached"],
+            "target_step": state["t_step"],
+            "target_time": state["t_time"],
+        }
+        return save_checkpoint(
+            model,
+            run.model,
+            extras=extras,
+            overwrite=True,
+            task=task.to_dict(),
+            training=training,
+            reference=task.reference,
+        )
 
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=config.steps + config.polish_rounds * config.polish_iters, initial=total_steps(),
-                   desc=f"train {task.name}", unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=config.steps + config.polish_rounds * config.polish_iters,
+            initial=total_steps(),
+            desc=f"train {task.name}",
+            unit="step",
+            dynamic_ncols=True,
+        )
     acc, n_acc = None, 0
     with _SigintFlag(handle_sigint) as sigint:
         while step < config.steps and not state["stop"] and not sigint.hit:
@@ -206,16 +262,26 @@ def train(task: Task, model: torch.nn.Module, config: TrainConfig, out_dir: str 
                 tl = float(acc) / n_acc if n_acc else None
                 acc, n_acc = None, 0
                 if tl is not None and not math.isfinite(tl):
-                    raise RuntimeError(f"training diverged at step {step} (loss {tl}); lower the learning rate")
+                    raise RuntimeError(
+                        f"training diverged at step {step} (loss {tl}); lower the learning rate"
+                    )
                 record("adam", lr, tl, do_val)
                 if bar is not None:
                     bar.update(total_steps() - bar.n)
-                    bar.set_postfix(loss=f"{state['train']:.3g}", val=f"{state['val']:.3g}" if state["val"] else "-")
+                    bar.set_postfix(
+                        loss=f"{state['train']:.3g}", val=f"{state['val']:.3g}" if state["val"] else "-"
+                    )
             if config.checkpoint_every and step % config.checkpoint_every == 0 and not last:
                 checkpoint(False)
-        while (step >= config.steps and rounds_done < config.polish_rounds and not state["stop"]
-               and not sigint.hit):
-            batch = sample_steps(task, config.polish_batch, config.seed, range(rounds_done, rounds_done + 1), stream=1)
+        while (
+            step >= config.steps
+            and rounds_done < config.polish_rounds
+            and not state["stop"]
+            and not sigint.hit
+        ):
+            batch = sample_steps(
+                task, config.polish_batch, config.seed, range(rounds_done, rounds_done + 1), stream=1
+            )
             data = engine.prepare_eval(type(batch)(*(t[0] for t in batch)))
             tl = engine.polish(data, config.polish_iters, config.polish_history)
             if not math.isfinite(tl):
@@ -233,10 +299,19 @@ def train(task: Task, model: torch.nn.Module, config: TrainConfig, out_dir: str 
     engine.sync()
     completed = step >= config.steps and rounds_done >= config.polish_rounds
     path = checkpoint(completed or state["reached"])
-    result = TrainResult(steps=total_steps(), final_train_loss=state["train"], final_val_loss=state["val"],
-                         reference_val_loss=ref_val, wall_time=elapsed(), checkpoint=path, interrupted=interrupted,
-                         reached_target=state["reached"], target_step=state["t_step"], target_time=state["t_time"],
-                         history=history)
+    result = TrainResult(
+        steps=total_steps(),
+        final_train_loss=state["train"],
+        final_val_loss=state["val"],
+        reference_val_loss=ref_val,
+        wall_time=elapsed(),
+        checkpoint=path,
+        interrupted=interrupted,
+        reached_target=state["reached"],
+        target_step=state["t_step"],
+        target_time=state["t_time"],
+        history=history,
+    )
     if run is not None:
         run.write_summary(result.summary())
     return result

@@ -34,14 +34,20 @@ def param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     rest = [p for p in model.parameters() if id(p) not in rec_ids]
     groups = [{"params": rest, "weight_decay": config.weight_decay, "lr_mult": 1.0}]
     if rec:
-        groups.append({"params": rec, "weight_decay": config.recurrence_weight_decay,
-                       "lr_mult": config.recurrence_lr_mult})
+        groups.append(
+            {
+                "params": rec,
+                "weight_decay": config.recurrence_weight_decay,
+                "lr_mult": config.recurrence_lr_mult,
+            }
+        )
     return groups
 
 
 def make_adamw(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
-    return torch.optim.AdamW(param_groups(model, config), lr=config.lr, betas=tuple(config.betas), eps=config.eps,
-                             foreach=True)
+    return torch.optim.AdamW(
+        param_groups(model, config), lr=config.lr, betas=tuple(config.betas), eps=config.eps, foreach=True
+    )
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -49,8 +55,9 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         g["lr"] = lr * g.get("lr_mult", 1.0)
 
 
-def flat_multipliers(slices: dict[str, slice], P: int, recurrence: set[str], config: TrainConfig
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def flat_multipliers(
+    slices: dict[str, slice], P: int, recurrence: set[str], config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-entry ``(lr_mult [P], weight_decay [P])`` for a flat parameter buffer (see ``FlatAdamW``)."""
     mult = torch.ones(P)
     wd = torch.full((P,), float(config.weight_decay))

@@ -45,8 +45,10 @@ class RunDir:
         """Start a fresh run here: refuse if another run's files exist unless ``force`` (then remove them)."""
         found = self.existing()
         if found and not force:
-            raise FileExistsError(f"{self.path} already holds a run ({found[0].name}); use --resume to continue it "
-                                  "or --force to overwrite it")
+            raise FileExistsError(
+                f"{self.path} already holds a run ({found[0].name}); use --resume to continue it "
+                "or --force to overwrite it"
+            )
         for f in found:
             f.unlink()
         self.path.mkdir(parents=True, exist_ok=True)
@@ -56,8 +58,10 @@ class RunDir:
     def save_state(self, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
         from safetensors.torch import save
 
-        data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                    metadata={"rnnattn_train_state": json.dumps({"format": STATE_FORMAT, **info})})
+        data = save(
+            {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+            metadata={"rnnattn_train_state": json.dumps({"format": STATE_FORMAT, **info})},
+        )
         atomic_write_bytes(self.state, data, overwrite=True)
 
     def load_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -71,7 +75,9 @@ class RunDir:
                 tensors = {k: f.get_tensor(k) for k in f.keys()}
             info = json.loads(meta["rnnattn_train_state"])
         except Exception as e:  # noqa: BLE001 — any corruption becomes one line
-            raise ValueError(f"{self.state}: unreadable resume state ({str(e).splitlines()[0][:120]})") from None
+            raise ValueError(
+                f"{self.state}: unreadable resume state ({str(e).splitlines()[0][:120]})"
+            ) from None
         if info.get("format") != STATE_FORMAT:
             raise ValueError(f"{self.state}: unsupported state format {info.get('format')!r}")
         return tensors, info
@@ -93,7 +99,10 @@ class RunDir:
     def append_log(self, row: dict[str, Any]) -> None:
         with open(self.log, "a", newline="") as f:
             csv.DictWriter(f, LOG_FIELDS, lineterminator="\n").writerow(
-                {k: ("" if row.get(k) is None else row[k]) for k in LOG_FIELDS})
+                {k: ("" if row.get(k) is None else row[k]) for k in LOG_FIELDS}
+            )
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_bytes(self.summary, (json.dumps(summary, indent=2, default=str) + "\n").encode(), overwrite=True)
+        atomic_write_bytes(
+            self.summary, (json.dumps(summary, indent=2, default=str) + "\n").encode(), overwrite=True
+        )

@@ -6,8 +6,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnattn.lsrl import (
-    Concat, Input, Linear, LinState, LSRLCompileCheckError, LSRLValidationError, Multiplicative, ReLU, compile,
-    f_constant, f_ifelse, f_larger, f_relu_identity, run,
+    Concat,
+    Input,
+    Linear,
+    LinState,
+    LSRLCompileCheckError,
+    LSRLValidationError,
+    Multiplicative,
+    ReLU,
+    compile,
+    f_constant,
+    f_ifelse,
+    f_larger,
+    f_relu_identity,
+    run,
 )
 from rnnattn.lsrl.compiler import check_compiled, probe_inputs
 from rnnattn.lsrl.program import Program
@@ -35,8 +47,12 @@ def test_branch_into_every_kind():
     x = Input(2)
     b = Linear(x, [[1, -1], [2, 1]], [F(1, 3), 0])
     outs = [
-        b * 3, ReLU(b), LinState(b, [[0, 1], [1, 0]], np.eye(2), init_state=[1, 2]), Multiplicative(Concat([b, x])),
-        Concat([b, b])[1:3], b[0] + b[1] + x[0],
+        b * 3,
+        ReLU(b),
+        LinState(b, [[0, 1], [1, 0]], np.eye(2), init_state=[1, 2]),
+        Multiplicative(Concat([b, x])),
+        Concat([b, b])[1:3],
+        b[0] + b[1] + x[0],
     ]
     y = Concat([o if o.dim == 2 else Concat([o, o]) for o in outs])
     cp = _check_both(y)
@@ -99,7 +115,9 @@ def test_validation_error_on_compile():
 def test_probe_inputs_respect_bounds():
     x = Input(3, lower=[0, None, -1], upper=[1, 5, None])
     for p in probe_inputs(Program(x)):
-        assert (p[:, 0] >= 0).all() and (p[:, 0] <= 1).all() and (p[:, 1] <= 5).all() and (p[:, 2] >= -1).all()
+        assert (
+            (p[:, 0] >= 0).all() and (p[:, 0] <= 1).all() and (p[:, 1] <= 5).all() and (p[:, 2] >= -1).all()
+        )
 
 
 @st.composite

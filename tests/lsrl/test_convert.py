@@ -4,8 +4,20 @@ import torch
 
 import rnnattn
 from rnnattn.lsrl import (
-    ConversionError, Concat, Input, LinState, Multiplicative, ReLU, compile, convert, random_token_map, to_elman,
-    to_mamba, token_answer, token_program, token_prompt,
+    Concat,
+    ConversionError,
+    Input,
+    LinState,
+    Multiplicative,
+    ReLU,
+    compile,
+    convert,
+    random_token_map,
+    to_elman,
+    to_mamba,
+    token_answer,
+    token_program,
+    token_prompt,
 )
 
 ARCHS = ["elman", "gru", "lstm", "hawk"]
@@ -38,7 +50,8 @@ def test_token_program_conversions(arch, tmp_path):
     rng = np.random.default_rng(5)
     maps = [random_token_map(3, 4, 10, rng) for _ in range(3)]
     keys = [list(m)[1] for m in maps]
-    X = torch.as_tensor(np.stack([token_prompt(k, m) for k, m in zip(keys, maps)]), dtype=torch.float64)
+    prompts = [token_prompt(k, m) for k, m in zip(keys, maps, strict=True)]
+    X = torch.as_tensor(np.stack(prompts), dtype=torch.float64)
     module = cp.to_module()
     m = convert(module, arch, **({"max_len": X.shape[1]} if arch == "hawk" else {}))
     y = m(X)

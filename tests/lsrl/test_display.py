@@ -16,7 +16,7 @@ def test_pictures_and_weights():
     assert len(w) == len(cp.stages)
     assert w[0]["W"].shape == (cp.stages[0].in_width, cp.input_dim)
     assert len(w[0]["table"]) == cp.stages[0].W.nnz
-    assert all(len(s["labels"]) == st.width for s, st in zip(w, cp.stages))
+    assert all(len(s["labels"]) == st.width for s, st in zip(w, cp.stages, strict=False))
     import matplotlib.pyplot as plt
 
     plt.close("all")

@@ -4,8 +4,17 @@ import torch
 
 import rnnattn
 from rnnattn.lsrl import (
-    CompiledLSRL, CompiledLSRLConfig, Input, LinState, compile, linear_scan, perturb_nonzeros, random_token_map,
-    token_answer, token_program, token_prompt,
+    CompiledLSRL,
+    CompiledLSRLConfig,
+    Input,
+    LinState,
+    compile,
+    linear_scan,
+    perturb_nonzeros,
+    random_token_map,
+    token_answer,
+    token_program,
+    token_prompt,
 )
 from rnnattn.lsrl.modules import _doubling_scan
 
@@ -16,7 +25,8 @@ def token3():
     rng = np.random.default_rng(0)
     maps = [random_token_map(3, 8, 10, rng) for _ in range(5)]
     keys = [list(m)[i] for i, m in enumerate(maps)]
-    X = torch.as_tensor(np.stack([token_prompt(k, m) for k, m in zip(keys, maps)]), dtype=torch.float64)
+    prompts = [token_prompt(k, m) for k, m in zip(keys, maps, strict=True)]
+    X = torch.as_tensor(np.stack(prompts), dtype=torch.float64)
     return cp, maps, keys, X
 
 
@@ -58,8 +68,9 @@ def test_float32_export_small_program():
     xs = np.random.default_rng(0).normal(size=(3, 7, 2))
     m32 = cp.to_module(torch.float32)
     assert m32.readout.weight.dtype == torch.float32
-    np.testing.assert_allclose(m32(torch.as_tensor(xs, dtype=torch.float32)).detach().numpy(), cp.run(xs), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        m32(torch.as_tensor(xs, dtype=torch.float32)).detach().numpy(), cp.run(xs), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_save_load_roundtrip(tmp_path, token3):
@@ -77,13 +88,21 @@ def test_perturb_only_nonzeros(token3):
     m = cp.to_module()
     before = [p.detach().clone() for p in m.parameters()]
     perturb_nonzeros(m, 1e-3, torch.Generator().manual_seed(0))
-    for b, p in zip(before, m.parameters()):
+    for b, p in zip(before, m.parameters(), strict=False):
         assert torch.equal(b == 0, p == 0)
         assert (p != b).any() or (b == 0).all()
 
 
-@pytest.mark.parametrize("A", [np.eye(3), np.zeros((3, 3)), np.diag([1, 0, 0.5]), np.roll(np.eye(3), 1, 0),
-                               np.array([[0.9, -0.2, 0], [0.1, 0.8, 0], [0, 0, 1]])])
+@pytest.mark.parametrize(
+    "A",
+    [
+        np.eye(3),
+        np.zeros((3, 3)),
+        np.diag([1, 0, 0.5]),
+        np.roll(np.eye(3), 1, 0),
+        np.array([[0.9, -0.2, 0], [0.1, 0.8, 0], [0, 0, 1]]),
+    ],
+)
 def test_linear_scan_matches_loop(A):
     g = torch.Generator().manual_seed(0)
     A = torch.as_tensor(A, dtype=torch.float64)

@@ -2,7 +2,17 @@ import numpy as np
 import pytest
 
 from rnnattn.lsrl import (
-    Concat, Input, Linear, LinState, LSRLValidationError, Multiplicative, Program, ReLU, Slice, Variable, run,
+    Concat,
+    Input,
+    Linear,
+    LinState,
+    LSRLValidationError,
+    Multiplicative,
+    Program,
+    ReLU,
+    Slice,
+    Variable,
+    run,
 )
 
 
@@ -16,17 +26,20 @@ def test_dims_and_sugar():
     assert y[0].tolist() == [3 + 0, 7 - 0.25, 11 - 0.5]
 
 
-@pytest.mark.parametrize("bad", [
-    lambda x: x + Input(2),
-    lambda x: x * x,
-    lambda x: x / 0,
-    lambda x: x[::2],
-    lambda x: x[5],
-    lambda x: Multiplicative(x),
-    lambda x: Linear(x, np.ones((2, 2))),
-    lambda x: LinState(x, np.eye(2), np.ones((3, 3))),
-    lambda x: Slice(x, 2, 1),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda x: x + Input(2),
+        lambda x: x * x,
+        lambda x: x / 0,
+        lambda x: x[::2],
+        lambda x: x[5],
+        lambda x: Multiplicative(x),
+        lambda x: Linear(x, np.ones((2, 2))),
+        lambda x: LinState(x, np.eye(2), np.ones((3, 3))),
+        lambda x: Slice(x, 2, 1),
+    ],
+)
 def test_rejects_invalid_construction(bad):
     with pytest.raises((ValueError, TypeError, IndexError)):
         bad(Input(3))

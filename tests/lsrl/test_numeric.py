@@ -29,10 +29,15 @@ def test_to_mode_is_exact_binary_rational():
         as_mode("symbolic")
 
 
-@pytest.mark.parametrize("src", [
-    [[1, 0], [0.5, -2]], np.array([[1, 0], [0.5, -2]]), sp.csr_matrix(np.array([[1, 0], [0.5, -2]])),
-    sympy.Matrix([[1, 0], [sympy.Rational(1, 2), -2]]),
-])
+@pytest.mark.parametrize(
+    "src",
+    [
+        [[1, 0], [0.5, -2]],
+        np.array([[1, 0], [0.5, -2]]),
+        sp.csr_matrix(np.array([[1, 0], [0.5, -2]])),
+        sympy.Matrix([[1, 0], [sympy.Rational(1, 2), -2]]),
+    ],
+)
 def test_sparse_matrix_from_any(src):
     m = SparseMatrix.from_any(src)
     assert m.shape == (2, 2) and m.nnz == 3

@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 
 from rnnattn.lsrl import (
-    IFELSE_VARIANTS, compile, continuous_error_bound, continuous_program, continuous_prompt, random_token_map, run,
-    token_answer, token_program, token_prompt,
+    IFELSE_VARIANTS,
+    compile,
+    continuous_error_bound,
+    continuous_program,
+    continuous_prompt,
+    random_token_map,
+    run,
+    token_answer,
+    token_program,
+    token_prompt,
 )
 
 
@@ -74,8 +82,9 @@ def test_continuous_program_within_bound_exact(variant, d_in, d_out, N):
 
 
 def test_continuous_program_float64_robust_variants():
-    """In float64 the multiplicative forms stay within the bound; the ReLU forms fuse lambda * mu = 1e13 into single
-    weights, so their compiled float64 models carry errors of order eps * 1e13 per token (see the noise study)."""
+    """In float64 the multiplicative forms stay within the bound; the ReLU forms fuse lambda * mu = 1e13 into
+    single weights, so their compiled float64 models carry errors of order eps * 1e13 per token (see the noise
+    study)."""
     f = np.sin
     for variant in ("multiplicative", "multiplicative_optimized"):
         cp = compile(continuous_program(1, 1, variant))

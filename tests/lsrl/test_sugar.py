@@ -2,15 +2,33 @@ from fractions import Fraction as F
 
 import numpy as np
 import pytest
+from _lsrl_util import scalar_fn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnattn.lsrl import (
-    IFELSE_VARIANTS, Input, counter, f_and, f_bump, f_constant, f_eq, f_ifelse, f_ifelse_mul, f_ifelse_step, f_ifeq,
-    f_larger, f_modulo_counter, f_neq, f_not, f_or, f_relu_identity, f_smaller, f_step, ifelse, run,
+    IFELSE_VARIANTS,
+    Input,
+    counter,
+    f_and,
+    f_bump,
+    f_constant,
+    f_eq,
+    f_ifelse,
+    f_ifelse_mul,
+    f_ifelse_step,
+    f_ifeq,
+    f_larger,
+    f_modulo_counter,
+    f_neq,
+    f_not,
+    f_or,
+    f_relu_identity,
+    f_smaller,
+    f_step,
+    ifelse,
+    run,
 )
-
-from _lsrl_util import scalar_fn
 
 MU = 1000
 fracs = st.fractions(min_value=-3, max_value=3, max_denominator=4000)
@@ -21,8 +39,10 @@ def step_ref(x, mu=MU):
 
 
 @pytest.mark.parametrize("mode", ["exact", "float64"])
-@pytest.mark.parametrize("x,want", [(-1, 0), (0, 0), (F(1, 2000), F(1, 2)), (F(1, 1000), 1), (F(2, 1000), 1), (5, 1),
-                                    (F(-1, 10**6), 0)])
+@pytest.mark.parametrize(
+    "x,want",
+    [(-1, 0), (0, 0), (F(1, 2000), F(1, 2)), (F(1, 1000), 1), (F(2, 1000), 1), (5, 1), (F(-1, 10**6), 0)],
+)
 def test_step_at_thresholds(mode, x, want):
     got = scalar_fn(lambda v: f_step(v), mode)(x)
     assert got == want if mode == "exact" else got == pytest.approx(float(want), abs=1e-12)
@@ -48,9 +68,20 @@ def test_comparisons_exact(x, y):
         assert eq == 0 and neq == 1
 
 
-@pytest.mark.parametrize("x,want", [(0, 0), (F(1, 10), 0), (F(1, 10) + F(1, 2000), F(1, 2)), (F(1, 10) + F(1, 1000), 1),
-                                    (F(1, 5), 1), (F(3, 10), 1), (F(3, 10) + F(1, 2000), F(1, 2)),
-                                    (F(3, 10) + F(1, 1000), 0), (1, 0)])
+@pytest.mark.parametrize(
+    "x,want",
+    [
+        (0, 0),
+        (F(1, 10), 0),
+        (F(1, 10) + F(1, 2000), F(1, 2)),
+        (F(1, 10) + F(1, 1000), 1),
+        (F(1, 5), 1),
+        (F(3, 10), 1),
+        (F(3, 10) + F(1, 2000), F(1, 2)),
+        (F(3, 10) + F(1, 1000), 0),
+        (1, 0),
+    ],
+)
 def test_bump_profile(x, want):
     assert scalar_fn(lambda v: f_bump(v, F(1, 10), F(3, 10)))(x) == want
 
@@ -86,7 +117,7 @@ def test_ifelse_variants_select(variant, mode):
 @pytest.mark.parametrize("c", [0, 1])
 def test_ifelse_signed_values(c):
     for fn in (f_ifelse, f_ifelse_step, lambda c_, t, f: f_ifelse_mul(c_, t, f)):
-        g = scalar_fn(lambda v: fn(v[0], v[1], v[2]))
+        g = scalar_fn(lambda v, fn=fn: fn(v[0], v[1], v[2]))
         assert g(c, -3, F(-5, 2)) == (-3 if c else F(-5, 2))
 
 
@@ -106,8 +137,10 @@ def test_ifeq_constant_relu_identity_counter():
     assert run(counter(x, start=5), [[0]] * 4, mode="exact")[:, 0].tolist() == [5, 6, 7, 8]
 
 
-@pytest.mark.parametrize("method,d", [("cyclic", 1), ("cyclic", 5), ("cyclic", 20), ("rotation", 3), ("rotation", 7),
-                                      ("rotation", 20)])
+@pytest.mark.parametrize(
+    "method,d",
+    [("cyclic", 1), ("cyclic", 5), ("cyclic", 20), ("rotation", 3), ("rotation", 7), ("rotation", 20)],
+)
 @pytest.mark.parametrize("mode", ["exact", "float64"])
 def test_modulo_counter(method, d, mode):
     x = Input(1)

@@ -201,7 +201,7 @@ def _create(path: Path, payload: bytes, go: int) -> int:
     return 0
 
 
-@pytest.mark.parametrize("rounds", [15])
+@pytest.mark.parametrize("rounds", [8])
 def test_concurrent_creators_never_overwrite(tmp_path, rounds):
     """Several processes create the same file with overwrite=False at the same instant: exactly one wins and the
     file holds the winner's bytes (link(2) refuses to replace a file that appeared after the exists() check)."""

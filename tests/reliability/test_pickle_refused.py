@@ -73,13 +73,19 @@ def payloads(tmp_path):
 def test_positive_control_payload_runs_when_unpickled(payloads):
     """Without this, a broken payload would make the refusal tests pass vacuously."""
     marker, files = payloads
+    plain = marker.parent / "plain.pkl"  # the payload alone: unpickling it needs no torch import (fast)
+    plain.write_bytes(pickle.dumps(Payload(marker)))
     code = "import pickle, sys; pickle.loads(open(sys.argv[1], 'rb').read())"
-    subprocess.run([sys.executable, "-c", code, str(files["pickle4"])], check=True, capture_output=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code, str(plain)], check=True, capture_output=True, timeout=120)
     assert marker.exists()
     marker.unlink()
+    plain.unlink()
     import pickletools
 
     assert any(op.name in ("GLOBAL", "STACK_GLOBAL") for op, _, _ in pickletools.genops(files["pickle2"].read_bytes()))
+    for name, f in files.items():  # and every disguise really carries that payload
+        data = f.read_bytes()
+        assert b"open" in data and (b"builtins" in data or b"__builtin__" in data), name
 
 
 def test_load_refuses_pickles_and_never_runs_them(payloads):

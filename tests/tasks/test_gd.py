@@ -29,11 +29,15 @@ def test_eta_star_minimises_the_loss_symbolically():
     assert sp.simplify(star - 1 / (s2 * (n + d - 2 + k))) == 0
     Lstar = sp.simplify(L.subs(eta, star))
     assert sp.simplify(Lstar - sp.Rational(1, 2) * w2 * s2 * d * (d - 2 + k) / (n + d - 2 + k)) == 0
-    for vals in ({n: 12, d: 3, s2: 1, k: sp.Rational(9, 5), w2: sp.Rational(1, 3)},
-                 {n: 5, d: 2, s2: 2, k: 3, w2: 1}):
+    for vals in (
+        {n: 12, d: 3, s2: 1, k: sp.Rational(9, 5), w2: sp.Rational(1, 3)},
+        {n: 5, d: 2, s2: 2, k: 3, w2: 1},
+    ):
         f = {"n": int(vals[n]), "d_x": int(vals[d]), "sigma_x2": float(vals[s2]), "kurtosis": float(vals[k])}
         assert math.isclose(optimal_gd_learning_rate(**f), float(star.subs(vals)), rel_tol=1e-12)
-        assert math.isclose(optimal_gd_loss(sigma_w2=float(vals[w2]), **f), float(Lstar.subs(vals)), rel_tol=1e-12)
+        assert math.isclose(
+            optimal_gd_loss(sigma_w2=float(vals[w2]), **f), float(Lstar.subs(vals)), rel_tol=1e-12
+        )
 
 
 def test_predictor_equals_an_explicit_gradient_step():
@@ -45,7 +49,7 @@ def test_predictor_equals_an_explicit_gradient_step():
         W = torch.zeros(3, 3, dtype=torch.float64)
         grad = sum(torch.outer(W @ x[b, i, :3] - x[b, i, 3:], x[b, i, :3]) for i in range(5))
         W1 = W - eta * grad  # gradient of 0.5 sum ||W x - y||^2
-        torch.testing.assert_close(one_step_gd_predict(x[b:b + 1], 3, eta)[0], W1 @ x[b, -1, :3])
+        torch.testing.assert_close(one_step_gd_predict(x[b : b + 1], 3, eta)[0], W1 @ x[b, -1, :3])
 
 
 def _mc_loss(task, eta, n, seed, validation=False):
@@ -68,7 +72,9 @@ def test_monte_carlo_matches_closed_form():
 
 
 def test_monte_carlo_normal_inputs_use_kurtosis_three():
-    task = InContextRegression(InContextRegressionConfig(n_context=6, d_x=2, d_y=2, x_dist="normal", x_var=0.5))
+    task = InContextRegression(
+        InContextRegressionConfig(n_context=6, d_x=2, d_y=2, x_dist="normal", x_var=0.5)
+    )
     eta = task.eta_star
     assert math.isclose(eta, 1 / (0.5 * (6 + 2 - 2 + 3)))
     mc, se = _mc_loss(task, eta, 200_000, seed=4)

@@ -74,10 +74,14 @@ def test_icl_structure_and_moments():
     assert x.shape == (20000, 13, 6) and y.shape == (20000, 13, 3)
     assert mask[:, -1].all() and not mask[:, :-1].any()
     xs, ys = x[..., :3].double(), x[..., 3:].double()
-    assert (ys[:, -1] == 0).all() and (y[:, :-1] == 0).all()  # the query carries no label; loss only at the query
+    assert (ys[:, -1] == 0).all() and (
+        y[:, :-1] == 0
+    ).all()  # the query carries no label; loss only at the query
     # Recover W* from the (noiseless) context by least squares, then check targets and the W* variance.
     W = torch.linalg.lstsq(xs[:, :-1], ys[:, :-1]).solution.transpose(1, 2)  # [B, d_y, d_x]
-    torch.testing.assert_close(torch.einsum("bij,bj->bi", W, xs[:, -1]), y[:, -1].double(), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        torch.einsum("bij,bj->bi", W, xs[:, -1]), y[:, -1].double(), rtol=1e-4, atol=1e-4
+    )
     assert abs(W.var().item() - 1 / 3) < 0.01
     assert xs.abs().max().item() <= math.sqrt(3) + 1e-6 and abs(xs.var().item() - 1.0) < 0.01
     xv = task.validation_set(20000, seed=1).x.double()

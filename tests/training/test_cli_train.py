@@ -27,8 +27,25 @@ def test_unknown_option_is_one_line_error(capsys):
 
 def test_train_then_resume_then_refuse(tmp_path, capsys):
     out = tmp_path / "run"
-    args = ["train", "teacher-student", "--out", str(out), "--steps", "10", "--seq-len", "6", "--d", "3",
-            "--teacher-seed", "4", "--nu-lr-mult", "10", "--seed", "3", *SMALL]
+    args = [
+        "train",
+        "teacher-student",
+        "--out",
+        str(out),
+        "--steps",
+        "10",
+        "--seq-len",
+        "6",
+        "--d",
+        "3",
+        "--teacher-seed",
+        "4",
+        "--nu-lr-mult",
+        "10",
+        "--seed",
+        "3",
+        *SMALL,
+    ]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["steps"] == 10
@@ -45,20 +62,65 @@ def test_train_then_resume_then_refuse(tmp_path, capsys):
 
 def test_icl_protocol_options(tmp_path, capsys):
     out = tmp_path / "icl"
-    assert main(["train", "icl-regression", "--out", str(out), "--protocol", "fast", "--steps", "5",
-                 "--n-context", "4", "--engine", "autograd", *SMALL]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "icl-regression",
+                "--out",
+                str(out),
+                "--protocol",
+                "fast",
+                "--steps",
+                "5",
+                "--n-context",
+                "4",
+                "--engine",
+                "autograd",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
     md = load_checkpoint(out / "model.safetensors").metadata
     assert md["reference"] == "one_step_gd" and md["training"]["protocol"] == "fast"
     assert md["training"]["engine"] == "autograd" and md["task"]["n_context"] == 4
-    assert main(["train", "icl-regression", "--out", str(tmp_path / "b"), "--steps", "5", "--device", "cuda:7",
-                 *SMALL]) == 2 or __import__("torch").cuda.is_available()
+    assert (
+        main(
+            [
+                "train",
+                "icl-regression",
+                "--out",
+                str(tmp_path / "b"),
+                "--steps",
+                "5",
+                "--device",
+                "cuda:7",
+                *SMALL,
+            ]
+        )
+        == 2
+        or __import__("torch").cuda.is_available()
+    )
 
 
 def test_sigint_saves_and_exits_cleanly(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "rnnattn", "train", "teacher-student", "--out", str(out), "--steps", "1000000",
-           "--val-every", "0", *SMALL]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnattn",
+        "train",
+        "teacher-student",
+        "--out",
+        str(out),
+        "--steps",
+        "1000000",
+        "--val-every",
+        "0",
+        *SMALL,
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 150

@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig, LinearSelfAttention, LinearSelfAttentionConfig
+from rnnattn.models import (
+    GatedLinearRNN,
+    GatedLinearRNNConfig,
+    LinearSelfAttention,
+    LinearSelfAttentionConfig,
+)
 from rnnattn.training.config import TrainConfig
 from rnnattn.training.fast import FlatAdamW, StackedGatedRNN, supports
 from rnnattn.training.optim import flat_multipliers, make_adamw, set_lr
@@ -11,7 +16,9 @@ from rnnattn.training.optim import flat_multipliers, make_adamw, set_lr
 
 def _models(K, d=3, N=6, M=5, dout=2, append_one=True):
     torch.manual_seed(0)
-    return [GatedLinearRNN(GatedLinearRNNConfig(d, N, M, dout, append_one=append_one)).double() for _ in range(K)]
+    return [
+        GatedLinearRNN(GatedLinearRNNConfig(d, N, M, dout, append_one=append_one)).double() for _ in range(K)
+    ]
 
 
 @pytest.mark.parametrize("last_only", [False, True])
@@ -42,7 +49,9 @@ def test_gradient_is_finite_at_exact_zero_and_one_decay():
     with torch.no_grad():
         m.nu[0], m.nu[1] = float("inf"), float("-inf")  # lambda = 0 and lambda = 1 exactly
     net = StackedGatedRNN([m])
-    z, tgt = net.prepare(torch.randn(1, 2, 5, 3, dtype=torch.float64), torch.randn(1, 2, 5, 2, dtype=torch.float64))
+    z, tgt = net.prepare(
+        torch.randn(1, 2, 5, 3, dtype=torch.float64), torch.randn(1, 2, 5, 2, dtype=torch.float64)
+    )
     net.loss_and_grad(z, tgt, 5)
     assert torch.isfinite(net.grad).all() and net.grads["nu"][0, :2].abs().max() == 0
 
@@ -69,7 +78,10 @@ def test_flat_adamw_matches_torch_adamw():
     g = torch.Generator().manual_seed(0)
     for step in range(5):
         lr = 1e-2 / (step + 1)
-        grads = {n: torch.randn(getattr(ref, n).shape, generator=g, dtype=torch.float64) for n in ("W_in", "nu", "W_out", "D")}
+        grads = {
+            n: torch.randn(getattr(ref, n).shape, generator=g, dtype=torch.float64)
+            for n in ("W_in", "nu", "W_out", "D")
+        }
         for n, v in grads.items():
             net.grads[n][0].copy_(v)
             getattr(ref, n).grad = v.clone()

@@ -21,7 +21,9 @@ def _student(seed=0, d=3, N=8, dout=3):
 
 
 def _cfg(**kw):
-    base = dict(steps=40, lr=3e-3, log_every=10, val_every=20, val_samples=256, checkpoint_every=0, data_block=8)
+    base = dict(
+        steps=40, lr=3e-3, log_every=10, val_every=20, val_samples=256, checkpoint_every=0, data_block=8
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -44,7 +46,11 @@ def test_short_run_lowers_the_loss(engine):
     res = train(task, model, _cfg(steps=120, lr=1e-2, engine=engine, val_every=0), progress=False)
     with torch.no_grad():
         after = task.loss(model(val.x), val.y, val.mask).item()
-    assert after < 0.5 * before and res.steps == 120 and res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    assert (
+        after < 0.5 * before
+        and res.steps == 120
+        and res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    )
 
 
 def test_fast_and_autograd_engines_agree():
@@ -59,13 +65,22 @@ def test_fast_and_autograd_engines_agree():
 @pytest.mark.parametrize("engine", ["fast", "autograd"])
 def test_resume_is_bit_exact(tmp_path, engine):
     task = TeacherStudent(TS)
-    cfg = _cfg(steps=24, engine=engine, checkpoint_every=12, val_every=12, polish_rounds=1, polish_iters=3,
-               polish_batch=16)
+    cfg = _cfg(
+        steps=24,
+        engine=engine,
+        checkpoint_every=12,
+        val_every=12,
+        polish_rounds=1,
+        polish_iters=3,
+        polish_batch=16,
+    )
     straight = _student()
     train(task, straight, cfg, out_dir=tmp_path / "a", progress=False)
     # Interrupted run: same config, stopped by a callback right after the step-12 checkpoint.
     first = _student()
-    r1 = train(task, first, cfg, out_dir=tmp_path / "b", progress=False, callbacks=[lambda row: row["step"] >= 12])
+    r1 = train(
+        task, first, cfg, out_dir=tmp_path / "b", progress=False, callbacks=[lambda row: row["step"] >= 12]
+    )
     assert r1.steps == 12 and not r1.interrupted
     resumed = load_checkpoint(tmp_path / "b" / "model.safetensors").model
     r2 = train(task, resumed, cfg, out_dir=tmp_path / "b", resume=True, progress=False)
@@ -79,8 +94,11 @@ def test_resume_is_bit_exact(tmp_path, engine):
 def test_autograd_engine_trains_other_models():
     task = TeacherStudent(TS)
     torch.manual_seed(0)
-    lru = SequenceModel(SequenceModelConfig(d_input=3, d_output=3, d_model=8,
-                                            layers=({"class": "LRU", "d_state": 8, "variant": "in_out"},)))
+    lru = SequenceModel(
+        SequenceModelConfig(
+            d_input=3, d_output=3, d_model=8, layers=({"class": "LRU", "d_state": 8, "variant": "in_out"},)
+        )
+    )
     res = train(task, lru, _cfg(steps=20, engine="auto"), progress=False)
     assert math.isfinite(res.final_val_loss)
     with pytest.raises(ValueError, match="fast"):

@@ -19,8 +19,15 @@ from .ir import CompiledProgram, CompiledStats, Stage
 from .lower import lower
 from .schedule import schedule
 
-__all__ = ["compile", "CompiledProgram", "CompiledStats", "Stage", "LSRLCompileCheckError", "check_compiled",
-           "probe_inputs"]
+__all__ = [
+    "compile",
+    "CompiledProgram",
+    "CompiledStats",
+    "Stage",
+    "LSRLCompileCheckError",
+    "check_compiled",
+    "probe_inputs",
+]
 
 
 def compile(

@@ -90,8 +90,13 @@ def assemble(g: Lowered, s: Schedule, name: str = "program") -> CompiledProgram:
             lab = g.lane_label[l]
             if kind == "relu":
                 sign = g.lane_sign[l]
-                parts = [(one, src)] if sign == POS else [(-one, _neg(src))] if sign == NEG else \
-                    [(one, src), (-one, _neg(src))]
+                parts = (
+                    [(one, src)]
+                    if sign == POS
+                    else [(-one, _neg(src))]
+                    if sign == NEG
+                    else [(one, src), (-one, _neg(src))]
+                )
                 r = []
                 for coef, row in parts:
                     key = _row_key(row)
@@ -112,17 +117,33 @@ def assemble(g: Lowered, s: Schedule, name: str = "program") -> CompiledProgram:
                 new_rep[l] = [(idx, one)]
         prev_width = g.input_dim if k == 1 else stages[-1].width
         rows = rows_a + rows_b
-        W = SparseMatrix.from_entries((len(rows), prev_width), [(i, j, v) for i, (r, _) in enumerate(rows) for j, v in r.items()])
+        W = SparseMatrix.from_entries(
+            (len(rows), prev_width), [(i, j, v) for i, (r, _) in enumerate(rows) for j, v in r.items()]
+        )
         c = tuple(cst for _, cst in rows)
         w = len(labels)
-        stage = Stage(kind, W, c, tuple(labels),
-                      SparseMatrix.from_entries((w, w), A) if kind == "state" else None,
-                      tuple(init) if kind == "state" else None)
+        stage = Stage(
+            kind,
+            W,
+            c,
+            tuple(labels),
+            SparseMatrix.from_entries((w, w), A) if kind == "state" else None,
+            tuple(init) if kind == "state" else None,
+        )
         stages.append(stage)
         rep = new_rep
     out_rows = [_translate(e, rep, exact, one) for e in g.outputs]
     prev_width = g.input_dim if K == 0 else stages[-1].width
-    W_out = SparseMatrix.from_entries((len(out_rows), prev_width), [(i, j, v) for i, (r, _) in enumerate(out_rows) for j, v in r.items()])
+    W_out = SparseMatrix.from_entries(
+        (len(out_rows), prev_width), [(i, j, v) for i, (r, _) in enumerate(out_rows) for j, v in r.items()]
+    )
     c_out = tuple(cst for _, cst in out_rows)
-    return CompiledProgram(g.mode, g.input_dim, stages, W_out, c_out, name=name,
-                           input_labels=tuple(g.lane_label[l] for l in g.units[0].lanes))
+    return CompiledProgram(
+        g.mode,
+        g.input_dim,
+        stages,
+        W_out,
+        c_out,
+        name=name,
+        input_labels=tuple(g.lane_label[l] for l in g.units[0].lanes),
+    )

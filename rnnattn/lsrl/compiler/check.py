@@ -1,4 +1,5 @@
-"""Pass 4 — checking: run the interpreter and the compiled model side by side (tracr's silent miscompiles taught
+"""Pass 4 — checking: run the interpreter and the compiled model side by side (tracr's silent miscompiles
+taught
 us to verify, not only validate)."""
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ class LSRLCompileCheckError(AssertionError):
 
 
 def probe_inputs(program: Program, n: int = 3, length: int = 8, seed: int = 0) -> list[np.ndarray]:
-    """Random probe sequences ``[length, D]`` within the Input's declared bounds (default box ``[-2, 2]``), on a grid
+    """Random probe sequences ``[length, D]`` within the Input's declared bounds (default box ``[-2, 2]``), on
+    a grid
     of quarters so that they are exactly representable in both modes."""
     rng = np.random.default_rng(seed)
     inp = program.input
     lo, hi = [], []
-    for l, u in zip(inp.lower, inp.upper):
+    for l, u in zip(inp.lower, inp.upper, strict=False):
         l2 = float(l) if l is not None else (float(u) - 4.0 if u is not None else -2.0)
         u2 = float(u) if u is not None else l2 + 4.0
         lo.append(l2)
@@ -36,13 +38,14 @@ def probe_inputs(program: Program, n: int = 3, length: int = 8, seed: int = 0) -
     return out
 
 
-def check_compiled(program: Program, compiled: CompiledProgram, probes: Any = None, rtol: float = 1e-7,
-                   atol: float = 1e-6) -> float:
+def check_compiled(
+    program: Program, compiled: CompiledProgram, probes: Any = None, rtol: float = 1e-7, atol: float = 1e-6
+) -> float:
     """Raises :class:`LSRLCompileCheckError` unless ``compiled`` reproduces ``program`` on every probe.
 
     Exact mode requires equality (the real check). float64 allows ``atol + 64 eps max|W| + rtol |y|``: fused
-    weights such as ``lambda * mu = 1e13`` in Eq. (7) turn rounding into absolute errors of order ``eps max|W|``,
-    so in float64 this only catches gross miscompiles. Returns the max abs error seen.
+    weights such as ``lambda * mu = 1e13`` in Eq. (7) turn rounding into absolute errors of order ``eps
+    max|W|``, so in float64 this only catches gross miscompiles. Returns the max abs error seen.
     """
     probes = probe_inputs(program) if probes is None else probes
     # fused weights like lambda * mu (1e13 for Eq. 7) turn rounding into absolute errors ~ eps * max|W|
@@ -57,7 +60,8 @@ def check_compiled(program: Program, compiled: CompiledProgram, probes: Any = No
             if len(bad):
                 t, j = bad[0]
                 raise LSRLCompileCheckError(
-                    f"probe {i}: compiled != interpreted at token {t}, output {j}: {got[t, j]} vs {want[t, j]}"
+                    f"probe {i}: compiled != interpreted at token {t}, output {j}: "
+                    f"{got[t, j]} vs {want[t, j]}"
                 )
             continue
         err = np.abs(np.asarray(got, float) - np.asarray(want, float))
@@ -66,6 +70,7 @@ def check_compiled(program: Program, compiled: CompiledProgram, probes: Any = No
         if (err > tol).any():
             t, j = np.argwhere(err > tol)[0]
             raise LSRLCompileCheckError(
-                f"probe {i}: compiled vs interpreted differ at token {t}, output {j}: {got[t, j]!r} vs {want[t, j]!r}"
+                f"probe {i}: compiled vs interpreted differ at token {t}, output {j}: "
+                f"{got[t, j]!r} vs {want[t, j]!r}"
             )
     return worst

@@ -52,7 +52,8 @@ class Stage:
 @dataclass(frozen=True)
 class CompiledStats:
     """Sizes of a compiled model. ``state_dim`` = total width of state stages (the reference's "state dim");
-    ``dense_params`` counts every dense entry of W, c, A, init (and the readout); ``nnz`` the non-zero ones."""
+    ``dense_params`` counts every dense entry of W, c, A, init (and the readout); ``nnz`` the non-zero
+    ones."""
 
     stages: int
     kinds: str
@@ -111,7 +112,8 @@ class CompiledProgram:
         parts = [f"In({self.input_dim})"] + [f"{s.kind[0].upper()}({s.width})" for s in self.stages]
         return " -> ".join(parts + [f"Out({self.output_dim})"])
 
-    # ---- runners -----------------------------------------------------------------------------------------------
+    # ---- runners
+    # -----------------------------------------------------------------------------------------------
     def run(self, xs: Any, mode: Mode | str | None = None, return_states: bool = False) -> Any:
         """Runs the compiled model layer by layer (the torch-free reference).
 
@@ -121,7 +123,8 @@ class CompiledProgram:
             return_states: also return the list of per-stage outputs ``z_k`` (``[T, w]`` / ``[B, T, w]``).
 
         Returns:
-            ``ys`` ``[T, D_out]`` (``[B, T, D_out]``); exact mode gives an ``object`` array of ``int``/``Fraction``.
+            ``ys`` ``[T, D_out]`` (``[B, T, D_out]``); exact mode gives an ``object`` array of
+            ``int``/``Fraction``.
         """
         mode = Mode(mode) if mode is not None else self.mode
         if mode is Mode.FLOAT64:
@@ -166,7 +169,8 @@ class CompiledProgram:
         cache = self.__dict__.setdefault("_float_cache", {})
         if id(s) not in cache:
             cache[id(s)] = (
-                s.W.to_scipy(), np.asarray([float(v) for v in s.c]),
+                s.W.to_scipy(),
+                np.asarray([float(v) for v in s.c]),
                 s.A.to_scipy().T.tocsr() if s.A is not None else None,
                 np.asarray([float(v) for v in s.init]) if s.init is not None else None,
             )
@@ -181,23 +185,25 @@ class CompiledProgram:
         for s in self.stages:
             W = s.W.in_mode(Mode.EXACT)
             c = [to_mode(v, Mode.EXACT) for v in s.c]
-            u = [[norm_exact(a + b) for a, b in zip(sparse_matvec(W, row), c)] for row in z]
+            u = [[norm_exact(a + b) for a, b in zip(sparse_matvec(W, row), c, strict=False)] for row in z]
             if s.kind == "relu":
                 z = [[v if v > 0 else 0 for v in row] for row in u]
             elif s.kind == "mul":
                 h = s.width
-                z = [[norm_exact(a * b) for a, b in zip(row[:h], row[h:])] for row in u]
+                z = [[norm_exact(a * b) for a, b in zip(row[:h], row[h:], strict=False)] for row in u]
             else:
                 A = s.A.in_mode(Mode.EXACT)
                 st = [to_mode(v, Mode.EXACT) for v in s.init]
                 z = []
                 for row in u:
-                    st = [norm_exact(a + b) for a, b in zip(sparse_matvec(A, st), row)]
+                    st = [norm_exact(a + b) for a, b in zip(sparse_matvec(A, st), row, strict=False)]
                     z.append(st)
             zs.append(_obj_array(z))
         Wo = self.W_out.in_mode(Mode.EXACT)
         co = [to_mode(v, Mode.EXACT) for v in self.c_out]
-        y = _obj_array([[norm_exact(a + b) for a, b in zip(sparse_matvec(Wo, row), co)] for row in z])
+        y = _obj_array(
+            [[norm_exact(a + b) for a, b in zip(sparse_matvec(Wo, row), co, strict=True)] for row in z]
+        )
         return (y, zs) if return_states else y
 
     def to_module(self, dtype: Any = None) -> Any:

@@ -7,11 +7,11 @@ Every affine node (``Linear``, ``Slice``, ``Concat``, operator sugar) disappears
 * ``mul`` lane: ``a * b`` for two expressions;
 * ``state`` unit: a weakly-connected block of a ``LinState`` (``s = A s + u``), one lane per state component.
 
-While lowering we fold constants, apply exact rewrites justified by a sign analysis (``ReLU(e) = e`` when ``e >= 0``
-is provable, ``ReLU(e) = 0`` when ``e <= 0``; ``Mul`` by a constant is affine; a ``LinState`` block with ``A = 0`` is
-affine) and hash-cons identical lanes (common-subexpression elimination), which is where the sugar's many repeated
-``f_larger(ctr, ...)`` calls collapse. All arithmetic happens in the chosen numeric mode, so in exact mode every
-rewrite is an identity of rational functions.
+While lowering we fold constants, apply exact rewrites justified by a sign analysis (``ReLU(e) = e`` when ``e
+>= 0`` is provable, ``ReLU(e) = 0`` when ``e <= 0``; ``Mul`` by a constant is affine; a ``LinState`` block
+with ``A = 0`` is affine) and hash-cons identical lanes (common-subexpression elimination), which is where the
+sugar's many repeated ``f_larger(ctr, ...)`` calls collapse. All arithmetic happens in the chosen numeric
+mode, so in exact mode every rewrite is an identity of rational functions.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Expr:
     def is_const(self) -> bool:
         return not self.coefs
 
-    def scaled(self, a: Number, exact: bool) -> "Expr":
+    def scaled(self, a: Number, exact: bool) -> Expr:
         if a == 0:
             return Expr({}, 0 * a)
         n = norm_exact if exact else (lambda v: v)
@@ -67,7 +67,8 @@ def combine(terms: list[tuple[Number, Expr]], const: Number, exact: bool) -> Exp
 
 @dataclass
 class Unit:
-    """A schedulable non-linear block (see module docstring). ``inputs``: one Expr per lane (relu/state) or one
+    """A schedulable non-linear block (see module docstring). ``inputs``: one Expr per lane (relu/state) or
+    one
     ``(a, b)`` pair per lane (mul). ``A``: ``{(i, j): a}`` local transition (state). ``s0``: initial state."""
 
     kind: str
@@ -79,7 +80,7 @@ class Unit:
     def deps(self) -> set[int]:
         out: set[int] = set()
         for e in self.inputs:
-            for x in (e if isinstance(e, tuple) else (e,)):
+            for x in e if isinstance(e, tuple) else (e,):
                 out.update(x.coefs)
         return out
 
@@ -153,8 +154,15 @@ class _Lowerer:
                 vals[n] = [self.mul(u[i], u[h + i], f"{n.name}[{i}]") for i in range(h)]
             else:  # pragma: no cover
                 raise TypeError(type(n).__name__)
-        return Lowered(self.mode, inp.dim, self.units, self.lane_unit, self.lane_sign, self.lane_label,
-                       vals[self.p.output])
+        return Lowered(
+            self.mode,
+            inp.dim,
+            self.units,
+            self.lane_unit,
+            self.lane_sign,
+            self.lane_label,
+            vals[self.p.output],
+        )
 
     def affine(self, A: Any, b: tuple, ins: list[Expr]) -> list[Expr]:
         out = []
@@ -235,7 +243,7 @@ class _Lowerer:
                 lanes = [self.new_lane(uid, sg, f"{n.name}[{g}]") for g in comp]
                 self.units.append(Unit("state", lanes, ins_c, Aloc, s0))
                 self.cse[key] = lanes
-            for g, lane in zip(comp, self.cse[key]):
+            for g, lane in zip(comp, self.cse[key], strict=False):
                 out[g] = Expr({lane: self.num(1)}, self.num(0))
         return out  # type: ignore[return-value]
 
@@ -246,7 +254,8 @@ def lower(program: Program, mode: Mode) -> Lowered:
 
 
 def eliminate_dead(g: Lowered) -> Lowered:
-    """Drops lanes that no output depends on (state blocks keep the lanes their live lanes read through ``A``)."""
+    """Drops lanes that no output depends on (state blocks keep the lanes their live lanes read through
+    ``A``)."""
     live: set[int] = set()
     work = [l for e in g.outputs for l in e.coefs]
     lane_pos: dict[int, int] = {}
@@ -257,7 +266,7 @@ def eliminate_dead(g: Lowered) -> Lowered:
     for ui, u in enumerate(g.units):
         if u.kind == "state":
             r: dict[int, list[int]] = {}
-            for (i, j) in u.A:
+            for i, j in u.A:
                 r.setdefault(i, []).append(j)
             rows[ui] = r
     while work:
@@ -270,7 +279,7 @@ def eliminate_dead(g: Lowered) -> Lowered:
             continue
         k = lane_pos[l]
         e = u.inputs[k]
-        for x in (e if isinstance(e, tuple) else (e,)):
+        for x in e if isinstance(e, tuple) else (e,):
             work.extend(x.coefs)
         if u.kind == "state":
             work.extend(u.lanes[j] for j in rows[g.lane_unit[l]].get(k, ()))
@@ -282,9 +291,13 @@ def eliminate_dead(g: Lowered) -> Lowered:
             continue
         if len(keep) < len(u.lanes):
             pos = {k: i for i, k in enumerate(keep)}
-            u = Unit(u.kind, [u.lanes[k] for k in keep], [u.inputs[k] for k in keep],
-                     {(pos[i], pos[j]): v for (i, j), v in u.A.items() if i in pos and j in pos},
-                     [u.s0[k] for k in keep] if u.s0 else [])
+            u = Unit(
+                u.kind,
+                [u.lanes[k] for k in keep],
+                [u.inputs[k] for k in keep],
+                {(pos[i], pos[j]): v for (i, j), v in u.A.items() if i in pos and j in pos},
+                [u.s0[k] for k in keep] if u.s0 else [],
+            )
         remap_unit[ui] = len(new_units)
         new_units.append(u)
     lane_unit = [remap_unit.get(ui, -1) for ui in g.lane_unit]

@@ -1,20 +1,23 @@
 """Pass 2 — scheduling: assign every unit to a *stage* (a layer of one kind: ``relu``, ``mul`` or ``state``).
 
-A stage ``k`` reads only stage ``k-1``'s lanes, so a lane produced at stage ``p`` and last read at stage ``q`` must be
-*carried* through stages ``p+1 .. q-1``. Carry costs per stage kind (in lanes): ``state`` 1 (a pass-through row,
-``A = 0``, ``B = I``), ``mul`` 1 (``x * 1``), ``relu`` 1 if the lane's sign is known, else 2 (``[x+; x-]``).
+A stage ``k`` reads only stage ``k-1``'s lanes, so a lane produced at stage ``p`` and last read at stage ``q``
+must be
+*carried* through stages ``p+1 .. q-1``. Carry costs per stage kind (in lanes): ``state`` 1 (a pass-through
+row, ``A = 0``, ``B = I``), ``mul`` 1 (``x * 1``), ``relu`` 1 if the lane's sign is known, else 2 (``[x+;
+x-]``).
 
-This replaces the reference's debranching rewrites (App. A), whose pass-through duplication made the direct token
-program 296,609 states wide. We search over a handful of list-scheduling policies (which stage kind to emit next),
-then sink every unit to the latest stage of its kind that lowers the total width, drop stages left empty, and keep
-the cheapest result. Cost = total lanes over all stages (units + carries), a proxy for both the state size and the
-dense parameter count.
+This replaces the reference's debranching rewrites (App. A), whose pass-through duplication made the direct
+token program 296,609 states wide. We search over a handful of list-scheduling policies (which stage kind to
+emit next), then sink every unit to the latest stage of its kind that lowers the total width, drop stages left
+empty, and keep the cheapest result. Cost = total lanes over all stages (units + carries), a proxy for both
+the state size and the dense parameter count.
 """
 
 from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 from .lower import UNK, Lowered
 
@@ -62,7 +65,8 @@ class _Sched:
                     ready.append(c)
         return order
 
-    # ---- list scheduling -----------------------------------------------------------------------------------------
+    # ---- list scheduling
+    # -----------------------------------------------------------------------------------------
     def greedy(self, policy: str | tuple[str, ...]) -> Schedule:
         g = self.g
         n = len(g.units)
@@ -81,7 +85,10 @@ class _Sched:
                 best = max(ready, key=lambda u: (self.height[u], -u))
                 kind = g.units[best].kind
             elif policy == "most":
-                kind = max(avail, key=lambda k: (sum(len(g.units[u].lanes) for u in ready if g.units[u].kind == k), k))
+                kind = max(
+                    avail,
+                    key=lambda k: (sum(len(g.units[u].lanes) for u in ready if g.units[u].kind == k), k),
+                )
             else:
                 kind = next(k for k in policy if k in avail)
             kinds.append(kind)
@@ -97,7 +104,8 @@ class _Sched:
                         ready.add(c)
         return self.finish(kinds, stage)
 
-    # ---- cost model ----------------------------------------------------------------------------------------------
+    # ---- cost model
+    # ----------------------------------------------------------------------------------------------
     def lane_last_use(self, kinds: list[str], stage: list[int]) -> dict[int, int]:
         last: dict[int, int] = {}
         end = len(kinds) + 1
@@ -135,7 +143,8 @@ class _Sched:
                 c += cnt * carry_unit_cost(k, sign)
         return c
 
-    # ---- sinking ---------------------------------------------------------------------------------------------------
+    # ---- sinking
+    # ---------------------------------------------------------------------------------------------------
     def sink(self, kinds: list[str], stage: list[int]) -> None:
         """Moves units to later stages of their kind while that lowers the carry cost (in place)."""
         g = self.g
@@ -160,7 +169,7 @@ class _Sched:
             if not cands:
                 continue
 
-            def local_cost(m: int) -> int:
+            def local_cost(m: int, unit: Any = unit, u: int = u, cur: int = cur) -> int:
                 c = 0
                 for l in unit.lanes:
                     q = max(uses.get(l, {}), default=m)
@@ -192,7 +201,11 @@ class _Sched:
         new_kinds: list[str] = []
         remap = {0: 0}
         for s in used:
-            if new_kinds and new_kinds[-1] == kinds[s - 1] and not self._conflict(stage, s, remap, len(new_kinds)):
+            if (
+                new_kinds
+                and new_kinds[-1] == kinds[s - 1]
+                and not self._conflict(stage, s, remap, len(new_kinds))
+            ):
                 remap[s] = len(new_kinds)
             else:
                 new_kinds.append(kinds[s - 1])
@@ -200,7 +213,8 @@ class _Sched:
         return new_kinds, [remap[s] for s in stage]
 
     def _conflict(self, stage: list[int], s: int, remap: dict[int, int], target: int) -> bool:
-        # merging stage s into new stage `target` is invalid if a unit at s depends on a unit mapped to `target`
+        # merging stage s into new stage `target` is invalid if a unit at s depends on a unit mapped to
+        # `target`
         for u in range(1, len(stage)):
             if stage[u] == s and any(remap.get(stage[d]) == target for d in self.deps_units[u]):
                 return True

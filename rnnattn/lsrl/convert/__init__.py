@@ -1,10 +1,11 @@
 """Conversions of compiled LSRL models to the architectures of the paper's §6 and appendices.
 
-All conversions take a :class:`~rnnattn.lsrl.compiler.CompiledProgram` or a :class:`~rnnattn.lsrl.CompiledLSRL`
-(e.g. one with perturbed weights) and return a runnable, registered rnnattn model. With the paper's assumption that
-every nonlinearity (gates included) is a ReLU, all four are *exact* rewrites: in exact arithmetic they compute the
-same outputs; in floating point they differ from the compiled model only by rounding (the GRU product accumulates a
-running sum, so its rounding error grows like ``eps * sum_t |a_t b_t|``).
+All conversions take a :class:`~rnnattn.lsrl.compiler.CompiledProgram` or a
+:class:`~rnnattn.lsrl.CompiledLSRL` (e.g. one with perturbed weights) and return a runnable, registered
+rnnattn model. With the paper's assumption that every nonlinearity (gates included) is a ReLU, all four are
+*exact* rewrites: in exact arithmetic they compute the same outputs; in floating point they differ from the
+compiled model only by rounding (the GRU product accumulates a running sum, so its rounding error grows like
+``eps * sum_t |a_t b_t|``).
 
 | target | per ``state`` stage | per ``relu`` stage | per ``mul`` stage |
 |---|---|---|---|
@@ -13,8 +14,8 @@ running sum, so its rounding error grows like ``eps * sum_t |a_t b_t|``).
 | LSTM (App. D) | 1 layer (``f = 0``, ``i = c~ = 1``) | 1 layer | 1 layer (``i = a+-``, ``c~ = b+-``) |
 | Hawk (App. E) | 1 recurrent block (conv kernel = ``T_max``) | 1 gated-MLP block | 1 gated-MLP block |
 
-Mamba: the paper claims the result for "linear gated architectures such as Mamba" but gives no conversion recipe
-(its Apps. C-E cover GRU, LSTM and Hawk/Griffin only), so :func:`to_mamba` raises.
+Mamba: the paper claims the result for "linear gated architectures such as Mamba" but gives no conversion
+recipe (its Apps. C-E cover GRU, LSTM and Hawk/Griffin only), so :func:`to_mamba` raises.
 """
 
 from __future__ import annotations
@@ -61,21 +62,46 @@ def extract(src: Any) -> ModelSpec:
 
     if isinstance(src, CompiledProgram):
         stages = [
-            StageSpec(s.kind, s.W.to_numpy(), np.array([float(v) for v in s.c]),
-                      s.A.to_numpy() if s.kind == "state" else None,
-                      np.array([float(v) for v in s.init]) if s.kind == "state" else None)
+            StageSpec(
+                s.kind,
+                s.W.to_numpy(),
+                np.array([float(v) for v in s.c]),
+                s.A.to_numpy() if s.kind == "state" else None,
+                np.array([float(v) for v in s.init]) if s.kind == "state" else None,
+            )
             for s in src.stages
         ]
-        return ModelSpec(src.input_dim, src.output_dim, stages, src.W_out.to_numpy(),
-                         np.array([float(v) for v in src.c_out]), src.name)
+        return ModelSpec(
+            src.input_dim,
+            src.output_dim,
+            stages,
+            src.W_out.to_numpy(),
+            np.array([float(v) for v in src.c_out]),
+            src.name,
+        )
     if isinstance(src, CompiledLSRL):
+
         def npy(t: Any) -> np.ndarray:
             return t.detach().to("cpu").double().numpy().copy()
 
-        stages = [StageSpec(m.kind, npy(m.weight), npy(m.bias), npy(m.A) if m.kind == "state" else None,
-                            npy(m.init) if m.kind == "state" else None) for m in src.stages]
-        return ModelSpec(src.config.d_input, src.config.d_output, stages, npy(src.readout.weight),
-                         npy(src.readout.bias), src.config.name)
+        stages = [
+            StageSpec(
+                m.kind,
+                npy(m.weight),
+                npy(m.bias),
+                npy(m.A) if m.kind == "state" else None,
+                npy(m.init) if m.kind == "state" else None,
+            )
+            for m in src.stages
+        ]
+        return ModelSpec(
+            src.config.d_input,
+            src.config.d_output,
+            stages,
+            npy(src.readout.weight),
+            npy(src.readout.bias),
+            src.config.name,
+        )
     raise TypeError(f"expected a CompiledProgram or CompiledLSRL, got {type(src).__name__}")
 
 
@@ -119,7 +145,8 @@ def to_mamba(src: Any) -> Any:
         NotImplementedError: always.
     """
     raise NotImplementedError(
-        "no Mamba conversion: Petrov et al. only claim that 'linear gated architectures such as Mamba' are covered "
+        "no Mamba conversion: Petrov et al. only claim that 'linear gated architectures such as Mamba' are "
+        "covered "
         "and give recipes for GRU, LSTM and Hawk/Griffin (Apps. C-E) but none for Mamba's selective SSM; use "
         "to_hawk, to_gru or to_lstm"
     )

@@ -40,8 +40,8 @@ def t64(a: np.ndarray) -> torch.Tensor:
 
 
 def sign_combos(w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For ``w`` products in 4 sign-split lanes each (order ``++, +-, -+, --``): the selectors of the ``a`` and
-    ``b`` parts (``[4w, 2w]`` over ``[a+; a-]`` / ``[b+; b-]``) and the recombination ``[w, 4w]``
+    """For ``w`` products in 4 sign-split lanes each (order ``++, +-, -+, --``): the selectors of the ``a``
+    and ``b`` parts (``[4w, 2w]`` over ``[a+; a-]`` / ``[b+; b-]``) and the recombination ``[w, 4w]``
     (``ab = a+b+ - a+b- - a-b+ + a-b-``)."""
     sa = np.zeros((4 * w, 2 * w))
     sb = np.zeros((4 * w, 2 * w))

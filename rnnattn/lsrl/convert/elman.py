@@ -1,10 +1,10 @@
 """Elman ReLU RNN conversion (paper Eq. 2 via the state split of Eq. 11).
 
-A ``state`` stage ``s_t = A s_{t-1} + u_t`` becomes the Elman layer
-``[s+; s-]_t = ReLU([[A, -A], [-A, A]] [s+; s-]_{t-1} + [u_t; -u_t])`` (ReLU is the identity on the non-negative
-halves, so ``s = s+ - s-`` exactly; ``[I, -I]`` is folded into the next layer's input weights; the state doubles).
-A ``relu`` stage is an Elman layer with zero recurrence. ``mul`` stages cannot be expressed: an Elman RNN has no
-multiplicative interaction, so programs must use a multiplication-free conditional (direct/optimized/step).
+A ``state`` stage ``s_t = A s_{t-1} + u_t`` becomes the Elman layer ``[s+; s-]_t = ReLU([[A, -A], [-A, A]]
+[s+; s-]_{t-1} + [u_t; -u_t])`` (ReLU is the identity on the non-negative halves, so ``s = s+ - s-`` exactly;
+``[I, -I]`` is folded into the next layer's input weights; the state doubles). A ``relu`` stage is an Elman
+layer with zero recurrence. ``mul`` stages cannot be expressed: an Elman RNN has no multiplicative
+interaction, so programs must use a multiplication-free conditional (direct/optimized/step).
 """
 
 from __future__ import annotations
@@ -38,9 +38,14 @@ class ElmanLSRL(Model):
     def __init__(self, config: ElmanLSRLConfig) -> None:
         super().__init__(config)
         self.rnns = nn.ModuleList(
-            [nn.RNN(i, h, nonlinearity="relu", batch_first=True, dtype=torch.float64) for _, i, h in config.layers]
+            [
+                nn.RNN(i, h, nonlinearity="relu", batch_first=True, dtype=torch.float64)
+                for _, i, h in config.layers
+            ]
         )
-        self.h0 = nn.ParameterList([nn.Parameter(torch.zeros(h, dtype=torch.float64)) for _, _, h in config.layers])
+        self.h0 = nn.ParameterList(
+            [nn.Parameter(torch.zeros(h, dtype=torch.float64)) for _, _, h in config.layers]
+        )
         last = config.layers[-1][2] if config.layers else config.d_input
         self.readout = nn.Linear(last, config.d_output, dtype=torch.float64)
         self.hook_h = nn.ModuleList([HookPoint() for _ in config.layers])
@@ -68,8 +73,9 @@ def to_elman(src: Any) -> ElmanLSRL:
     spec = extract(src)
     if any(s.kind == "mul" for s in spec.stages):
         raise ConversionError(
-            "an Elman RNN has no multiplicative gating, so 'mul' stages (from f_ifelse_mul / Multiplicative) cannot "
-            "be converted; compile a multiplication-free variant (direct/optimized/step) or use to_gru/to_lstm/to_hawk"
+            "an Elman RNN has no multiplicative gating, so 'mul' stages (from f_ifelse_mul / Multiplicative) "
+            "cannot be converted; compile a multiplication-free variant (direct/optimized/step) or use "
+            "to_gru/to_lstm/to_hawk"
         )
     R = np.eye(spec.d_input)
     layers, weights = [], []
@@ -81,14 +87,20 @@ def to_elman(src: Any) -> ElmanLSRL:
             R = np.eye(w)
         else:
             w = s.width
-            weights.append((np.vstack([W, -W]), split_state(s.A), np.concatenate([s.c, -s.c]),
-                            np.concatenate([np.maximum(s.init, 0), np.maximum(-s.init, 0)])))
+            weights.append(
+                (
+                    np.vstack([W, -W]),
+                    split_state(s.A),
+                    np.concatenate([s.c, -s.c]),
+                    np.concatenate([np.maximum(s.init, 0), np.maximum(-s.init, 0)]),
+                )
+            )
             R = np.hstack([np.eye(w), -np.eye(w)])
         layers.append(("elman", W.shape[1], weights[-1][0].shape[0]))
     cfg = ElmanLSRLConfig(d_input=spec.d_input, d_output=spec.d_output, layers=tuple(layers), name=spec.name)
     m = ElmanLSRL(cfg)
     with torch.no_grad():
-        for rnn, h0, (Wih, Whh, b, init) in zip(m.rnns, m.h0, weights):
+        for rnn, h0, (Wih, Whh, b, init) in zip(m.rnns, m.h0, weights, strict=False):
             rnn.weight_ih_l0.copy_(t64(Wih))
             rnn.weight_hh_l0.copy_(t64(Whh))
             rnn.bias_ih_l0.copy_(t64(b))

@@ -1,15 +1,18 @@
-"""Hawk conversion (Griffin's recurrent block and gated MLP, paper App. E; residuals and norms omitted, ReLU for GeLU).
+"""Hawk conversion (Griffin's recurrent block and gated MLP, paper App. E; residuals and norms omitted, ReLU
+for GeLU).
 
-Recurrent block: ``v = W_x x + b_x`` -> causal ``Conv1D`` (kernel ``K = max_len``) -> RG-LRU -> ``* ReLU(W_g x + b_g)``
--> ``W_o . + b_o``. RG-LRU: ``r = ReLU(W_a c + b_a)``, ``i = ReLU(W_i c + b_i)``, ``a_t = ReLU(Lambda)^(8 r_t)``,
-``h_t = a_t h_{t-1} + sqrt(1 - a_t^2) (i_t c_t)``. Gated MLP: ``W_m ((W_e x + b_e) * ReLU(W_f x + b_f)) + b_m``.
+Recurrent block: ``v = W_x x + b_x`` -> causal ``Conv1D`` (kernel ``K = max_len``) -> RG-LRU -> ``* ReLU(W_g x
++ b_g)``
+-> ``W_o . + b_o``. RG-LRU: ``r = ReLU(W_a c + b_a)``, ``i = ReLU(W_i c + b_i)``, ``a_t = ReLU(Lambda)^(8
+r_t)``, ``h_t = a_t h_{t-1} + sqrt(1 - a_t^2) (i_t c_t)``. Gated MLP: ``W_m ((W_e x + b_e) * ReLU(W_f x +
+b_f)) + b_m``.
 
-* ``state`` stage (E.1): ``v = [u; 1]``; the conv unrolls the linear recurrence,
-  ``M_0 = [I, A s_0]``, ``M_k = [A^k, A^k (A - I) s_0]`` so ``sum_{k<=t} M_k v_{t-k} = sum_k A^k u_{t-k} + A^{t+1} s_0``
-  (the constant channel telescopes the initial state). RG-LRU made the identity with ``Lambda = 0``, ``b_a = 1``,
-  ``W_i = 0``, ``b_i = 1`` (so ``a_t = 0``, ``i_t = 1``); gate ``W_g = 0``, ``b_g = 1``; ``W_o = I``.
-  Deviation: Griffin's Conv1D is depthwise; unrolling a non-diagonal ``A`` (counters, buffers) needs a dense one.
-  Sequences longer than ``max_len`` are rejected (the paper sets ``d_conv = T``).
+* ``state`` stage (E.1): ``v = [u; 1]``; the conv unrolls the linear recurrence, ``M_0 = [I, A s_0]``, ``M_k =
+  [A^k, A^k (A - I) s_0]`` so ``sum_{k<=t} M_k v_{t-k} = sum_k A^k u_{t-k} + A^{t+1} s_0`` (the constant
+  channel telescopes the initial state). RG-LRU made the identity with ``Lambda = 0``, ``b_a = 1``, ``W_i =
+  0``, ``b_i = 1`` (so ``a_t = 0``, ``i_t = 1``); gate ``W_g = 0``, ``b_g = 1``; ``W_o = I``.
+  Deviation: Griffin's Conv1D is depthwise; unrolling a non-diagonal ``A`` (counters, buffers) needs a dense
+  one. Sequences longer than ``max_len`` are rejected (the paper sets ``d_conv = T``).
 * ``relu`` stage (E.3): gated MLP with ``W_e = 0``, ``b_e = 1``, ``W_f = W``, ``W_m = I``.
 * ``mul`` stage (E.5): ``a * ReLU(b) - a * ReLU(-b) = a b`` with ``W_e = [W_a; W_a]``, ``W_f = [W_b; -W_b]``,
   ``W_m = [I, -I]``.
@@ -99,7 +102,9 @@ class HawkMLPBlock(nn.Module):
         self.hook_m = HookPoint()
 
     def forward(self, x: torch.Tensor, state: Any = None) -> Any:
-        m = torch.nn.functional.linear(x, self.W_e, self.b_e) * torch.relu(torch.nn.functional.linear(x, self.W_f, self.b_f))
+        m = torch.nn.functional.linear(x, self.W_e, self.b_e) * torch.relu(
+            torch.nn.functional.linear(x, self.W_f, self.b_f)
+        )
         return torch.nn.functional.linear(self.hook_m(m), self.W_m, self.b_m), None
 
 
@@ -108,7 +113,8 @@ class HawkLSRL(Model):
     """A stack of Hawk recurrent / gated-MLP blocks and a linear readout (converted from a compiled program).
 
     ``layers[k] = ("recurrent", d_in, d)`` or ``("mlp", d_in, hidden)``; every block outputs ``d``/``hidden``
-    features (an MLP block's ``W_m`` is square; sign recombinations are folded into the next block's weights)."""
+    features (an MLP block's ``W_m`` is square; sign recombinations are folded into the next block's
+    weights)."""
 
     config_class = HawkLSRLConfig
 
@@ -157,7 +163,8 @@ def _conv_kernel(A: np.ndarray, s0: np.ndarray, K: int) -> np.ndarray:
 
 
 def to_hawk(src: Any, max_len: int) -> HawkLSRL:
-    """Converts a compiled model to a :class:`HawkLSRL` for sequences of at most ``max_len`` tokens (exact)."""
+    """Converts a compiled model to a :class:`HawkLSRL` for sequences of at most ``max_len`` tokens
+    (exact)."""
     spec = extract(src)
     R = np.eye(spec.d_input)
     layers, params = [], []
@@ -166,8 +173,14 @@ def to_hawk(src: Any, max_len: int) -> HawkLSRL:
         w = s.width
         if s.kind == "state":
             layers.append(("recurrent", W.shape[1], w))
-            params.append(("recurrent", np.vstack([W, np.zeros((1, W.shape[1]))]), np.concatenate([s.c, [1.0]]),
-                           _conv_kernel(s.A, s.init, max_len)))
+            params.append(
+                (
+                    "recurrent",
+                    np.vstack([W, np.zeros((1, W.shape[1]))]),
+                    np.concatenate([s.c, [1.0]]),
+                    _conv_kernel(s.A, s.init, max_len),
+                )
+            )
             R = np.eye(w)
         elif s.kind == "relu":
             layers.append(("mlp", W.shape[1], w))
@@ -176,14 +189,22 @@ def to_hawk(src: Any, max_len: int) -> HawkLSRL:
         else:
             Wa, Wb, ca, cb = W[:w], W[w:], s.c[:w], s.c[w:]
             layers.append(("mlp", W.shape[1], 2 * w))
-            params.append(("mlp", np.vstack([Wa, Wa]), np.concatenate([ca, ca]), np.vstack([Wb, -Wb]),
-                           np.concatenate([cb, -cb])))
+            params.append(
+                (
+                    "mlp",
+                    np.vstack([Wa, Wa]),
+                    np.concatenate([ca, ca]),
+                    np.vstack([Wb, -Wb]),
+                    np.concatenate([cb, -cb]),
+                )
+            )
             R = np.hstack([np.eye(w), -np.eye(w)])
-    cfg = HawkLSRLConfig(d_input=spec.d_input, d_output=spec.d_output, layers=tuple(layers), max_len=max_len,
-                         name=spec.name)
+    cfg = HawkLSRLConfig(
+        d_input=spec.d_input, d_output=spec.d_output, layers=tuple(layers), max_len=max_len, name=spec.name
+    )
     m = HawkLSRL(cfg)
     with torch.no_grad():
-        for blk, p in zip(m.blocks, params):
+        for blk, p in zip(m.blocks, params, strict=False):
             if p[0] == "recurrent":
                 blk.W_x.copy_(t64(p[1]))
                 blk.b_x.copy_(t64(p[2]))

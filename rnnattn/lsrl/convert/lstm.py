@@ -1,15 +1,17 @@
 """LSTM conversion (paper App. D) with ReLU as every nonlinearity (the paper's assumption ``sigma = ReLU``).
 
-Layer: ``[i; f; c~; o] = ReLU(W x_t + U h_{t-1} + b)``, ``c_t = f * c_{t-1} + i * c~``, ``h_t = o * ReLU(c_t)``.
+Layer: ``[i; f; c~; o] = ReLU(W x_t + U h_{t-1} + b)``, ``c_t = f * c_{t-1} + i * c~``, ``h_t = o *
+ReLU(c_t)``.
 
-* ``state`` stage (D.1 + Eq. 11): ``f = 0``, ``i = c~ = 1`` so ``h_t = o_t = ReLU([u; -u] + [[A,-A],[-A,A]] h_{t-1})``.
+* ``state`` stage (D.1 + Eq. 11): ``f = 0``, ``i = c~ = 1`` so ``h_t = o_t = ReLU([u; -u] + [[A,-A],[-A,A]]
+  h_{t-1})``.
 * ``relu`` stage (D.2): the same with ``U = 0``.
-* ``mul`` stage (D.3): ``f = 0``, ``o = 1``, ``i = a^s``, ``c~ = b^t`` for the four sign pairs, so
-  ``h = a^s b^t >= 0`` and ``a b = h++ - h+- - h-+ + h--`` (the paper writes the product of non-negative factors;
+* ``mul`` stage (D.3): ``f = 0``, ``o = 1``, ``i = a^s``, ``c~ = b^t`` for the four sign pairs, so ``h = a^s
+  b^t >= 0`` and ``a b = h++ - h+- - h-+ + h--`` (the paper writes the product of non-negative factors;
   splitting signs makes it exact for any factors, at 4 lanes per product).
 
-With sigmoid gates instead, ``f = sigmoid(-K)``, ``i = sigmoid(K)`` leak ``e^{-K}`` per step; we keep ReLU gates, so
-the conversion is exact.
+With sigmoid gates instead, ``f = sigmoid(-K)``, ``i = sigmoid(K)`` leak ``e^{-K}`` per step; we keep ReLU
+gates, so the conversion is exact.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ class LSTMLSRL(Model):
 
 
 def to_lstm(src: Any) -> LSTMLSRL:
-    """Converts a compiled model (``CompiledProgram`` / ``CompiledLSRL``) to an exact ReLU-gated :class:`LSTMLSRL`."""
+    """Converts a compiled model (``CompiledProgram`` / ``CompiledLSRL``) to an exact ReLU-gated
+    :class:`LSTMLSRL`."""
     spec = extract(src)
     R = np.eye(spec.d_input)
     params = []
@@ -102,7 +105,7 @@ def to_lstm(src: Any) -> LSTMLSRL:
             bg = np.concatenate([np.ones(h), np.zeros(h), np.ones(h), bo])
             Ug = np.zeros((4 * h, h))
             if state:
-                Ug[3 * h:] = split_state(s.A)
+                Ug[3 * h :] = split_state(s.A)
                 h0 = np.concatenate([np.maximum(s.init, 0), np.maximum(-s.init, 0)])
                 R = np.hstack([np.eye(w), -np.eye(w)])
             else:
@@ -122,7 +125,7 @@ def to_lstm(src: Any) -> LSTMLSRL:
     layers = tuple(("lstm", p[0].shape[1], p[3].shape[0]) for p in params)
     m = LSTMLSRL(LSTMLSRLConfig(d_input=spec.d_input, d_output=spec.d_output, layers=layers, name=spec.name))
     with torch.no_grad():
-        for layer, (Wg, Ug, bg, h0) in zip(m.layers, params):
+        for layer, (Wg, Ug, bg, h0) in zip(m.layers, params, strict=False):
             layer.W.copy_(t64(Wg))
             layer.U.copy_(t64(Ug))
             layer.b.copy_(t64(bg))
