@@ -1,14 +1,19 @@
-"""Shared plumbing of the reproduction studies (``analysis/*.py``): arguments, executors, and the report writer.
+"""Shared plumbing of the reproduction studies (``analysis/*.py``): arguments, executors, and the report
+writer.
 
 Every study runs in one of two modes:
 
 * ``--quick`` (default): minutes on a 2-core CPU; short training runs that still show the qualitative result.
 * ``--full``: the paper's configuration (or as close as the study states), for a workstation or a GPU
-  (``--device auto``); sweeps go through ``--scheduler tcp://...`` (a Dask cluster) or ``--workers N`` processes.
+  (``--device auto``); sweeps go through ``--scheduler tcp://...`` (a Dask cluster) or ``--workers N``
+  processes.
 
-Each study writes into ``reports/<study>/`` (``--out``): ``report.html`` (self-contained; the paper's figures beside
-ours; the mode that produced it), one CSV per table, one PNG per figure and ``summary.json``. Sweep state (results
-file, checkpoints) lives in ``runs/<study>/<mode>/`` (``--runs-dir``), so an interrupted study resumes where it
+Each study writes into ``reports/<study>/`` (``--out``): ``report.html`` (self-contained; the paper's figures
+beside
+ours; the mode that produced it), one CSV per table, one PNG per figure and ``summary.json``. Sweep state
+(results
+file, checkpoints) lives in ``runs/<study>/<mode>/`` (``--runs-dir``), so an interrupted study resumes where
+it
 stopped. Files in the output folder are replaced only if a previous study run wrote them (``manifest.json``),
 unless ``--force``.
 
@@ -36,26 +41,40 @@ REPO = Path(__file__).resolve().parents[1]
 MODES = {
     "tiny": "a smoke run of the test suite: a handful of training steps; the numbers mean nothing",
     "quick": "short runs that finish in minutes on a 2-core CPU and show the qualitative result (not the paper's "
-             "numbers: far fewer training steps)",
+    "numbers: far fewer training steps)",
     "full": "the paper's configuration (long runs: a workstation or a GPU)",
 }
 
 
-def parse_args(study: str, description: str, argv: Sequence[str] | None = None,
-               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+def parse_args(
+    study: str,
+    description: str,
+    argv: Sequence[str] | None = None,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.Namespace:
     """Common options of every study (plus ``extra(parser)`` for study-specific ones)."""
     p = argparse.ArgumentParser(prog=f"analysis/{study}.py", description=description)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="minutes on a 2-core CPU (default)")
-    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="the paper's configuration")
+    mode.add_argument(
+        "--quick", dest="mode", action="store_const", const="quick", help="minutes on a 2-core CPU (default)"
+    )
+    mode.add_argument(
+        "--full", dest="mode", action="store_const", const="full", help="the paper's configuration"
+    )
     p.set_defaults(mode="quick")
     p.add_argument("--out", default=None, help=f"report folder (default: reports/{study})")
-    p.add_argument("--runs-dir", default=None, help=f"sweep state and checkpoints (default: runs/{study}/<mode>)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address for the sweeps")
+    p.add_argument(
+        "--runs-dir", default=None, help=f"sweep state and checkpoints (default: runs/{study}/<mode>)"
+    )
+    p.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address for the sweeps"
+    )
     p.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
-    p.add_argument("--device", default=None,
-                   help="training device: cpu, cuda, auto (default: cpu for --quick, auto for --full)")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="training device: cpu, cuda, auto (default: cpu for --quick, auto for --full)",
+    )
     p.add_argument("--force", action="store_true", help="replace files in --out that no study run wrote")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     # Test-suite smoke runs: the whole pipeline (sweep -> analysis -> report) with a handful of steps.
@@ -99,21 +118,33 @@ def sweep(args: argparse.Namespace, spec, fn=None):
 
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     with executor_for(args, len(spec)) as ex:
+        args.executors = sorted({*getattr(args, "executors", []), ex.describe()})
         print(f"[{args.study}] sweep {spec.name}: {len(spec)} runs on {ex.describe()}", flush=True)
-        return run_sweep(fn, spec, ex, results_path=args.runs_dir / f"{spec.name}.jsonl",
-                         progress=not args.no_progress, csv_path=False)
+        return run_sweep(
+            fn,
+            spec,
+            ex,
+            results_path=args.runs_dir / f"{spec.name}.jsonl",
+            progress=not args.no_progress,
+            csv_path=False,
+        )
 
 
 def explode(df: pd.DataFrame) -> pd.DataFrame:
-    """Turn the per-replica list cells of batched runs (``seeds``, ``train_loss``, ... as JSON strings) into one
+    """Turn the per-replica list cells of batched runs (``seeds``, ``train_loss``, ... as JSON strings) into
+    one
     row per replica, with ``seed`` the replica's seed."""
     if "seeds" not in df.columns or not len(df):
         return df
     df = df.copy()
-    parsed = {c: df[c].map(lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[") else None)
-              for c in df.columns}
+    parsed = {
+        c: df[c].map(lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[") else None)
+        for c in df.columns
+    }
     n = parsed["seeds"].map(len)
-    cols = [c for c, v in parsed.items() if v.map(lambda x: isinstance(x, list)).all() and (v.map(len) == n).all()]
+    cols = [
+        c for c, v in parsed.items() if v.map(lambda x: isinstance(x, list)).all() and (v.map(len) == n).all()
+    ]
     for c in cols:
         df[c] = parsed[c]
     df = df.explode(cols, ignore_index=True).drop(columns=["seed"]).rename(columns={"seeds": "seed"})
@@ -131,12 +162,18 @@ def fmt(v: Any, digits: int = 3) -> str:
 
 
 def side_by_side(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The paper-vs-ours table: ``quantity``, ``paper``, ``rnnattn``, ``note`` (numbers formatted for display)."""
+    """The paper-vs-ours table: ``quantity``, ``paper``, ``rnnattn``, ``note`` (numbers formatted for
+    display)."""
     out = []
     for r in rows:
-        out.append({"quantity": r["quantity"], "paper": r.get("paper") if isinstance(r.get("paper"), str) else fmt(r.get("paper")),
-                    "rnnattn": r.get("rnnattn") if isinstance(r.get("rnnattn"), str) else fmt(r.get("rnnattn")),
-                    "note": r.get("note", "")})
+        out.append(
+            {
+                "quantity": r["quantity"],
+                "paper": r.get("paper") if isinstance(r.get("paper"), str) else fmt(r.get("paper")),
+                "rnnattn": r.get("rnnattn") if isinstance(r.get("rnnattn"), str) else fmt(r.get("rnnattn")),
+                "note": r.get("note", ""),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -182,20 +219,32 @@ class StudyReport:
         from rnnattn.report.document import KeyValues, Text
 
         a = self.args
-        items = [("mode", f"--{a.label}: {MODES[a.label]}"), ("device", a.device),
-                 ("executor", a.scheduler or f"local ({a.workers or 'one per core'} workers)"),
-                 ("wall time", f"{time.time() - self.started:.0f} s"),
-                 ("machine", f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                             f"rnnattn {__version__}, Python {platform.python_version()}"),
-                 ("command", " ".join(["python", f"analysis/{a.study}.py", *sys.argv[1:]]) if sys.argv else ""),
-                 ("generated", time.strftime("%Y-%m-%d %H:%M"))]
+        items = [
+            ("mode", f"--{a.label}: {MODES[a.label]}"),
+            ("device", a.device),
+            ("executor", ", ".join(getattr(a, "executors", [])) or "none (nothing to train)"),
+            ("wall time", f"{time.time() - self.started:.0f} s"),
+            (
+                "machine",
+                f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+                f"rnnattn {__version__}, Python {platform.python_version()}",
+            ),
+            ("command", " ".join(["python", f"analysis/{a.study}.py", *sys.argv[1:]]) if sys.argv else ""),
+            ("generated", time.strftime("%Y-%m-%d %H:%M")),
+        ]
         blocks = [KeyValues(items, "How this report was produced")]
         if a.tiny:
-            blocks.append(Text("Smoke run (--tiny): a handful of training steps; the numbers mean nothing.",
-                               "warning"))
+            blocks.append(
+                Text("Smoke run (--tiny): a handful of training steps; the numbers mean nothing.", "warning")
+            )
         elif a.mode == "quick":
-            blocks.append(Text("This report was produced in --quick mode: it shows whether the paper's qualitative "
-                               "result appears with short runs on a CPU. The paper's numbers need --full.", "warning"))
+            blocks.append(
+                Text(
+                    "This report was produced in --quick mode: it shows whether the paper's qualitative "
+                    "result appears with short runs on a CPU. The paper's numbers need --full.",
+                    "warning",
+                )
+            )
         self.sections.insert(0, _section("mode", "Mode", f"--{a.label} mode", blocks))
 
     def write(self) -> Path:
@@ -207,28 +256,46 @@ class StudyReport:
         out: Path = self.args.out
         out.mkdir(parents=True, exist_ok=True)
         manifest_path = out / "manifest.json"
-        owned = set(json.loads(manifest_path.read_text()).get("files", [])) if manifest_path.exists() else set()
+        owned = (
+            set(json.loads(manifest_path.read_text()).get("files", [])) if manifest_path.exists() else set()
+        )
         files: dict[str, bytes] = {}
         for name, df in self.tables.items():
             files[f"{_safe(name)}.csv"] = df.to_csv(index=False).encode()
         for name, block in self.figures.items():
             files[f"{_safe(name)}.png"] = block.png
-        report = Report(self.title, f"{self.paper_ref} · --{self.args.label} mode", self.sections,
-                        verdict=self.verdict, verdict_ok=self.verdict_ok,
-                        footer=f"analysis/{self.args.study}.py --{self.args.label}")
+        report = Report(
+            self.title,
+            f"{self.paper_ref} · --{self.args.label} mode",
+            self.sections,
+            verdict=self.verdict,
+            verdict_ok=self.verdict_ok,
+            footer=f"analysis/{self.args.study}.py --{self.args.label}",
+        )
         files["report.html"] = render_html(report).encode()
-        self.summary.update(study=self.args.study, mode=self.args.label, device=self.args.device,
-                            wall_time_s=round(time.time() - self.started, 1), verdict=self.verdict)
-        files["summary.json"] = (json.dumps(_jsonable(self.summary), indent=2, sort_keys=True) + "\n").encode()
+        self.summary.update(
+            study=self.args.study,
+            mode=self.args.label,
+            device=self.args.device,
+            wall_time_s=round(time.time() - self.started, 1),
+            verdict=self.verdict,
+        )
+        files["summary.json"] = (
+            json.dumps(_jsonable(self.summary), indent=2, sort_keys=True) + "\n"
+        ).encode()
         clash = [n for n in files if (out / n).exists() and n not in owned]
         if clash and not self.args.force:
             raise FileExistsError(f"{out / clash[0]} exists and was not written by a study (use --force)")
         for name, data in files.items():
             atomic_write_bytes(out / name, data, overwrite=True)
         stale = sorted(owned - set(files) - {"manifest.json"})
-        for name in stale:  # files an earlier run of this study wrote and this one does not: remove, never others
+        for (
+            name
+        ) in stale:  # files an earlier run of this study wrote and this one does not: remove, never others
             (out / name).unlink(missing_ok=True)
-        atomic_write_bytes(manifest_path, json.dumps({"files": sorted(files)}, indent=1).encode(), overwrite=True)
+        atomic_write_bytes(
+            manifest_path, json.dumps({"files": sorted(files)}, indent=1).encode(), overwrite=True
+        )
         print(f"[{self.args.study}] report: {out / 'report.html'}", flush=True)
         return out / "report.html"
 

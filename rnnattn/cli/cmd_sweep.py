@@ -6,7 +6,8 @@ SPEC.json holds a :class:`rnnattn.sweeps.SweepSpec`::
      "base": {"task": "teacher_student", "d": 6, "steps": 2000},
      "grid": {"n_hidden": [8, 16, 32, 64]}, "seeds": [0, 1, 2]}
 
-Results go to ``OUT/results.jsonl`` (one line per finished run) and ``OUT/results.csv``; rerunning the same command
+Results go to ``OUT/results.jsonl`` (one line per finished run) and ``OUT/results.csv``; rerunning the same
+command
 skips every run already finished. ``--scheduler tcp://host:8786`` sends runs to an existing Dask cluster.
 """
 
@@ -20,15 +21,32 @@ HELP = "run a sweep (grid x seeds) locally or on a Dask cluster; rerun to resume
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", help="sweep specification (JSON: name, fn, grid, seeds, base)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="address of a running Dask scheduler (e.g. tcp://host:8786); default: local processes")
-    p.add_argument("--connect-timeout", type=float, default=30.0, metavar="S",
-                   help="seconds to wait for the Dask scheduler (default 30)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="local worker processes (default: one per core; 1 runs in this process)")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="address of a running Dask scheduler (e.g. tcp://host:8786); default: local processes",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for the Dask scheduler (default 30)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="local worker processes (default: one per core; 1 runs in this process)",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: sweeps/<name>)")
-    p.add_argument("--continue-on-error", action="store_true",
-                   help="record failed runs and go on (default: stop at the first failure)")
+    p.add_argument(
+        "--continue-on-error",
+        action="store_true",
+        help="record failed runs and go on (default: stop at the first failure)",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done, run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -62,13 +80,21 @@ def run(args: argparse.Namespace) -> int:
     # Keep a copy of the spec beside the results (refuse to mix two different specs under one name silently).
     saved = out / "spec.json"
     if saved.exists() and SweepSpec.from_json(saved).to_dict() != spec.to_dict():
-        print(f"note: {saved} differs from {spec_path}; finished runs with identical parameters are still reused")
+        print(
+            f"note: {saved} differs from {spec_path}; finished runs with identical parameters are still reused"
+        )
     atomic_write_bytes(saved, spec.to_json().encode(), overwrite=True)
 
     with make_executor(args.scheduler, args.workers, args.connect_timeout) as executor:
         print(f"sweep {spec.name}: {len(spec)} runs on {executor.describe()} -> {results}")
-        df = run_sweep(fn, spec, executor, results_path=results, progress=not args.no_progress,
-                       on_error="continue" if args.continue_on_error else "raise")
+        df = run_sweep(
+            fn,
+            spec,
+            executor,
+            results_path=results,
+            progress=not args.no_progress,
+            on_error="continue" if args.continue_on_error else "raise",
+        )
     n_ok = int((df["status"] == "ok").sum()) if len(df) else 0
     print(f"{n_ok}/{len(spec)} runs ok; table: {results.with_suffix('.csv')}")
     return 0 if n_ok == len(spec) else 1

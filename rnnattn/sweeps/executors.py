@@ -1,17 +1,23 @@
 """Where sweep runs execute: one :class:`Executor` interface, a local process pool or a Dask cluster.
 
-* :class:`LocalExecutor` (the default): a ``concurrent.futures.ProcessPoolExecutor`` with one worker per core, each
-  limited to one torch thread (with several threads per process under contention, OpenMP spinning made runs 10-50x
+* :class:`LocalExecutor` (the default): a ``concurrent.futures.ProcessPoolExecutor`` with one worker per core,
+  each
+  limited to one torch thread (with several threads per process under contention, OpenMP spinning made runs
+  10-50x
   slower on the 2-core machine: spec §4).
-* :class:`DaskExecutor`: the user's Dask cluster, reached through ``distributed.Client(address)``, or a ``Client``
-  or cluster object (e.g. a ``LocalCluster``) they created. rnnattn never starts a scheduler of its own: scaling out
+* :class:`DaskExecutor`: the user's Dask cluster, reached through ``distributed.Client(address)``, or a
+  ``Client``
+  or cluster object (e.g. a ``LocalCluster``) they created. rnnattn never starts a scheduler of its own:
+  scaling out
   is the cluster's business, rnnattn only submits runs and collects results.
 * :class:`SerialExecutor`: runs in this process, one after another (debugging, notebooks, tiny sweeps).
 
-Every executor calls the run function through :func:`execute`, which pins torch to the requested thread count, times
+Every executor calls the run function through :func:`execute`, which pins torch to the requested thread count,
+times
 the call and turns an exception into an :class:`Outcome` carrying the traceback text, so a failing run reports
 *which* run failed and why, whatever machine it ran on. :meth:`Executor.submit` returns a :class:`Batch` whose
-iteration yields outcomes as they complete (``as_completed``), and whose :meth:`Batch.cancel` drops the runs that
+iteration yields outcomes as they complete (``as_completed``), and whose :meth:`Batch.cancel` drops the runs
+that
 have not started.
 """
 
@@ -67,7 +73,8 @@ def execute(fn: RunFn, run: Run, threads: int | None = 1) -> Outcome:
     """Call ``fn(run.params)`` on this process and wrap the result (or the exception) in an :class:`Outcome`.
 
     ``KeyboardInterrupt``/``SystemExit`` propagate (Ctrl-C must stop a sweep); every other exception becomes a
-    failed outcome. A non-mapping result is a failed outcome too, so a results table never gets shapeless rows.
+    failed outcome. A non-mapping result is a failed outcome too, so a results table never gets shapeless
+    rows.
     """
     _set_threads(threads)
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -123,7 +130,8 @@ class Executor(ABC):
         self.close()
 
 
-# -- in-process -----------------------------------------------------------------------------------------------------
+# -- in-process
+# -----------------------------------------------------------------------------------------------------
 class _SerialBatch(Batch):
     def __init__(self, fn: RunFn, runs: Sequence[Run], threads: int | None) -> None:
         self._fn, self._pending, self._threads = fn, list(runs), threads
@@ -154,7 +162,8 @@ class SerialExecutor(Executor):
         return _SerialBatch(fn, runs, self.threads)
 
 
-# -- local process pool ---------------------------------------------------------------------------------------------
+# -- local process pool
+# ---------------------------------------------------------------------------------------------
 def default_workers() -> int:
     """Cores this process may use (respects CPU affinity, e.g. ``taskset`` or a container's cpuset)."""
     try:
@@ -194,7 +203,9 @@ class _FuturesBatch(Batch):
             exc = fut.exception()
             if exc is not None:  # the worker itself died (killed, out of memory): the run did not report back
                 line = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                yield Outcome(run, False, {}, f"worker failed: {line}", "".join(traceback.format_exception(exc)))
+                yield Outcome(
+                    run, False, {}, f"worker failed: {line}", "".join(traceback.format_exception(exc))
+                )
             else:
                 yield fut.result()
 
@@ -203,20 +214,28 @@ class _FuturesBatch(Batch):
 
 
 class LocalExecutor(Executor):
-    """A pool of ``workers`` processes on this machine (default: one per core), ``threads`` torch threads each.
+    """A pool of ``workers`` processes on this machine (default: one per core), ``threads`` torch threads
+    each.
 
     Worker processes start with ``mp_context``: ``"forkserver"`` by default where available, with ``preload``
     imported once in the fork server, so each worker starts in milliseconds instead of importing torch again
-    (seconds each on a small machine); ``"spawn"`` is the portable alternative. Plain ``"fork"`` of a process whose
+    (seconds each on a small machine); ``"spawn"`` is the portable alternative. Plain ``"fork"`` of a process
+    whose
     torch thread pools are running can deadlock, so it is not the default. Run functions must be importable
-    module-level functions. (The fork server is per Python process: the first executor that starts it fixes its
+    module-level functions. (The fork server is per Python process: the first executor that starts it fixes
+    its
     preload list.)
     """
 
     kind = "local"
 
-    def __init__(self, workers: int | None = None, threads: int = 1, mp_context: str | None = None,
-                 preload: Sequence[str] = ("torch", "rnnattn")) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        threads: int = 1,
+        mp_context: str | None = None,
+        preload: Sequence[str] = ("torch", "rnnattn"),
+    ) -> None:
         import multiprocessing
 
         workers = default_workers() if workers is None else workers
@@ -228,13 +247,18 @@ class LocalExecutor(Executor):
         if mp_context is None:
             mp_context = "forkserver" if "forkserver" in methods else "spawn"
         if mp_context not in methods:
-            raise ValueError(f"LocalExecutor: start method {mp_context!r} is not available here (have {methods})")
+            raise ValueError(
+                f"LocalExecutor: start method {mp_context!r} is not available here (have {methods})"
+            )
         ctx = multiprocessing.get_context(mp_context)
         if mp_context == "forkserver":
             ctx.set_forkserver_preload(list(preload))
         self._workers, self.threads = workers, threads
         self._pool = cf.ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,),
+            max_workers=workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(threads,),
         )
 
     @property
@@ -250,15 +274,18 @@ class LocalExecutor(Executor):
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-# -- Dask -------------------------------------------------------------------------------------------------------------
+# -- Dask
+# ------------------------------------------------------------------------------------------------------------
 class DaskExecutor(Executor):
     """Runs on a Dask cluster through ``distributed``.
 
     Args:
         address: a scheduler address (``"tcp://host:8786"``), an existing ``distributed.Client``, or a cluster
-            object such as ``distributed.LocalCluster(n_workers=4, threads_per_worker=1)``. A client this executor
+            object such as ``distributed.LocalCluster(n_workers=4, threads_per_worker=1)``. A client this
+            executor
             creates is closed by :meth:`close`; the user's client or cluster is left running.
-        threads: torch threads per run (1: give Dask workers one thread each, ``threads_per_worker=1``, so runs do
+        threads: torch threads per run (1: give Dask workers one thread each, ``threads_per_worker=1``, so
+        runs do
             not contend for cores).
         timeout: seconds to wait for the scheduler.
 
@@ -304,7 +331,9 @@ class DaskExecutor(Executor):
     def submit(self, fn: RunFn, runs: Sequence[Run]) -> Batch:
         # pure=False: a run is an experiment, never deduplicated; the key names the run in the Dask dashboard.
         futures = {
-            self.client.submit(execute, fn, r, self.threads, pure=False, key=f"rnnattn-{r.run_id}-{os.urandom(4).hex()}"): r
+            self.client.submit(
+                execute, fn, r, self.threads, pure=False, key=f"rnnattn-{r.run_id}-{os.urandom(4).hex()}"
+            ): r
             for r in runs
         }
         return _DaskBatch(futures, self._as_completed, fn, self.client)
@@ -332,14 +361,22 @@ class _DaskBatch(_FuturesBatch):
                 continue
             if fut.status == "error":
                 exc = fut.exception()
-                yield Outcome(run, False, {}, f"worker failed: {type(exc).__name__}: {exc}",
-                              "".join(traceback.format_exception(exc)))
+                yield Outcome(
+                    run,
+                    False,
+                    {},
+                    f"worker failed: {type(exc).__name__}: {exc}",
+                    "".join(traceback.format_exception(exc)),
+                )
             else:
                 yield fut.result()
 
 
-def make_executor(scheduler: str | None = None, workers: int | None = None, timeout: float = 30.0) -> Executor:
-    """The executor a command line asks for: Dask at ``scheduler`` if given (waiting up to ``timeout`` seconds for
+def make_executor(
+    scheduler: str | None = None, workers: int | None = None, timeout: float = 30.0
+) -> Executor:
+    """The executor a command line asks for: Dask at ``scheduler`` if given (waiting up to ``timeout``
+    seconds for
     it), else a local pool of ``workers`` (``workers=1`` runs in-process, which avoids process start-up)."""
     if scheduler:
         return DaskExecutor(scheduler, timeout=timeout)

@@ -1,9 +1,14 @@
-"""Run a sweep: results stream into one table as runs finish, are saved row by row, and resume after interruption.
+"""Run a sweep: results stream into one table as runs finish, are saved row by row, and resume after
+interruption.
 
-The results file is JSON Lines: one object per finished run (``run_id``, ``status``, ``params``, ``result``, timing,
-worker), each appended with a single ``write`` and ``fsync`` as the run completes, so a crash, a Ctrl-C or a killed
-cluster loses at most the runs that were still executing. :func:`run_sweep` reads the file first and skips every run
-id already recorded as ``ok``; failed runs are retried. A torn last line (the machine died mid-write) is dropped.
+The results file is JSON Lines: one object per finished run (``run_id``, ``status``, ``params``, ``result``,
+timing,
+worker), each appended with a single ``write`` and ``fsync`` as the run completes, so a crash, a Ctrl-C or a
+killed
+cluster loses at most the runs that were still executing. :func:`run_sweep` reads the file first and skips
+every run
+id already recorded as ``ok``; failed runs are retried. A torn last line (the machine died mid-write) is
+dropped.
 A CSV of the same table is rewritten atomically beside it when the sweep ends.
 """
 
@@ -29,14 +34,16 @@ _META = ("run_id", "index", "status", "elapsed_s", "worker", "error")
 
 
 class SweepError(RuntimeError):
-    """A run of a sweep failed (``on_error="raise"``). ``outcome`` holds the failed run and its worker traceback."""
+    """A run of a sweep failed (``on_error="raise"``). ``outcome`` holds the failed run and its worker
+    traceback."""
 
     def __init__(self, message: str, outcome: Outcome | None = None) -> None:
         super().__init__(message)
         self.outcome = outcome
 
 
-# -- the results file -------------------------------------------------------------------------------------------------
+# -- the results file
+# -------------------------------------------------------------------------------------------------
 def _encode(value: Any) -> Any:
     """JSON-safe copy of a result value: tensors/arrays become lists, numpy scalars become Python numbers."""
     if isinstance(value, dict):
@@ -53,15 +60,24 @@ def _encode(value: Any) -> Any:
 def outcome_record(outcome: Outcome, sweep: str, fn_ref: str) -> dict[str, Any]:
     """The JSON object stored for one finished run."""
     return {
-        "run_id": outcome.run.run_id, "index": outcome.run.index, "sweep": sweep, "fn": fn_ref,
-        "status": "ok" if outcome.ok else "error", "params": outcome.run.params, "result": _encode(outcome.result),
-        "error": outcome.error, "traceback": outcome.traceback, "elapsed_s": round(outcome.elapsed_s, 6),
-        "worker": outcome.worker, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "run_id": outcome.run.run_id,
+        "index": outcome.run.index,
+        "sweep": sweep,
+        "fn": fn_ref,
+        "status": "ok" if outcome.ok else "error",
+        "params": outcome.run.params,
+        "result": _encode(outcome.result),
+        "error": outcome.error,
+        "traceback": outcome.traceback,
+        "elapsed_s": round(outcome.elapsed_s, 6),
+        "worker": outcome.worker,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
 def append_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
-    """Append one record as one line with a single ``write`` + ``fsync`` (readers never see half a row unless the
+    """Append one record as one line with a single ``write`` + ``fsync`` (readers never see half a row unless
+    the
     machine dies mid-write, and :func:`read_records` drops such a torn tail)."""
     line = (json.dumps(record, allow_nan=True, separators=(",", ":")) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -73,7 +89,8 @@ def append_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
 
 
 def read_records(path: str | os.PathLike, repair: bool = True) -> list[dict[str, Any]]:
-    """All records of a results file (empty if it does not exist). With ``repair``, a torn last line is removed
+    """All records of a results file (empty if it does not exist). With ``repair``, a torn last line is
+    removed
     from the file so later appends start on a fresh line."""
     path = Path(path)
     if not path.exists():
@@ -93,9 +110,13 @@ def read_records(path: str | os.PathLike, repair: bool = True) -> list[dict[str,
             bad.append(i)
     torn_tail = bool(data) and not data.endswith(b"\n")
     if bad and bad != [len(lines) - 1]:
-        warnings.warn(f"{path}: skipped {len(bad)} unreadable line(s) {[b + 1 for b in bad][:5]}", stacklevel=2)
+        warnings.warn(
+            f"{path}: skipped {len(bad)} unreadable line(s) {[b + 1 for b in bad][:5]}", stacklevel=2
+        )
     if repair and (torn_tail or bad):
-        good = b"".join(json.dumps(r, allow_nan=True, separators=(",", ":")).encode() + b"\n" for r in records)
+        good = b"".join(
+            json.dumps(r, allow_nan=True, separators=(",", ":")).encode() + b"\n" for r in records
+        )
         atomic_write_bytes(path, good, overwrite=True)
     return records
 
@@ -115,11 +136,16 @@ def _cell(value: Any) -> Any:
 
 
 def records_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per record: run_id, index, status, every parameter, every result (a result named like a parameter
+    """One row per record: run_id, index, status, every parameter, every result (a result named like a
+    parameter
     becomes ``<name>_result``), elapsed_s, worker, error. Non-scalar values become canonical JSON strings."""
     rows = []
     for rec in records:
-        row: dict[str, Any] = {"run_id": rec["run_id"], "index": rec.get("index"), "status": rec.get("status")}
+        row: dict[str, Any] = {
+            "run_id": rec["run_id"],
+            "index": rec.get("index"),
+            "status": rec.get("status"),
+        }
         params = rec.get("params", {})
         row.update({k: _cell(v) for k, v in params.items()})
         for k, v in (rec.get("result") or {}).items():
@@ -141,7 +167,8 @@ def load_results(path: str | os.PathLike, spec: SweepSpec | None = None) -> pd.D
     return records_table(list(latest.values()))
 
 
-# -- running ----------------------------------------------------------------------------------------------------------
+# -- running
+# ----------------------------------------------------------------------------------------------------------
 def default_results_path(spec: SweepSpec) -> Path:
     return Path("sweeps") / spec.name / "results.jsonl"
 
@@ -156,21 +183,28 @@ def run_sweep(
     csv_path: str | os.PathLike | None | bool = None,
     callback: Callable[[Outcome], None] | None = None,
 ) -> pd.DataFrame:
-    """Run every run of ``spec`` not already finished in ``results_path``, streaming results back as they complete.
+    """Run every run of ``spec`` not already finished in ``results_path``, streaming results back as they
+    complete.
 
     Args:
-        fn: the run function ``fn(params: dict) -> dict`` (module-level, so workers can import it); ``None`` uses
+        fn: the run function ``fn(params: dict) -> dict`` (module-level, so workers can import it); ``None``
+        uses
             ``spec.fn``.
         spec: the sweep.
-        executor: where runs execute; default a :class:`LocalExecutor` with one worker per core (at most one per
+        executor: where runs execute; default a :class:`LocalExecutor` with one worker per core (at most one
+        per
             remaining run), created and closed here. An executor you pass stays open.
-        results_path: the JSON Lines results file (default ``sweeps/<name>/results.jsonl``); created if missing.
+        results_path: the JSON Lines results file (default ``sweeps/<name>/results.jsonl``); created if
+        missing.
             Runs it records as ``ok`` are skipped, so rerunning an interrupted sweep resumes it.
         progress: show a tqdm progress bar.
-        on_error: ``"raise"``: on the first failed run, cancel runs not yet started, record those still running as
-            they finish, then raise :class:`SweepError`; ``"continue"``: record failures and go on (they appear
+        on_error: ``"raise"``: on the first failed run, cancel runs not yet started, record those still
+        running as
+            they finish, then raise :class:`SweepError`; ``"continue"``: record failures and go on (they
+            appear
             with ``status == "error"`` and are retried by the next call).
-        csv_path: where to write the final table as CSV (default: ``results_path`` with ``.csv``; ``False``: none).
+        csv_path: where to write the final table as CSV (default: ``results_path`` with ``.csv``; ``False``:
+        none).
         callback: called with each :class:`Outcome` in the main process as it arrives (live plots, logging).
 
     Returns:
@@ -203,8 +237,19 @@ def run_sweep(
         if own:
             executor = LocalExecutor(min(default_workers(), len(todo)))
         try:
-            failure = _stream(fn, fn_ref, spec, todo, len(runs) - len(todo), executor, results_path, latest,
-                              progress, on_error, callback)
+            failure = _stream(
+                fn,
+                fn_ref,
+                spec,
+                todo,
+                len(runs) - len(todo),
+                executor,
+                results_path,
+                latest,
+                progress,
+                on_error,
+                callback,
+            )
         finally:
             if own:
                 executor.close()
@@ -217,19 +262,37 @@ def run_sweep(
         n_ok = sum(1 for v in latest.values() if v.get("status") == "ok")
         raise SweepError(
             f"run {failure.run.run_id} failed: {failure.error} (worker {failure.worker or '?'}; {n_ok}/{len(runs)} "
-            f"runs done in {results_path}; rerun to resume)", failure,
+            f"runs done in {results_path}; rerun to resume)",
+            failure,
         )
     return table
 
 
-def _stream(fn, fn_ref, spec, todo: list[Run], n_done: int, executor: Executor, results_path: Path,
-            latest: dict, progress: bool, on_error: str, callback) -> Outcome | None:
+def _stream(
+    fn,
+    fn_ref,
+    spec,
+    todo: list[Run],
+    n_done: int,
+    executor: Executor,
+    results_path: Path,
+    latest: dict,
+    progress: bool,
+    on_error: str,
+    callback,
+) -> Outcome | None:
     from tqdm.auto import tqdm
 
     failure: Outcome | None = None
     n_failed = 0
-    bar = tqdm(total=n_done + len(todo), initial=n_done, disable=not progress, unit="run",
-               desc=f"{spec.name} [{executor.kind}]", dynamic_ncols=True)
+    bar = tqdm(
+        total=n_done + len(todo),
+        initial=n_done,
+        disable=not progress,
+        unit="run",
+        desc=f"{spec.name} [{executor.kind}]",
+        dynamic_ncols=True,
+    )
     batch = executor.submit(fn, todo)
     try:
         for outcome in batch:

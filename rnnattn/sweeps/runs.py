@@ -1,20 +1,26 @@
 """Run functions for sweeps: train one model of the zoo on one of the paper's tasks, return its losses.
 
-``train_run(params) -> dict`` is what the reproduction studies (``analysis/fig3.py``, ``analysis/fig4.py``) sweep
-over; name it in a spec as ``"rnnattn.sweeps.runs:train_run"``. Everything the run needs is in ``params`` (plain
+``train_run(params) -> dict`` is what the reproduction studies (``analysis/fig3.py``, ``analysis/fig4.py``)
+sweep
+over; name it in a spec as ``"rnnattn.sweeps.runs:train_run"``. Everything the run needs is in ``params``
+(plain
 JSON), so it runs identically in this process, in a local worker or on a Dask worker:
 
 * ``task``: ``"teacher_student"`` or ``"icl_regression"``; ``task_options``: that task's config fields
   (e.g. ``{"d": 6}``).
-* ``arch``: one of :data:`ARCHITECTURES`; ``size``: the hidden width (gated RNN: hidden neurons, and gating rows
-  unless ``n_gating`` is given; LSTM/GRU/LRU: the model width = state size, as in the paper §3.3); ``n_layers``.
-* ``train``: :class:`rnnattn.training.TrainConfig` fields (``steps``, ``lr``, ...); ``protocol``: start from the
+* ``arch``: one of :data:`ARCHITECTURES`; ``size``: the hidden width (gated RNN: hidden neurons, and gating
+  rows
+  unless ``n_gating`` is given; LSTM/GRU/LRU: the model width = state size, as in the paper §3.3);
+  ``n_layers``.
+* ``train``: :class:`rnnattn.training.TrainConfig` fields (``steps``, ``lr``, ...); ``protocol``: start from
+  the
   named protocol's defaults (``"paper"``/``"fast"``), which ``train`` then overrides.
 * ``seed``: seeds both the model initialisation and the data.
 * ``eval_samples``: size of the final evaluation on fresh training-distribution samples (and on the validation
   distribution), with the task's reference (one-step GD for ICL, the teacher for teacher-student) on the same
   samples.
-* ``save_dir``: if given, the trained model is saved there as ``<hash of params>.safetensors`` (on a remote cluster
+* ``save_dir``: if given, the trained model is saved there as ``<hash of params>.safetensors`` (on a remote
+  cluster
   this must be a filesystem the workers share).
 
 Grid axes may use dotted names (``"train.steps"``, ``"task_options.d"``) to reach nested fields.
@@ -46,7 +52,10 @@ ARCHITECTURES: dict[str, tuple[str, dict[str, Any] | None]] = {
     "gru": ("GRU (torch default)", {"class": "GRU"}),
     "lru_out": ("LRU Out (vanilla LRU, output GLU)", {"class": "LRU", "variant": "out"}),
     "lru_in_out": ("LRU In+Out (input and output GLU)", {"class": "LRU", "variant": "in_out"}),
-    "lru_in_skip": ("LRU In+Skip (input GLU, output gate reads the layer input)", {"class": "LRU", "variant": "in_skip"}),
+    "lru_in_skip": (
+        "LRU In+Skip (input GLU, output gate reads the layer input)",
+        {"class": "LRU", "variant": "in_skip"},
+    ),
 }
 
 
@@ -66,33 +75,51 @@ def unflatten(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_model(arch: str, d_input: int, d_output: int, size: int, n_layers: int = 1,
-                n_gating: int | None = None) -> Model:
+def build_model(
+    arch: str, d_input: int, d_output: int, size: int, n_layers: int = 1, n_gating: int | None = None
+) -> Model:
     """One model of the Fig. 4 comparison.
 
-    ``gated_*``: the Eq. 2 model (``n_layers`` stacked Eq. 2 layers through a SequenceModel when > 1) with ``size``
-    hidden neurons and ``n_gating`` (default ``size``) output-gating rows. Others: linear embedding -> ``n_layers``
+    ``gated_*``: the Eq. 2 model (``n_layers`` stacked Eq. 2 layers through a SequenceModel when > 1) with
+    ``size``
+    hidden neurons and ``n_gating`` (default ``size``) output-gating rows. Others: linear embedding ->
+    ``n_layers``
     recurrent layers of width ``size`` -> linear readout (no norm, dropout or skips; LRU state = width).
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     if not isinstance(size, int) or size < 1 or not isinstance(n_layers, int) or n_layers < 1:
-        raise ValueError(f"size and n_layers must be positive integers, got size={size!r}, n_layers={n_layers!r}")
+        raise ValueError(
+            f"size and n_layers must be positive integers, got size={size!r}, n_layers={n_layers!r}"
+        )
     layer = ARCHITECTURES[arch][1]
     if layer is None:
         recurrence = arch.split("_", 1)[1]
         gating = size if n_gating is None else n_gating
         if n_layers == 1:
-            return GatedLinearRNN(GatedLinearRNNConfig(d_input=d_input, n_hidden=size, n_gating=gating,
-                                                       d_output=d_output, recurrence=recurrence))
-        layers = tuple({"class": "GatedLinearRNN", "n_hidden": size, "n_gating": gating, "recurrence": recurrence}
-                       for _ in range(n_layers))
-        return SequenceModel(SequenceModelConfig(d_input=d_input, d_output=d_output, d_model=size, layers=layers))
+            return GatedLinearRNN(
+                GatedLinearRNNConfig(
+                    d_input=d_input, n_hidden=size, n_gating=gating, d_output=d_output, recurrence=recurrence
+                )
+            )
+        layers = tuple(
+            {"class": "GatedLinearRNN", "n_hidden": size, "n_gating": gating, "recurrence": recurrence}
+            for _ in range(n_layers)
+        )
+        return SequenceModel(
+            SequenceModelConfig(d_input=d_input, d_output=d_output, d_model=size, layers=layers)
+        )
     spec = dict(layer)
     if spec["class"] == "LRU":
         spec["d_state"] = size
-    return SequenceModel(SequenceModelConfig(d_input=d_input, d_output=d_output, d_model=size,
-                                             layers=tuple(dict(spec) for _ in range(n_layers))))
+    return SequenceModel(
+        SequenceModelConfig(
+            d_input=d_input,
+            d_output=d_output,
+            d_model=size,
+            layers=tuple(dict(spec) for _ in range(n_layers)),
+        )
+    )
 
 
 def make_task(name: str, options: dict[str, Any] | None = None):
@@ -110,8 +137,11 @@ def params_digest(params: dict[str, Any]) -> str:
 
 
 @torch.no_grad()
-def evaluate(model: Model, task, n: int, seed: int, validation: bool = False, chunk: int = 8192) -> tuple[float, float]:
-    """``(model loss, reference loss)`` on ``n`` fresh sequences drawn with ``seed`` (same samples for both)."""
+def evaluate(
+    model: Model, task, n: int, seed: int, validation: bool = False, chunk: int = 8192
+) -> tuple[float, float]:
+    """``(model loss, reference loss)`` on ``n`` fresh sequences drawn with ``seed`` (same samples for
+    both)."""
     g = torch.Generator().manual_seed(int(seed))
     dtype = next(model.parameters()).dtype
     tot = ref = 0.0
@@ -136,7 +166,9 @@ def _prepare(params: dict[str, Any]):
     train_kwargs: dict[str, Any] = {}
     if p.get("protocol"):
         train_kwargs.update(protocol_defaults(p["protocol"], task.name)[0])
-    train_kwargs["val_every"] = 0  # the final evaluation below replaces periodic validation (unless asked for)
+    train_kwargs["val_every"] = (
+        0  # the final evaluation below replaces periodic validation (unless asked for)
+    )
     train_kwargs.update(p.get("train") or {})
     train_kwargs["seed"] = seed
     return p, seed, task, TrainConfig.from_dict(train_kwargs)
@@ -148,7 +180,9 @@ def _metrics(model: Model, task, n_eval: int, seed: int) -> dict[str, Any]:
     out["train_loss"], out["reference_train_loss"] = evaluate(m, task, n_eval, seed=10_000 + seed)
     out["gap"] = out["train_loss"] - out["reference_train_loss"]
     if task.name == "icl_regression":
-        out["val_loss"], out["reference_val_loss"] = evaluate(m, task, n_eval, seed=20_000 + seed, validation=True)
+        out["val_loss"], out["reference_val_loss"] = evaluate(
+            m, task, n_eval, seed=20_000 + seed, validation=True
+        )
     else:
         out["val_loss"], out["reference_val_loss"] = out["train_loss"], out["reference_train_loss"]
     if isinstance(m, GatedLinearRNN) and m.config.recurrence == "diagonal":
@@ -164,23 +198,34 @@ def _save(model: Model, task, params: dict[str, Any], p: dict[str, Any], summary
     path = Path(p["save_dir"]) / f"{params_digest(params)}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
     extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
-    save(model.float(), path, extras=extras, overwrite=True, task=task.to_dict(), reference=task.reference,
-         sweep_params=json.loads(json.dumps(params)), train_result=summary)
+    save(
+        model.float(),
+        path,
+        extras=extras,
+        overwrite=True,
+        task=task.to_dict(),
+        reference=task.reference,
+        sweep_params=json.loads(json.dumps(params)),
+        train_result=summary,
+    )
     return str(path)
 
 
 def train_run(params: dict[str, Any]) -> dict[str, Any]:
     """Train one model per ``params`` (see the module docstring); returns its losses and size.
 
-    With ``replicas: K > 1`` (diagonal gated RNN only), trains the K models with seeds ``seed, ..., seed + K - 1``
-    at once through :func:`rnnattn.training.train_batched` (one batched computation: faster than K runs on CPU)
+    With ``replicas: K > 1`` (diagonal gated RNN only), trains the K models with seeds ``seed, ..., seed + K -
+    1``
+    at once through :func:`rnnattn.training.train_batched` (one batched computation: faster than K runs on
+    CPU)
     and returns lists, one entry per replica, plus ``seeds``.
 
     Returns:
         ``train_loss`` / ``reference_train_loss``: final loss and the reference's on ``eval_samples`` fresh
         training-distribution sequences; ``gap`` = their difference (Fig. 3B's "loss - L*"); ``val_loss`` /
         ``reference_val_loss`` the same on the validation distribution (ICL: ``W*`` variance 2/3);
-        ``log_train_loss``: the trainer's last logged training loss; ``n_parameters``, ``steps``, ``wall_time``;
+        ``log_train_loss``: the trainer's last logged training loss; ``n_parameters``, ``steps``,
+        ``wall_time``;
         for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01); ``checkpoint`` if saved.
     """
     from rnnattn.training import train, train_batched
@@ -203,8 +248,12 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         rows = []
         for s, m, r in zip(seeds, models, results, strict=True):
-            row = {"steps": r.steps, "wall_time": wall, "log_train_loss": r.final_train_loss,
-                   **_metrics(m, task, n_eval, s)}
+            row = {
+                "steps": r.steps,
+                "wall_time": wall,
+                "log_train_loss": r.final_train_loss,
+                **_metrics(m, task, n_eval, s),
+            }
             if p.get("save_dir"):
                 row["checkpoint"] = _save(m, task, {**params, "seed": s, "replicas": 1}, p, r.summary())
             rows.append(row)
@@ -214,8 +263,12 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
     model = build_model(arch, task.d_input, task.d_output, size, n_layers, p.get("n_gating"))
     t0 = time.perf_counter()
     result = train(task, model, config, progress=bool(p.get("progress", False)), handle_sigint=False)
-    out: dict[str, Any] = {"steps": result.steps, "wall_time": time.perf_counter() - t0,
-                           "log_train_loss": result.final_train_loss, **_metrics(model, task, n_eval, seed)}
+    out: dict[str, Any] = {
+        "steps": result.steps,
+        "wall_time": time.perf_counter() - t0,
+        "log_train_loss": result.final_train_loss,
+        **_metrics(model, task, n_eval, seed),
+    }
     if p.get("save_dir"):
         out["checkpoint"] = _save(model, task, params, p, result.summary())
     return out

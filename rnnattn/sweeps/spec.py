@@ -1,9 +1,13 @@
 """Sweep specifications: a grid of sizes x seeds x architectures, expanded into runs with stable ids.
 
-A :class:`SweepSpec` names the function that performs one run (``"module:function"``), the fixed parameters every run
-shares (``base``), the axes of a Cartesian grid (``grid``) and the seeds. :meth:`SweepSpec.runs` expands it, in a
-fixed order, into :class:`Run` objects whose ``run_id`` depends only on the run's parameters, never on its position
-in the grid: adding a size or a seed to a sweep keeps every id that existed, so a resumed sweep skips exactly the
+A :class:`SweepSpec` names the function that performs one run (``"module:function"``), the fixed parameters
+every run
+shares (``base``), the axes of a Cartesian grid (``grid``) and the seeds. :meth:`SweepSpec.runs` expands it,
+in a
+fixed order, into :class:`Run` objects whose ``run_id`` depends only on the run's parameters, never on its
+position
+in the grid: adding a size or a seed to a sweep keeps every id that existed, so a resumed sweep skips exactly
+the
 runs that are already done.
 
 Example::
@@ -54,7 +58,9 @@ def _check_json(owner: str, name: str, value: Any) -> None:
                 raise ValueError(f"{owner}: {name} has a non-string key {k!r}")
             _check_json(owner, f"{name}.{k}", v)
         return
-    raise ValueError(f"{owner}: {name} must be JSON (numbers, strings, lists, mappings), got {type(value).__name__}")
+    raise ValueError(
+        f"{owner}: {name} must be JSON (numbers, strings, lists, mappings), got {type(value).__name__}"
+    )
 
 
 def _freeze(value: Any) -> Any:
@@ -67,7 +73,8 @@ def _freeze(value: Any) -> Any:
 
 
 def _label(value: Any) -> str:
-    """Short readable form of one axis value for a run id (mappings use their ``name`` key if they have one)."""
+    """Short readable form of one axis value for a run id (mappings use their ``name`` key if they have
+    one)."""
     if isinstance(value, dict) and isinstance(value.get("name"), str):
         return value["name"]
     if isinstance(value, _SCALARS):
@@ -78,7 +85,8 @@ def _label(value: Any) -> str:
 def run_id_for(params: dict[str, Any], label_keys: tuple[str, ...] = ()) -> str:
     """Stable id of a run: ``"k1=v1,k2=v2#<sha1 of all params, 10 hex>"``.
 
-    The readable prefix lists ``label_keys`` (the grid axes and the seed); the hash covers every parameter, so two
+    The readable prefix lists ``label_keys`` (the grid axes and the seed); the hash covers every parameter, so
+    two
     runs that differ only in a base parameter still get different ids.
     """
     digest = hashlib.sha1(canonical_json(params).encode()).hexdigest()[:10]
@@ -126,21 +134,29 @@ class SweepSpec(Config):
         if not isinstance(self.fn, str) or self.fn.count(":") != 1 or not all(self.fn.split(":")):
             raise ValueError(f"SweepSpec: fn must look like 'package.module:function', got {self.fn!r}")
         if not isinstance(self.grid, dict):
-            raise ValueError(f"SweepSpec: grid must map axis names to lists of values, got {type(self.grid).__name__}")
+            raise ValueError(
+                f"SweepSpec: grid must map axis names to lists of values, got {type(self.grid).__name__}"
+            )
         grid = {}
         for axis, values in self.grid.items():
             if axis == "seed":
                 raise ValueError("SweepSpec: 'seed' is not a grid axis; use seeds=(...)")
             if not isinstance(values, list | tuple) or not values:
-                raise ValueError(f"SweepSpec: grid axis {axis!r} needs a non-empty list of values, got {values!r}")
+                raise ValueError(
+                    f"SweepSpec: grid axis {axis!r} needs a non-empty list of values, got {values!r}"
+                )
             _check_json("SweepSpec", f"grid.{axis}", list(values))
             grid[axis] = _freeze(values)
         object.__setattr__(self, "grid", grid)  # lists from JSON become tuples: the spec stays comparable
         seeds = tuple(self.seeds) if isinstance(self.seeds, list | tuple) else self.seeds
-        if not isinstance(seeds, tuple) or not seeds or not all(
-            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+        if (
+            not isinstance(seeds, tuple)
+            or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
         ):
-            raise ValueError(f"SweepSpec: seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
+            raise ValueError(
+                f"SweepSpec: seeds must be a non-empty list of non-negative integers, got {self.seeds!r}"
+            )
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"SweepSpec: seeds repeat: {list(seeds)}")
         object.__setattr__(self, "seeds", seeds)
@@ -215,7 +231,8 @@ def resolve_function(ref: str) -> Callable[..., Any]:
 
 
 def function_ref(fn: Callable[..., Any]) -> str:
-    """``"module:qualname"`` of a function: recorded with every result so a results file is never silently reused
+    """``"module:qualname"`` of a function: recorded with every result so a results file is never silently
+    reused
     by a different run function. (Closures get a ``<locals>`` name: fine in-process, not on remote workers.)"""
     module = getattr(fn, "__module__", None) or "?"
     qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__

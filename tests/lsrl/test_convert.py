@@ -75,3 +75,25 @@ def test_mamba_and_unknown():
         to_mamba(compile(_small_program()))
     with pytest.raises(ValueError):
         convert(compile(_small_program()), "transformer")
+
+
+def test_checkpoints_load_in_a_fresh_process(tmp_path):
+    """The registry imports rnnattn.lsrl lazily; every LSRL model class must be registered by that import."""
+    import subprocess
+    import sys
+
+    cp = compile(ReLU(LinState(Input(1), 1, 1) - 2))
+    names = []
+    for arch in ARCHS:
+        m = convert(cp, arch, **({"max_len": 5} if arch == "hawk" else {}))
+        rnnattn.save(m, tmp_path / f"{arch}.safetensors")
+        names.append(str(tmp_path / f"{arch}.safetensors"))
+    rnnattn.save(cp.to_module(), tmp_path / "compiled.safetensors")
+    names.append(str(tmp_path / "compiled.safetensors"))
+    code = (
+        "import sys, torch, rnnattn\n"
+        "for p in sys.argv[1:]:\n"
+        "    y = rnnattn.load(p)(torch.ones(1, 4, 1, dtype=torch.float64))\n"
+        "    assert y[0, :, 0].tolist() == [0.0, 0.0, 1.0, 2.0], (p, y)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, *names], check=True, timeout=120)

@@ -31,13 +31,19 @@ CASE_TIMEOUT_S = float(os.environ.get("RNNATTN_FUZZ_CASE_TIMEOUT", "60"))  # gen
 def split(raw: bytes) -> tuple[dict[str, Any], dict[str, Any], bytes]:
     """``(safetensors header without __metadata__, rnnattn info, tensor data)`` of a checkpoint's bytes."""
     (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     info = json.loads(header.pop("__metadata__")["rnnattn"])
-    return header, info, raw[8 + n:]
+    return header, info, raw[8 + n :]
 
 
-def assemble(header: dict[str, Any], info: Any, data: bytes, *, info_text: str | None = None,
-             header_text: bytes | None = None) -> bytes:
+def assemble(
+    header: dict[str, Any],
+    info: Any,
+    data: bytes,
+    *,
+    info_text: str | None = None,
+    header_text: bytes | None = None,
+) -> bytes:
     """Bytes of a safetensors file with the given tensor entries, rnnattn info (any JSON value, or raw text) and data."""
     if header_text is None:
         h = dict(header)
@@ -52,16 +58,27 @@ def small_models() -> dict[str, tuple[Model, dict[str, Model]]]:
 
     torch.manual_seed(0)
     glr = rnnattn.GatedLinearRNN(rnnattn.GatedLinearRNNConfig(d_input=2, n_hidden=3, n_gating=3, d_output=2))
-    seq = rnnattn.SequenceModel(rnnattn.SequenceModelConfig(
-        d_input=2, d_output=2, d_model=3,
-        layers=({"class": "LRU", "d_state": 2, "variant": "in_out"}, {"class": "GRU"})))
+    seq = rnnattn.SequenceModel(
+        rnnattn.SequenceModelConfig(
+            d_input=2,
+            d_output=2,
+            d_model=3,
+            layers=({"class": "LRU", "d_state": 2, "variant": "in_out"}, {"class": "GRU"}),
+        )
+    )
     lsa = rnnattn.LinearSelfAttention(rnnattn.LinearSelfAttentionConfig(d_input=2))
-    dense = rnnattn.GatedLinearRNN(rnnattn.GatedLinearRNNConfig(d_input=1, n_hidden=2, n_gating=2, d_output=1,
-                                                                recurrence="dense"))
+    dense = rnnattn.GatedLinearRNN(
+        rnnattn.GatedLinearRNNConfig(d_input=1, n_hidden=2, n_gating=2, d_output=1, recurrence="dense")
+    )
     lstm = rnnattn.LSTM(rnnattn.LSTMConfig(d_input=2, d_hidden=2))
     lsrl = CompiledLSRL(CompiledLSRLConfig(d_input=1, d_output=1, kinds=("relu", "state"), widths=(2, 1)))
-    return {"glrnn": (glr, {}), "seq+teacher": (seq, {"teacher": lsa}), "dense": (dense, {}),
-            "lstm": (lstm, {}), "lsrl": (lsrl, {})}
+    return {
+        "glrnn": (glr, {}),
+        "seq+teacher": (seq, {"teacher": lsa}),
+        "dense": (dense, {}),
+        "lstm": (lstm, {}),
+        "lsrl": (lsrl, {}),
+    }
 
 
 def write(path: Path, data: bytes) -> Path:
@@ -100,7 +117,9 @@ def load_outcome(path: Path, kind: str = "fuzz") -> str:
             ck = load_checkpoint(path)
         except CheckpointError as e:
             msg = str(e)
-            assert msg and "\n" not in msg and len(msg) < 2000, f"CheckpointError message not one short line: {msg!r}"
+            assert msg and "\n" not in msg and len(msg) < 2000, (
+                f"CheckpointError message not one short line: {msg!r}"
+            )
             return "error"
         check_loaded(ck)
     foreign = [w for w in caught if not issubclass(w.category, CheckpointWarning)]
@@ -132,7 +151,12 @@ def cli(argv: list[str], kind: str = "cli") -> tuple[int, str, str]:
 
     COUNTS[f"inputs: {kind}"] += 1
     out, err = io.StringIO(), io.StringIO()
-    with deadline(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+    with (
+        deadline(),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+        warnings.catch_warnings(),
+    ):
         warnings.simplefilter("ignore")
         try:
             rc = main(argv)
@@ -153,13 +177,21 @@ def assert_clean_error(rc: int, stderr: str, argv: list[str] | None = None) -> N
     assert "internal error" not in lines[0], f"{where}: {lines[0]!r}"
 
 
-def cli_subprocess(argv: list[str], cwd: Path | None = None, timeout: float = 300,
-                   **kw: Any) -> subprocess.CompletedProcess:
+def cli_subprocess(
+    argv: list[str], cwd: Path | None = None, timeout: float = 300, **kw: Any
+) -> subprocess.CompletedProcess:
     """Run ``python -m rnnattn ARGV`` as a real process (what a user sees, exit codes included)."""
     COUNTS["inputs: cli subprocess"] += 1
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "rnnattn", *argv], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, env=env, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnattn", *argv],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
+        **kw,
+    )
 
 
 def available_commands() -> set[str]:

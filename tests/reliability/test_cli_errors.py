@@ -34,8 +34,16 @@ def _report(target: Path, work: Path) -> list[str]:
 
 
 def _report_reference(target: Path, work: Path) -> list[str]:
-    return ["report", str(work / "good.safetensors"), "--reference", str(target), "-o", str(work / "reports"),
-            "--format", "html"]
+    return [
+        "report",
+        str(work / "good.safetensors"),
+        "--reference",
+        str(target),
+        "-o",
+        str(work / "reports"),
+        "--format",
+        "html",
+    ]
 
 
 def _sweep(target: Path, work: Path) -> list[str]:
@@ -47,8 +55,12 @@ def _resume(target: Path, work: Path) -> list[str]:
     return ["train", "teacher-student", "--out", str(target), "--resume", "--no-progress"]
 
 
-FILE_READERS = {"info": [_info, _info_json], "report": [_report, _report_reference], "sweep": [_sweep],
-                "train": [_resume]}
+FILE_READERS = {
+    "info": [_info, _info_json],
+    "report": [_report, _report_reference],
+    "sweep": [_sweep],
+    "train": [_resume],
+}
 
 
 def _readers() -> list[tuple[str, object]]:
@@ -67,9 +79,15 @@ def work(tmp_path_factory) -> Path:
 def _bad_files(work: Path) -> dict[str, Path]:
     """Each bad input as a file path; for ``train --resume`` the same bytes are put at OUT/state.safetensors."""
     good = (work / "good.safetensors").read_bytes()
-    files = {"empty": b"", "random": os.urandom(512), "truncated": good[: len(good) // 2],
-             "zip (torch.save)": b"PK\x03\x04" + os.urandom(64), "pickle": b"\x80\x04\x95" + os.urandom(64),
-             "text": b"hello\n", "json": b'{"name": "x"}'}
+    files = {
+        "empty": b"",
+        "random": os.urandom(512),
+        "truncated": good[: len(good) // 2],
+        "zip (torch.save)": b"PK\x03\x04" + os.urandom(64),
+        "pickle": b"\x80\x04\x95" + os.urandom(64),
+        "text": b"hello\n",
+        "json": b'{"name": "x"}',
+    }
     out = {}
     for label, data in files.items():
         p = work / "bad" / label.replace(" ", "_").replace("(", "").replace(")", "").replace(".", "_")
@@ -89,14 +107,18 @@ def _target(cmd: str, case_dir: Path) -> Path:
 @pytest.mark.parametrize("cmd,build", _readers(), ids=lambda x: x if isinstance(x, str) else x.__name__)
 def test_bad_paths_give_one_line(work, cmd, build):
     file = work / "good.safetensors"
-    paths = {"missing": work / "missing.safetensors", "directory": work / "a_dir",
-             "under a file": file / "child.safetensors", "NUL byte": Path(str(work) + "/a\x00b")}
+    paths = {
+        "missing": work / "missing.safetensors",
+        "directory": work / "a_dir",
+        "under a file": file / "child.safetensors",
+        "NUL byte": Path(str(work) + "/a\x00b"),
+    }
     (work / "a_dir").mkdir(exist_ok=True)
     if cmd == "train":
         paths.pop("directory")  # a run folder is a directory; an empty one is the "missing state" case below
         paths["empty run folder"] = work / "a_dir"
         paths["a file as run folder"] = file
-    for label, p in paths.items():
+    for p in paths.values():
         argv = build(p, work)
         rc, out, err = cli(argv, "cli bad path")
         assert_clean_error(rc, err, argv)
@@ -163,17 +185,43 @@ def test_unwritable_output_folder(work):
     cmds = available_commands()
     cases = []
     if "report" in cmds:
-        cases += [["report", str(work / "good.safetensors"), "-o", str(work / "good.safetensors" / "sub"),
-                   "--format", "html"],
-                  ["report", str(work / "good.safetensors"), "-o", "/proc/self/rnnattn-reports", "--format", "html"]]
+        cases += [
+            [
+                "report",
+                str(work / "good.safetensors"),
+                "-o",
+                str(work / "good.safetensors" / "sub"),
+                "--format",
+                "html",
+            ],
+            [
+                "report",
+                str(work / "good.safetensors"),
+                "-o",
+                "/proc/self/rnnattn-reports",
+                "--format",
+                "html",
+            ],
+        ]
     if "train" in cmds:
-        cases += [["train", "teacher-student", "--out", str(work / "good.safetensors" / "run"), "--steps", "1",
-                   "--no-progress"],
-                  ["train", "teacher-student", "--out", "/proc/self/rnnattn-run", "--steps", "1", "--no-progress"]]
+        cases += [
+            [
+                "train",
+                "teacher-student",
+                "--out",
+                str(work / "good.safetensors" / "run"),
+                "--steps",
+                "1",
+                "--no-progress",
+            ],
+            ["train", "teacher-student", "--out", "/proc/self/rnnattn-run", "--steps", "1", "--no-progress"],
+        ]
     if "sweep" in cmds:
         spec = work / "spec.json"
         spec.write_text('{"name": "s", "fn": "rnnattn.sweeps.runs:train_run", "grid": {}, "seeds": [0]}')
-        cases += [["sweep", str(spec), "--workers", "1", "--out", "/proc/self/rnnattn-sweep", "--no-progress"]]
+        cases += [
+            ["sweep", str(spec), "--workers", "1", "--out", "/proc/self/rnnattn-sweep", "--no-progress"]
+        ]
     if not cases:
         pytest.skip("no command writes files yet")
     for argv in cases:
@@ -202,13 +250,17 @@ def test_bad_option_values(work):
     cases = [["info", str(work / "good.safetensors"), "--hi", "abc"]]
     cmds = available_commands()
     if "report" in cmds:
-        cases += [["report", str(work / "good.safetensors"), "--format", "docx"],
-                  ["report", str(work / "good.safetensors"), "--reference", "nonsense"],
-                  ["report", str(work / "good.safetensors"), "-o", str(work / "good.safetensors")]]
+        cases += [
+            ["report", str(work / "good.safetensors"), "--format", "docx"],
+            ["report", str(work / "good.safetensors"), "--reference", "nonsense"],
+            ["report", str(work / "good.safetensors"), "-o", str(work / "good.safetensors")],
+        ]
     if "train" in cmds:
-        cases += [["train", "no-such-task", "--out", str(work / "r")],
-                  ["train", "teacher-student", "--out", str(work / "r"), "--steps", "many"],
-                  ["train", "teacher-student", "--out", str(work / "r"), "--resume", "--steps", "5"]]
+        cases += [
+            ["train", "no-such-task", "--out", str(work / "r")],
+            ["train", "teacher-student", "--out", str(work / "r"), "--steps", "many"],
+            ["train", "teacher-student", "--out", str(work / "r"), "--resume", "--steps", "5"],
+        ]
     if "sweep" in cmds:
         cases += [["sweep", str(work / "good.safetensors"), "--workers", "0"]]
     for argv in cases:
@@ -226,13 +278,35 @@ def test_unsupported_models_for_the_analysis(work):
     cases = []
     if "report" in cmds:
         # the reference must be a linear self-attention: an LSTM (or a gated RNN) cannot be one
-        cases += [["report", str(work / "good.safetensors"), "--reference", str(p), "-o", str(work / "r1"),
-                   "--format", "html"]]
+        cases += [
+            [
+                "report",
+                str(work / "good.safetensors"),
+                "--reference",
+                str(p),
+                "-o",
+                str(work / "r1"),
+                "--format",
+                "html",
+            ]
+        ]
         # an LSTM subject gets a partial report (what applies, and why the rest does not) or one clean line
-        argv = ["report", str(p), "--reference", str(work / "good.safetensors"), "-o", str(work / "r2"),
-                "--format", "html"]
+        argv = [
+            "report",
+            str(p),
+            "--reference",
+            str(work / "good.safetensors"),
+            "-o",
+            str(work / "r2"),
+            "--format",
+            "html",
+        ]
         rc, out, err = cli(argv, "cli unsupported model")
-        assert rc == 0 and (work / "r2" / "lstm" / "report.html").stat().st_size > 0 or assert_clean_error(rc, err, argv)
+        assert (
+            rc == 0
+            and (work / "r2" / "lstm" / "report.html").stat().st_size > 0
+            or assert_clean_error(rc, err, argv)
+        )
     if "train" in cmds:
         # resuming a run folder that holds a model the task cannot continue (not a run of this task)
         run = work / "not_a_run"
@@ -267,10 +341,16 @@ def test_stdout_closed_early_is_not_a_traceback(work):
     import subprocess
     import sys
 
-    code = ("import sys; sys.argv = ['rnnattn', 'info', sys.argv[1]];"
-            "from rnnattn.cli.main import main; raise SystemExit(main())")
-    p = subprocess.Popen([sys.executable, "-c", code, str(work / "good.safetensors")], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    code = (
+        "import sys; sys.argv = ['rnnattn', 'info', sys.argv[1]];"
+        "from rnnattn.cli.main import main; raise SystemExit(main())"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, str(work / "good.safetensors")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     p.stdout.close()  # the reader goes away before anything is printed
     err = p.stderr.read().decode()
     p.wait(timeout=300)

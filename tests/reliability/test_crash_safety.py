@@ -64,7 +64,7 @@ def slow_writes(chunk: int = 1 << 14, pause: float = 0.0005, fsync_pause: float 
         def write(self, data):
             view = memoryview(data)
             for i in range(0, len(view), chunk):
-                self.f.write(view[i:i + chunk])
+                self.f.write(view[i : i + chunk])
                 self.f.flush()
                 time.sleep(pause)
             return len(data)
@@ -84,7 +84,9 @@ def slow_writes(chunk: int = 1 << 14, pause: float = 0.0005, fsync_pause: float 
 
 def _model() -> rnnattn.GatedLinearRNN:
     torch.manual_seed(0)
-    return rnnattn.GatedLinearRNN(rnnattn.GatedLinearRNNConfig(d_input=4, n_hidden=128, n_gating=128, d_output=4))
+    return rnnattn.GatedLinearRNN(
+        rnnattn.GatedLinearRNNConfig(d_input=4, n_hidden=128, n_gating=128, d_output=4)
+    )
 
 
 def _stamp(model: torch.nn.Module, step: int) -> None:
@@ -125,7 +127,9 @@ def _kill_loop(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
         stats["kills"] += 1
         temps = [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
         stats["mid_write"] += bool(temps)
-        for t in temps:  # a temp file is never something a user (or glob("*.safetensors")) takes for a checkpoint
+        for (
+            t
+        ) in temps:  # a temp file is never something a user (or glob("*.safetensors")) takes for a checkpoint
             assert t.name.startswith(".") and not t.name.endswith(".safetensors")
             with pytest.raises(CheckpointError):  # and it is (usually) partial: loading it fails cleanly, or
                 try:  # it is complete and consistent
@@ -133,7 +137,9 @@ def _kill_loop(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
                     raise CheckpointError("complete")
                 finally:
                     t.unlink()
-        assert sorted(p.name for p in path.parent.glob("*.safetensors")) == ([path.name] if last or path.exists() else [])
+        assert sorted(p.name for p in path.parent.glob("*.safetensors")) == (
+            [path.name] if last or path.exists() else []
+        )
         if not path.exists():
             stats["lost"] += last > 0
             continue
@@ -221,9 +227,33 @@ def test_concurrent_creators_never_overwrite(tmp_path, rounds):
 
 
 # -- the trainer: SIGKILL at random moments, then --resume, to the same final weights --------------------------------
-TRAIN_ARGS = ["train", "teacher-student", "--protocol", "fast", "--steps", "300", "--checkpoint-every", "10",
-              "--val-every", "0", "--log-every", "10", "--d", "2", "--seq-len", "8", "--hidden", "6", "--gating", "6",
-              "--batch-size", "8", "--polish-rounds", "0", "--no-progress"]
+TRAIN_ARGS = [
+    "train",
+    "teacher-student",
+    "--protocol",
+    "fast",
+    "--steps",
+    "300",
+    "--checkpoint-every",
+    "10",
+    "--val-every",
+    "0",
+    "--log-every",
+    "10",
+    "--d",
+    "2",
+    "--seq-len",
+    "8",
+    "--hidden",
+    "6",
+    "--gating",
+    "6",
+    "--batch-size",
+    "8",
+    "--polish-rounds",
+    "0",
+    "--no-progress",
+]
 
 
 def _train_child(out: Path, extra: list[str], slow: bool) -> int:
@@ -270,10 +300,12 @@ def _trainer_kill_loop(tmp_path: Path, kills: int, seed: int) -> None:
     rnd = random.Random(seed)
     last: dict[str, int] = {}
     mid_write = 0
-    for i in range(kills):
+    for _ in range(kills):
         extra = ["--resume"] if (out / "state.safetensors").exists() else ["--force"]
         pid = fork(_train_child, out, extra, True)
-        if extra == ["--force"]:  # let the first checkpoint appear, so that later kills have something to lose
+        if extra == [
+            "--force"
+        ]:  # let the first checkpoint appear, so that later kills have something to lose
             t0 = time.monotonic()
             while not (out / "state.safetensors").exists() and time.monotonic() - t0 < 300:
                 time.sleep(0.01)
@@ -295,7 +327,9 @@ def _trainer_kill_loop(tmp_path: Path, kills: int, seed: int) -> None:
     final = load(out / "model.safetensors")
     assert final.metadata["training"]["completed"] is True
     for k, v in reference.state_dict().items():
-        assert torch.equal(final.state_dict()[k], v), f"{k} differs from the uninterrupted run after {kills} kills"
+        assert torch.equal(final.state_dict()[k], v), (
+            f"{k} differs from the uninterrupted run after {kills} kills"
+        )
     assert (out / "summary.json").exists()
     # the log has every row once, as if the run had never been interrupted (wall times aside)
     import csv

@@ -102,8 +102,9 @@ def test_report_never_overwrites_without_force(tmp_path):
     rc, _, err = cli(["report", str(ck), "-o", str(out), "--format", "pdf,html"], "overwrite refusals")
     assert rc == 2 and _snapshot(tmp_path) == before
     # an output path that is a user's file is not replaced by a folder either
-    rc, _, err = cli(["report", str(ck), "-o", str(out / "ck" / "report.html"), "--format", "html"],
-                     "overwrite refusals")
+    rc, _, err = cli(
+        ["report", str(ck), "-o", str(out / "ck" / "report.html"), "--format", "html"], "overwrite refusals"
+    )
     assert rc == 2 and _snapshot(tmp_path) == before
 
 
@@ -112,8 +113,12 @@ def test_train_never_overwrites_another_run_without_force(tmp_path):
         pytest.skip("no train command yet")
     run = tmp_path / "run"
     run.mkdir()
-    files = {"model.safetensors": b"someone's model", "state.safetensors": b"someone's state",
-             "log.csv": b"step,phase\n1,adam\n", "summary.json": b"{}"}
+    files = {
+        "model.safetensors": b"someone's model",
+        "state.safetensors": b"someone's state",
+        "log.csv": b"step,phase\n1,adam\n",
+        "summary.json": b"{}",
+    }
     for name, data in files.items():
         for other in files:
             (run / other).unlink(missing_ok=True)
@@ -126,5 +131,7 @@ def test_train_never_overwrites_another_run_without_force(tmp_path):
     # a path that is a user's file is never turned into a run folder
     f = tmp_path / "notes.txt"
     f.write_bytes(b"notes")
-    rc, _, err = cli(["train", "teacher-student", "--out", str(f), "--steps", "2", "--no-progress"], "overwrite refusals")
+    rc, _, err = cli(
+        ["train", "teacher-student", "--out", str(f), "--steps", "2", "--no-progress"], "overwrite refusals"
+    )
     assert rc == 2 and f.read_bytes() == b"notes"

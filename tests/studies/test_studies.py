@@ -1,7 +1,9 @@
-"""The reproduction studies in analysis/: each runs end to end (sweep -> analysis -> report) and its report holds
+"""The reproduction studies in analysis/: each runs end to end (sweep -> analysis -> report) and its report
+holds
 the paper-vs-rnnattn table and says which mode produced it.
 
-Default suite: ``--tiny`` smoke runs (a handful of training steps, in-process). ``-m slow``: the real ``--quick``
+Default suite: ``--tiny`` smoke runs (a handful of training steps, in-process). ``-m slow``: the real
+``--quick``
 mode of every study (minutes each on a 2-core CPU).
 """
 
@@ -16,8 +18,12 @@ import pytest
 
 ANALYSIS = Path(__file__).resolve().parents[2] / "analysis"
 STUDIES = ("table1", "table2", "fig3", "fig4")
-SIDE_BY_SIDE = {"table1": "table1.csv", "table2": "table2.csv", "fig3": "fig3_side_by_side.csv",
-                "fig4": "fig4_side_by_side.csv"}
+SIDE_BY_SIDE = {
+    "table1": "table1.csv",
+    "table2": "table2.csv",
+    "fig3": "fig3_side_by_side.csv",
+    "fig4": "fig4_side_by_side.csv",
+}
 
 
 def load_study(name: str):
@@ -40,14 +46,16 @@ def check_report(out: Path, name: str, mode: str) -> None:
     assert "<script" not in html.lower()
     side = pd.read_csv(out / SIDE_BY_SIDE[name])
     assert len(side) >= 3
-    assert any(c.startswith("paper") for c in side.columns) and any("rnnattn" in c or "run" in c for c in side.columns)
+    assert any(c.startswith("paper") for c in side.columns) and any(
+        "rnnattn" in c or "run" in c for c in side.columns
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["study"] == name and summary["mode"] == mode
     manifest = json.loads((out / "manifest.json").read_text())["files"]
     assert "report.html" in manifest and all((out / f).exists() for f in manifest)
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f'src="data:image/png;base64,' in html  # figures are inline: the HTML stands alone
+        assert 'src="data:image/png;base64,' in html  # figures are inline: the HTML stands alone
 
 
 @pytest.mark.parametrize("name", STUDIES)
@@ -78,7 +86,8 @@ def test_tiny_needs_quick(tmp_path):
 
 @pytest.mark.parametrize("path", sorted(ANALYSIS.glob("*.py")), ids=lambda p: p.name)
 def test_studies_use_only_public_api(path):
-    """No ``rnnattn._x`` module or ``_name`` imported from rnnattn (the studies are the user's view of the API)."""
+    """No ``rnnattn._x`` module or ``_name`` imported from rnnattn (the studies are the user's view of the
+    API)."""
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rnnattn"):

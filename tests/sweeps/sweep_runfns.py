@@ -1,4 +1,5 @@
-"""Run functions for the sweep tests: module-level so worker processes (local pool, Dask) import them by name."""
+"""Run functions for the sweep tests: module-level so worker processes (local pool, Dask) import them by
+name."""
 
 from __future__ import annotations
 
@@ -8,19 +9,26 @@ from pathlib import Path
 
 import torch
 
-from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig, LinearSelfAttention, LinearSelfAttentionConfig
+from rnnattn.models import (
+    GatedLinearRNN,
+    GatedLinearRNNConfig,
+    LinearSelfAttention,
+    LinearSelfAttentionConfig,
+)
 
 
 def tiny_train(params: dict) -> dict:
-    """A few SGD steps of a small gated RNN imitating a linear-attention teacher (d=2, T=6): a real, seeded run.
+    """A few SGD steps of a small gated RNN imitating a linear-attention teacher (d=2, T=6): a real, seeded
+    run.
 
     (Built from the model zoo only, so the executor tests do not depend on the training package.)
     """
     torch.manual_seed(0)
     teacher = LinearSelfAttention(LinearSelfAttentionConfig(d_input=2)).requires_grad_(False)
     torch.manual_seed(params["seed"])
-    model = GatedLinearRNN(GatedLinearRNNConfig(d_input=2, n_hidden=params["n_hidden"], n_gating=params["n_hidden"],
-                                                d_output=2))
+    model = GatedLinearRNN(
+        GatedLinearRNNConfig(d_input=2, n_hidden=params["n_hidden"], n_gating=params["n_hidden"], d_output=2)
+    )
 
     def sample(n: int, g: torch.Generator):
         x = torch.randn(n, 6, 2, generator=g)
@@ -46,7 +54,8 @@ def tiny_train(params: dict) -> dict:
 
 
 def counted(params: dict) -> dict:
-    """Record each call in ``params["log"]`` (one line per call, any process); fail while the file ``<log>.fail``
+    """Record each call in ``params["log"]`` (one line per call, any process); fail while the file
+    ``<log>.fail``
     lists this run's x (the trigger lives outside params, so removing it does not change run ids); sleep."""
     with open(params["log"], "a") as f:
         f.write(f"{params['x']},{params['seed']}\n")

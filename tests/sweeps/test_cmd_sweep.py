@@ -7,8 +7,14 @@ from rnnattn.cli.main import main
 
 
 def write_spec(tmp_path, log, **extra):
-    spec = {"name": "demo", "fn": "sweep_runfns:counted", "grid": {"x": [1, 2, 3]}, "seeds": [0],
-            "base": {"log": str(log)}, **extra}
+    spec = {
+        "name": "demo",
+        "fn": "sweep_runfns:counted",
+        "grid": {"x": [1, 2, 3]},
+        "seeds": [0],
+        "base": {"log": str(log)},
+        **extra,
+    }
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     return path
@@ -35,8 +41,21 @@ def test_sweep_command_failure_is_one_line(tmp_path, capsys):
     assert main(["sweep", str(spec), "--workers", "1", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "x=2" in err[0] and "boom at x=2" in err[0] and "rerun to resume" in err[0]
-    assert main(["sweep", str(spec), "--workers", "1", "--out", str(tmp_path / "o"), "--no-progress",
-                 "--continue-on-error"]) == 1  # finishes the rest, reports the failure in the table
+    assert (
+        main(
+            [
+                "sweep",
+                str(spec),
+                "--workers",
+                "1",
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+                "--continue-on-error",
+            ]
+        )
+        == 1
+    )  # finishes the rest, reports the failure in the table
 
 
 def test_sweep_command_bad_input(tmp_path, capsys):
@@ -48,6 +67,19 @@ def test_sweep_command_bad_input(tmp_path, capsys):
     spec = write_spec(tmp_path, tmp_path / "log")
     assert main(["sweep", str(spec), "--workers", "0"]) == 2
     assert main(["sweep", str(spec), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2
-    assert main(["sweep", str(spec), "--scheduler", "tcp://127.0.0.1:1", "--connect-timeout", "0.5",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "sweep",
+                str(spec),
+                "--scheduler",
+                "tcp://127.0.0.1:1",
+                "--connect-timeout",
+                "0.5",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err

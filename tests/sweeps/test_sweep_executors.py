@@ -8,8 +8,9 @@ import sweep_runfns as fns
 
 from rnnattn.sweeps import DaskExecutor, LocalExecutor, SerialExecutor, SweepError, SweepSpec, run_sweep
 
-SPEC = SweepSpec(name="tiny", fn="sweep_runfns:tiny_train", grid={"n_hidden": (3, 6)}, seeds=(0, 1),
-                 base={"steps": 6})
+SPEC = SweepSpec(
+    name="tiny", fn="sweep_runfns:tiny_train", grid={"n_hidden": (3, 6)}, seeds=(0, 1), base={"steps": 6}
+)
 COLUMNS = ["run_id", "n_hidden", "seed", "loss", "first_loss", "n_parameters"]
 
 
@@ -36,8 +37,9 @@ def test_dask_local_cluster_equals_local(serial_table, tmp_path):
     # Worker processes fork from the fork server the local-pool test started (torch already imported there):
     # seconds saved per worker on a 2-core machine; the cluster is a standard one either way.
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                           silence_logs=40)
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        )
     with cluster:
         with DaskExecutor(cluster) as ex:
             assert ex.n_workers == 2
@@ -54,7 +56,10 @@ def test_dask_local_cluster_equals_local(serial_table, tmp_path):
 
 
 def test_closures_cannot_go_to_worker_processes(tmp_path):
-    with LocalExecutor(workers=1) as ex, pytest.raises(ValueError, match="cannot be sent to worker processes"):
+    with (
+        LocalExecutor(workers=1) as ex,
+        pytest.raises(ValueError, match="cannot be sent to worker processes"),
+    ):
         run_sweep(lambda p: {}, SPEC, ex, results_path=tmp_path / "r.jsonl", progress=False)
 
 

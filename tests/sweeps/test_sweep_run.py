@@ -17,8 +17,13 @@ HERE = Path(__file__).parent
 
 
 def spec_for(log, xs=(0, 1, 2, 3, 4, 5), seeds=(0,), **base):
-    return SweepSpec(name="t", fn="sweep_runfns:counted", grid={"x": tuple(xs)}, seeds=seeds,
-                     base={"log": str(log), **base})
+    return SweepSpec(
+        name="t",
+        fn="sweep_runfns:counted",
+        grid={"x": tuple(xs)},
+        seeds=seeds,
+        base={"log": str(log), **base},
+    )
 
 
 def test_serial_sweep_table_and_files(tmp_path):
@@ -63,8 +68,14 @@ def test_failure_then_resume_redoes_only_unfinished_runs(tmp_path):
 def test_on_error_continue_records_failures(tmp_path):
     log = tmp_path / "calls.txt"
     Path(str(log) + ".fail").write_text("1 4")
-    df = run_sweep(fns.counted, spec_for(log), SerialExecutor(), results_path=tmp_path / "r.jsonl", progress=False,
-                   on_error="continue")
+    df = run_sweep(
+        fns.counted,
+        spec_for(log),
+        SerialExecutor(),
+        results_path=tmp_path / "r.jsonl",
+        progress=False,
+        on_error="continue",
+    )
     assert list(df["status"]) == ["ok", "error", "ok", "ok", "error", "ok"]
     assert df.loc[1, "error"] == "RuntimeError: boom at x=1"
 
@@ -113,7 +124,9 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     try:
         deadline = time.monotonic() + 40
         while len(read_records(results, repair=False)) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, "the sweep process did not make progress"
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                "the sweep process did not make progress"
+            )
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -121,8 +134,9 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     n_done = len(read_records(results))
     n_calls = len(fns.calls(log))
     assert 2 <= n_done < 6 and n_calls in (n_done, n_done + 1)  # at most the in-flight run is lost
-    spec = SweepSpec(name="t", fn="sweep_runfns:counted", grid={"x": tuple(range(6))},
-                     base={"log": str(log), "sleep": 0.4})
+    spec = SweepSpec(
+        name="t", fn="sweep_runfns:counted", grid={"x": tuple(range(6))}, base={"log": str(log), "sleep": 0.4}
+    )
     df = run_sweep(fns.counted, spec, SerialExecutor(), results_path=results, progress=False)
     assert len(fns.calls(log)) - n_calls == 6 - n_done
     assert list(df["y"]) == [x * x for x in range(6)]

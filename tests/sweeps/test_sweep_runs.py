@@ -31,11 +31,20 @@ def test_build_model_errors():
 
 def test_unflatten():
     assert unflatten({"a": 1, "train": {"lr": 1, "steps": 2}, "train.steps": 5, "task_options.d": 4}) == {
-        "a": 1, "train": {"lr": 1, "steps": 5}, "task_options": {"d": 4}}
+        "a": 1,
+        "train": {"lr": 1, "steps": 5},
+        "task_options": {"d": 4},
+    }
 
 
-BASE = {"task": "teacher_student", "task_options": {"d": 2, "seq_len": 6}, "arch": "gated_diagonal", "size": 4,
-        "train": {"steps": 4, "batch_size": 8, "lr": 1e-2}, "eval_samples": 64}
+BASE = {
+    "task": "teacher_student",
+    "task_options": {"d": 2, "seq_len": 6},
+    "arch": "gated_diagonal",
+    "size": 4,
+    "train": {"steps": 4, "batch_size": 8, "lr": 1e-2},
+    "eval_samples": 64,
+}
 
 
 def test_train_run_single_and_saved(tmp_path):
@@ -56,8 +65,16 @@ def test_batched_replicas_equal_single_runs():
 
 
 def test_icl_run_reports_gap_to_gd():
-    out = train_run({"task": "icl_regression", "arch": "gated_diagonal", "size": 4, "seed": 0, "eval_samples": 2000,
-                     "train": {"steps": 3, "batch_size": 8}})
+    out = train_run(
+        {
+            "task": "icl_regression",
+            "arch": "gated_diagonal",
+            "size": 4,
+            "seed": 0,
+            "eval_samples": 2000,
+            "train": {"steps": 3, "batch_size": 8},
+        }
+    )
     assert 0.08 < out["reference_train_loss"] < 0.11  # one-step GD on 2000 sequences, L* = 0.0946
     assert out["gap"] == pytest.approx(out["train_loss"] - out["reference_train_loss"])
     assert out["reference_val_loss"] > out["reference_train_loss"]  # validation W* has twice the variance

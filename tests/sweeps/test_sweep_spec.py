@@ -11,7 +11,9 @@ FN = "tests_fn:f"
 
 
 def test_runs_cartesian_order_and_params():
-    spec = SweepSpec(name="s", fn=FN, grid={"a": (1, 2), "b": ("x", "y", "z")}, seeds=(0, 5), base={"steps": 3})
+    spec = SweepSpec(
+        name="s", fn=FN, grid={"a": (1, 2), "b": ("x", "y", "z")}, seeds=(0, 5), base={"steps": 3}
+    )
     runs = spec.runs()
     assert len(runs) == len(spec) == 12
     assert [r.index for r in runs] == list(range(12))
@@ -36,9 +38,13 @@ def test_base_parameters_change_the_id():
     assert a.run_id.split("#")[0] == b.run_id.split("#")[0] and a.run_id != b.run_id
 
 
-@given(st.dictionaries(st.text(min_size=1, max_size=5),
-                       st.one_of(st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=3)),
-                       max_size=5))
+@given(
+    st.dictionaries(
+        st.text(min_size=1, max_size=5),
+        st.one_of(st.integers(), st.text(max_size=5), st.lists(st.integers(), max_size=3)),
+        max_size=5,
+    )
+)
 def test_run_id_independent_of_key_order(params):
     reordered = dict(reversed(list(params.items())))
     assert run_id_for(params) == run_id_for(reordered)
@@ -52,8 +58,13 @@ def test_dict_axis_values_use_their_name():
 
 
 def test_json_round_trip(tmp_path):
-    spec = SweepSpec(name="s", fn=FN, grid={"n": [8, 16], "arch": [{"name": "a", "layers": [1, 2]}]}, seeds=[0, 1],
-                     base={"steps": 10, "sizes": [1, 2]})
+    spec = SweepSpec(
+        name="s",
+        fn=FN,
+        grid={"n": [8, 16], "arch": [{"name": "a", "layers": [1, 2]}]},
+        seeds=[0, 1],
+        base={"steps": 10, "sizes": [1, 2]},
+    )
     path = tmp_path / "spec.json"
     path.write_text(spec.to_json())
     back = SweepSpec.from_json(path)
@@ -62,20 +73,23 @@ def test_json_round_trip(tmp_path):
     assert json.loads(path.read_text())["grid"]["n"] == [8, 16]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"name": ""}, "name"),
-    ({"name": "a/b"}, "name"),
-    ({"fn": "nocolon"}, "fn must look like"),
-    ({"grid": {"n": []}}, "non-empty list"),
-    ({"grid": {"n": 3}}, "non-empty list"),
-    ({"grid": {"seed": (1,)}}, "not a grid axis"),
-    ({"seeds": ()}, "seeds"),
-    ({"seeds": (0, 0)}, "repeat"),
-    ({"seeds": (-1,)}, "seeds"),
-    ({"base": {"seed": 1}}, "seeds="),
-    ({"base": {"x": float("nan")}}, "finite"),
-    ({"base": {"x": object()}}, "must be JSON"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"name": ""}, "name"),
+        ({"name": "a/b"}, "name"),
+        ({"fn": "nocolon"}, "fn must look like"),
+        ({"grid": {"n": []}}, "non-empty list"),
+        ({"grid": {"n": 3}}, "non-empty list"),
+        ({"grid": {"seed": (1,)}}, "not a grid axis"),
+        ({"seeds": ()}, "seeds"),
+        ({"seeds": (0, 0)}, "repeat"),
+        ({"seeds": (-1,)}, "seeds"),
+        ({"base": {"seed": 1}}, "seeds="),
+        ({"base": {"x": float("nan")}}, "finite"),
+        ({"base": {"x": object()}}, "must be JSON"),
+    ],
+)
 def test_bad_specs_raise_one_line_errors(kwargs, match):
     args = {"name": "s", "fn": FN, **kwargs}
     with pytest.raises(ValueError, match=match):

@@ -158,3 +158,7 @@ def convert(src: Any, arch: str, **kwargs: Any) -> Any:
     if arch not in table:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(table)}")
     return table[arch](src, **kwargs)
+
+
+# Register the converted model classes on import, so rnnattn.load() finds them in a fresh process.
+from . import elman, gru, hawk, lstm  # noqa: E402, F401

@@ -1,0 +1,44 @@
+"""The shipped checkpoints load, carry the documented metadata, and reproduce the losses they record."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnattn import load_checkpoint
+from rnnattn.cli.main import main
+from rnnattn.tasks import task_from_dict
+
+ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
+
+
+def _load(name):
+    path = ROOT / name
+    if not path.exists():
+        pytest.skip(f"{path} not shipped")
+    return load_checkpoint(path)
+
+
+def test_teacher_student_checkpoint():
+    ck = _load("teacher_student_d4.safetensors")
+    md = ck.metadata
+    assert md["reference"] == "teacher" and md["task"]["name"] == "teacher_student" and md["task"]["d"] == 4
+    task = task_from_dict(md["task"], teacher=ck.extras["teacher"])
+    val = task.validation_set(256, seed=123)
+    with torch.no_grad():
+        loss = task.loss(ck.model(val.x), val.y, val.mask).item()
+    assert loss < 10 * md["training"]["final_val_loss"] + 1e-7
+    assert (ROOT / "teacher_student_d4.log.csv").stat().st_size < 1_000_000
+
+
+def test_icl_checkpoint(capsys):
+    ck = _load("icl_d6.safetensors")
+    md = ck.metadata
+    assert md["reference"] == "one_step_gd" and ck.model.config.n_hidden == 80 and ck.model.d_input == 6
+    task = task_from_dict(md["task"])
+    val = task.validation_set(20_000, seed=321)
+    with torch.no_grad():
+        loss = task.loss(ck.model(val.x), val.y, val.mask).item()
+    assert loss == pytest.approx(md["training"]["final_val_loss"], rel=0.05)
+    assert main(["info", str(ROOT / "icl_d6.safetensors")]) == 0
+    assert "one_step_gd" in capsys.readouterr().out
