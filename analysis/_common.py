@@ -9,13 +9,10 @@ Every study runs in one of two modes:
   processes.
 
 Each study writes into ``reports/<study>/`` (``--out``): ``report.html`` (self-contained; the paper's figures
-beside
-ours; the mode that produced it), one CSV per table, one PNG per figure and ``summary.json``. Sweep state
-(results
-file, checkpoints) lives in ``runs/<study>/<mode>/`` (``--runs-dir``), so an interrupted study resumes where
-it
-stopped. Files in the output folder are replaced only if a previous study run wrote them (``manifest.json``),
-unless ``--force``.
+beside ours; the mode that produced it), one CSV per table, one PNG per figure and ``summary.json``. Sweep
+state (results file, checkpoints) lives in ``runs/<study>/<mode>/`` (``--runs-dir``), so an interrupted study
+resumes where it stopped. Files in the output folder are replaced only if a previous study run wrote them
+(``manifest.json``), unless ``--force``.
 
 Only rnnattn's public API is used here.
 """
@@ -40,7 +37,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 MODES = {
     "tiny": "a smoke run of the test suite: a handful of training steps; the numbers mean nothing",
-    "quick": "short runs that finish in minutes on a 2-core CPU and show the qualitative result (not the paper's "
+    "quick": "short runs that finish in minutes on a 2-core CPU and show the qualitative result "
+    "(not the paper's "
     "numbers: far fewer training steps)",
     "full": "the paper's configuration (long runs: a workstation or a GPU)",
 }

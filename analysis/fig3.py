@@ -1,10 +1,8 @@
 """Figure 3 of Zucchet et al. (§3.2, §4.2): identification against network size, d = 6.
 
 (A) teacher-student: final loss of the Eq. 2 gated RNN student against its size (hidden neurons = gating
-rows);
-(B) in-context linear regression: final training loss minus one-step GD's loss on the same samples (the
-paper's
-"loss - L*"). Both are compared with the construction's neuron counts (built by
+rows); (B) in-context linear regression: final training loss minus one-step GD's loss on the same samples (the
+paper's "loss - L*"). Both are compared with the construction's neuron counts (built by
 :func:`rnnattn.constructions.construction_sizes`): compact 27 hidden / 36 gating and minimal 27 / 21 for the
 teacher-student task; for ICL the full construction 42 / 36 and the one-step-GD structure 12 / 9.
 
@@ -12,8 +10,7 @@ Each size trains several seeds at once (batched multi-model training, ``replicas
 sweep executor (local processes, or a Dask cluster with ``--scheduler``), resumable.
 
 * ``--quick``: 6-7 sizes x 2 seeds x 2,500 AdamW steps at lr 3e-3 (A) / 4,000 at lr 1e-2 (B), 10x on nu:
-  minutes
-  on a CPU.
+  minutes on a CPU.
 * ``--full``: 11 sizes x 3 seeds x the paper's step counts (781,250 / 300,000) and schedule: a GPU or a
   cluster.
 """
@@ -36,7 +33,8 @@ SIZES = {
     },
 }
 PAPER_READING = {
-    "A": "identification needs mild over-parametrisation, about twice the neurons required: a transition near "
+    "A": "identification needs mild over-parametrisation, about twice the neurons required: "
+    "a transition near "
     "~50 neurons for d = 6 (construction: 27 hidden; 21-36 gating rows)",
     "B": "a similar transition, at far fewer neurons than the construction (42 hidden / 36 gating): the GD "
     "structure needs 12 hidden / 9 gating",
@@ -196,7 +194,8 @@ def main(argv=None) -> int:
                     if t_a
                     else f"no size reached median loss < {_common.fmt(thr_a)}"
                 ),
-                "note": f"compact construction {compact[0]}/{compact[1]}, minimal {minimal[0]}/{minimal[1]} (hidden/gating)",
+                "note": f"compact construction {compact[0]}/{compact[1]}, "
+                f"minimal {minimal[0]}/{minimal[1]} (hidden/gating)",
             },
             {
                 "quantity": "(A) loss at the largest vs smallest size",

@@ -2,11 +2,10 @@
 
 Trains, on (A) the teacher-student task (d = 6) and (B) in-context linear regression (d_x = d_y = 3), the
 construction baseline (the Eq. 2 gated RNN, diagonal and dense recurrence), LSTM and GRU (torch defaults), and
-the
-LRU variants Out (vanilla), In+Out and In+Skip, each as linear embedding -> 1 or 2 recurrent layers -> linear
-readout (no norm, dropout or skips; LRU state = width): :func:`rnnattn.sweeps.runs.build_model`. Reports the
-validation loss per architecture (Fig. 4; ICL validation uses W* ~ N(0, 2/3)) and training and validation loss
-against the parameter count (Fig. 5), with the paper's qualitative findings beside ours.
+the LRU variants Out (vanilla), In+Out and In+Skip, each as linear embedding -> 1 or 2 recurrent layers ->
+linear readout (no norm, dropout or skips; LRU state = width): :func:`rnnattn.sweeps.runs.build_model`.
+Reports the validation loss per architecture (Fig. 4; ICL validation uses W* ~ N(0, 2/3)) and training and
+validation loss against the parameter count (Fig. 5), with the paper's qualitative findings beside ours.
 
 * ``--quick``: width 16, one seed, 400 AdamW steps at lr 3e-3 (A) / 1,000 at lr 1e-2 (B): minutes on a CPU.
 * ``--full``: widths 8-128, 3 seeds, the paper's step counts (781,250 / 300,000), lr 1e-3 -> 1e-6: a cluster.

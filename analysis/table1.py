@@ -1,15 +1,12 @@
 """Table 1 of Zucchet et al. (§3.1): a gated RNN student identifies its linear-self-attention teacher.
 
 Analyses (1) the shipped teacher-student checkpoint (``checkpoints/teacher_student_d4.safetensors``, if
-present)
-and (2) a fresh student trained here, with :func:`rnnattn.analysis.equivalence`: loss against the teacher, KV
-and
-Q probe scores, polynomial distance, pruned neuron counts, rank-1 merges (App. B.2) — beside the paper's
-figures.
+present) and (2) a fresh student trained here, with :func:`rnnattn.analysis.equivalence`: loss against the
+teacher, KV and Q probe scores, polynomial distance, pruned neuron counts, rank-1 merges (App. B.2) — beside
+the paper's figures.
 
 * ``--quick``: d = 4, N = M = 32 student, the fast identification protocol shortened (3,000 AdamW steps with a
-  10x
-  learning rate on nu, then 8 rounds of 60 L-BFGS iterations): about a minute or two on a CPU.
+  10x learning rate on nu, then 8 rounds of 60 L-BFGS iterations): about a minute or two on a CPU.
 * ``--full``: the paper's protocol (App. B.1): N = M = 100, 781,250 AdamW steps, cosine 1e-3 -> 1e-6
   (``--protocol fast`` for the shipped fast protocol at full length instead).
 
@@ -97,7 +94,8 @@ def column(res) -> dict[str, object]:
         "roles": f"{roles.get('memory', 0)} / {roles.get('forget', 0)} of {len(res.lam)}",
         "hidden": f"{pr.n_hidden_before - pr.n_hidden_after}/{pr.n_hidden_before} removed "
         f"({pr.n_hidden_after} left; lambda>0.99: {roles.get('memory', 0)}, <0.01: {roles.get('forget', 0)})",
-        "gating": f"{pr.n_gating_before - pr.n_gating_after}/{pr.n_gating_before} removed ({pr.n_gating_after} left)",
+        "gating": f"{pr.n_gating_before - pr.n_gating_after}/{pr.n_gating_before} removed "
+        f"({pr.n_gating_after} left)",
         "merge": merge_txt,
         "verdict": res.verdict_text,
     }
@@ -160,7 +158,8 @@ def main(argv=None) -> int:
     first = next(iter(results.values()))
     reading = (
         f"{next(iter(results))}: {first.role_counts.get('memory', 0)} neurons with lambda > 0.99 (the "
-        f"compact construction stores d(d+1)/2 = 10 key-value products), {first.role_counts.get('forget', 0)} "
+        f"compact construction stores d(d+1)/2 = 10 key-value products), "
+        f"{first.role_counts.get('forget', 0)} "
         f"with lambda < 0.01 (queries: d = 4); Q score {_common.fmt(cols[next(iter(cols))]['q_score'])}, "
         f"polynomial distance {_common.fmt(first.polynomial_distance.value)}."
     )

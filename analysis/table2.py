@@ -1,24 +1,20 @@
 """Table 2 of Zucchet et al. (§4): in-context linear regression — the trained gated RNN implements one step
 of GD.
 
-Trains 4 seeds of the Eq. 2 gated RNN (80 hidden neurons, 80 gating rows) on in-context linear regression
-(T = 12 pairs, d_x = d_y = 3; W* ~ N(0, 1/3), x ~ U(-sqrt 3, sqrt 3)) with batched multi-model training
-through
-the sweep executor, then reads off:
+Trains 4 seeds of the Eq. 2 gated RNN (80 hidden neurons, 80 gating rows) on in-context linear regression (T =
+12 pairs, d_x = d_y = 3; W* ~ N(0, 1/3), x ~ U(-sqrt 3, sqrt 3)) with batched multi-model training through the
+sweep executor, then reads off:
 
 * the training loss on 100,000 fresh sequences against one-step GD at eta* on the same sequences (paper:
-  0.0945 vs
-  0.0947; analytic L* = 0.094595);
+  0.0945 vs 0.0947; analytic L* = 0.094595);
 * the coefficients of x_j^2 y_1 in output 1 of the instantaneous polynomial against eta* = 1/14.8 = 0.0676,
-  and
-  the norm of all other coefficients of that output (the "residual": 0 for exact GD);
+  and the norm of all other coefficients of that output (the "residual": 0 for exact GD);
 
 as mean +- std over the 4 seeds, beside the paper's Table 2 (and the shipped
 ``checkpoints/icl_d6.safetensors``).
 
 * ``--quick``: 4 seeds x 5,000 AdamW steps (lr 1e-2 -> 1e-6, 10x on nu): minutes on a CPU. Losses approach GD;
-  the
-  coefficients are not yet converged (the paper trains 300,000 steps).
+  the coefficients are not yet converged (the paper trains 300,000 steps).
 * ``--full``: the paper's protocol: 300,000 steps, cosine 1e-3 -> 1e-6.
 """
 

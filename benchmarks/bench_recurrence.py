@@ -2,17 +2,20 @@
 
 For each configuration (batch B, length T, hidden N, gating M, token size d):
 
-(a) the recurrence ``h_t = lam * h_{t-1} + u_t`` alone on ``u [B, T, N]``: :func:`rnnattn.ops.diagonal_recurrence`
-    against the plain sequential loop :func:`rnnattn.ops.diagonal_recurrence_ref`, forward and forward+backward;
-(b) one forward+backward step of ``GatedLinearRNN(d, N, M, d)`` on an MSE loss, once with the fast op and once with
-    the loop patched in (same weights, same data; losses are checked equal): time per step, the loop/fast ratio,
-    and the achieved GFLOP/s against a dense matmul timed in the same run just before the configuration.
+(a) the recurrence ``h_t = lam * h_{t-1} + u_t`` alone on ``u [B, T, N]``:
+:func:`rnnattn.ops.diagonal_recurrence` against the plain sequential loop
+:func:`rnnattn.ops.diagonal_recurrence_ref`, forward and forward+backward;
+(b) one forward+backward step of ``GatedLinearRNN(d, N, M, d)`` on an MSE loss, once with the fast op and once
+with the loop patched in (same weights, same data; losses are checked equal): time per step, the loop/fast
+ratio, and the achieved GFLOP/s against a dense matmul timed in the same run just before the configuration.
 
-FLOPs of a step are counted analytically per token (spec §4): ``6(d+1)·2N + 6N·2M + 6M·d_out`` for the four gating
-matmuls and the readout (forward + backward = 3x forward), plus ``6N`` for the recurrence (forward multiply-add 2N,
-backward reverse scan 2N and the dlam product-sum 2N). The elementwise gating products (``3(N+M)``) are not counted.
+FLOPs of a step are counted analytically per token (spec §4): ``6(d+1)·2N + 6N·2M + 6M·d_out`` for the four
+gating matmuls and the readout (forward + backward = 3x forward), plus ``6N`` for the recurrence (forward
+multiply-add 2N, backward reverse scan 2N and the dlam product-sum 2N). The elementwise gating products
+(``3(N+M)``) are not counted.
 
-Usage: ``python benchmarks/bench_recurrence.py [--quick] [--threads N]``; prints a markdown table and writes it to
+Usage: ``python benchmarks/bench_recurrence.py [--quick] [--threads N]``; prints a markdown table and writes
+it to
 ``benchmarks/results/recurrence.md``.
 """
 
@@ -28,13 +31,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
+    Timing,
     add_common_arguments,
     environment_lines,
     load_average,
     markdown_table,
     matmul_gflops,
     set_threads,
-    time_call,
+    time_interleaved,
     write_result,
 )
 
@@ -51,7 +55,7 @@ class Case:
     M: int
     d: int
     repeats: int  # timed repeats (fewer when the time budget runs out)
-    budget_s: float  # per measurement
+    budget_s: float  # per measurement (all variants together)
     warmup: int = 1
 
     @property
@@ -66,9 +70,9 @@ class Case:
 
 
 CASES = [
-    Case(64, 32, 100, 100, 4, repeats=30, budget_s=10),
-    Case(16, 1024, 256, 256, 4, repeats=7, budget_s=40),
-    Case(8, 4096, 1024, 1024, 4, repeats=3, budget_s=60, warmup=0),
+    Case(64, 32, 100, 100, 4, repeats=30, budget_s=20),
+    Case(16, 1024, 256, 256, 4, repeats=7, budget_s=60),
+    Case(8, 4096, 1024, 1024, 4, repeats=3, budget_s=150, warmup=0),
 ]
 QUICK_CASES = [
     Case(64, 32, 100, 100, 4, repeats=7, budget_s=3),
@@ -87,24 +91,27 @@ def loop_recurrence():
         gated_rnn_module.diagonal_recurrence = saved
 
 
-def bench_op(c: Case) -> dict[str, object]:
+def bench_op(c: Case) -> dict[str, Timing]:
     g = torch.Generator().manual_seed(0)
     u = torch.randn(c.B, c.T, c.N, generator=g).requires_grad_()
     lam = torch.rand(c.N, generator=g).requires_grad_()
     w = torch.randn(c.B, c.T, c.N, generator=g)
-    res: dict[str, object] = {}
-    for name, op in (("fast", diagonal_recurrence), ("loop", diagonal_recurrence_ref)):
 
-        def fwd(op=op):
-            with torch.no_grad():
-                op(u, lam)
+    def fwd(op):
+        with torch.no_grad():
+            op(u, lam)
 
-        def fwd_bwd(op=op):
-            u.grad = lam.grad = None
-            op(u, lam)[0].backward(w)
+    def fwd_bwd(op):
+        u.grad = lam.grad = None
+        op(u, lam)[0].backward(w)
 
-        res[f"{name}_fwd"] = time_call(fwd, c.repeats, c.warmup, c.budget_s)
-        res[f"{name}_fwdbwd"] = time_call(fwd_bwd, c.repeats, c.warmup, c.budget_s)
+    ops = {"fast": diagonal_recurrence, "loop": diagonal_recurrence_ref}
+    res = {}
+    for kind, fn in (("fwd", fwd), ("fwdbwd", fwd_bwd)):
+        t = time_interleaved(
+            {k: (lambda op=op, fn=fn: fn(op)) for k, op in ops.items()}, c.repeats, c.warmup, c.budget_s
+        )
+        res.update({f"{k}_{kind}": v for k, v in t.items()})
     return res
 
 
@@ -121,15 +128,19 @@ def bench_step(c: Case) -> dict[str, object]:
         loss.backward()
         return loss.item()
 
-    # the practical limit, measured now (the load drifts), on the same clock as the GFLOP/s column
-    res: dict[str, object] = {"peak": matmul_gflops(clock="cpu")}
-    loss_fast = step()
-    res["fast"] = time_call(step, c.repeats, max(c.warmup - 1, 0), c.budget_s)
-    with loop_recurrence():
-        loss_loop = step()
-        res["loop"] = time_call(step, c.repeats, max(c.warmup - 1, 0), c.budget_s)
+    def step_loop() -> float:
+        with loop_recurrence():
+            return step()
+
+    # the practical limit, on the same clock as the GFLOP/s column, probed before and after (the load drifts)
+    peak_before = matmul_gflops(clock="cpu")
+    loss_fast, loss_loop = step(), step_loop()
     if abs(loss_fast - loss_loop) > 1e-5 * max(1.0, abs(loss_loop)):
         raise SystemExit(f"error: fast and loop steps disagree on {c.label}: loss {loss_fast} vs {loss_loop}")
+    res: dict[str, object] = dict(
+        time_interleaved({"fast": step, "loop": step_loop}, c.repeats, max(c.warmup - 1, 0), c.budget_s)
+    )
+    res["peak"] = (peak_before + matmul_gflops(clock="cpu")) / 2
     return res
 
 
@@ -193,13 +204,18 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *env,
             f"- load average at end: {load_average()}",
-            "- times are wall-clock medians of the repeats (CPU columns: median process CPU time, which excludes "
+            "- fast and loop are timed alternately (fast, loop, fast, loop, ...) so that both see the same "
+            "load",
+            "- times are wall-clock medians of the repeats (CPU columns: median process CPU time, which "
+            "excludes "
             "waiting for a core on this shared box); ratios compare the plain sequential loop "
             "(`diagonal_recurrence_ref`) with the fast op measured in the same run",
-            "- the matmul probe (same thread count, CPU-time clock) is the practical limit; the step's GFLOP/s is given on "
-            "both clocks and compared with it on CPU time (wall time here mostly measures other jobs' share of the cores)",
+            "- the matmul probe (same thread count, CPU-time clock) is the practical limit; the step's "
+            "GFLOP/s is given on both clocks and compared with it on CPU time (wall time here mostly "
+            "measures other jobs' share of the cores)",
             "",
-            "## (a) Recurrence alone, `u [B, T, N]` float32 (forward without autograd; forward+backward w.r.t. u and lam)",
+            "## (a) Recurrence alone, `u [B, T, N]` float32 (forward without autograd; forward+backward "
+            "w.r.t. u and lam)",
             "",
             markdown_table(
                 [
@@ -222,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             "## (b) GatedLinearRNN forward+backward step (MSE loss), fast op vs loop",
             "",
             "FLOPs/token = 6(d+1)·2N + 6N·2M + 6M·d + 6N (spec §4 + the recurrence); "
-            "matmul = dense 1024x1024 float32 product timed just before each row (CPU time).",
+            "matmul = dense 1024x1024 float32 product timed before and after each row (mean, CPU time).",
             "",
             markdown_table(
                 [

@@ -1,10 +1,11 @@
-"""Shared helpers for the benchmarks: threads, median timing, an in-process dense-matmul GFLOP/s probe, markdown.
+"""Shared helpers for the benchmarks: threads, median timing, an in-process dense-matmul GFLOP/s probe,
+markdown.
 
-The dev/CI box has 2 cores shared by other processes, so every benchmark (a) pins torch to a fixed thread count
-(1 by default: with 2 threads under contention OpenMP spinning was 10-50x slower, spec §4), (b) reports medians of
-repeats, and (c) compares against a baseline measured *in the same run* (the sequential loop, a dense matmul), so
-that ratios stay meaningful even when absolute times drift with the load. The load average is recorded with the
-results for the same reason.
+The dev/CI box has 2 cores shared by other processes, so every benchmark (a) pins torch to a fixed thread
+count (1 by default: with 2 threads under contention OpenMP spinning was 10-50x slower, spec §4), (b) reports
+medians of repeats, and (c) compares against a baseline measured *in the same run* (the sequential loop, a
+dense matmul), so that ratios stay meaningful even when absolute times drift with the load. The load average
+is recorded with the results for the same reason.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call: wall-clock median (the reported figure), min, every repeat, and the median process CPU
+    """Seconds per call: wall-clock median (the reported figure), min, every repeat, and the median process
+    CPU
     time (on a shared box wall time includes waiting for a core; CPU time shows the work itself)."""
 
     median: float
@@ -68,7 +70,8 @@ def time_call(
 ) -> Timing:
     """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones.
 
-    With ``budget_s``, stops early once the timed calls used that many seconds (but never before ``min_repeats``):
+    With ``budget_s``, stops early once the timed calls used that many seconds (but never before
+    ``min_repeats``):
     slow baselines get fewer repeats instead of being skipped.
     """
     for _ in range(warmup):
@@ -88,11 +91,44 @@ def time_call(
     return Timing(statistics.median(times), min(times), tuple(times), statistics.median(cpu))
 
 
+def time_interleaved(
+    fns: dict[str, Callable[[], object]],
+    repeats: int = 5,
+    warmup: int = 1,
+    budget_s: float | None = None,
+    min_repeats: int = 1,
+) -> dict[str, Timing]:
+    """Like :func:`time_call` for several variants, timed in rounds (A, B, A, B, ...) so that every variant
+    sees the same load on a shared machine; a ratio of two medians is then a fair comparison. ``budget_s``
+    caps the total time of all variants."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
+    spent = 0.0
+    for i in range(repeats):
+        for k, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            cpu[k].append(time.process_time() - c0)
+            times[k].append(dt)
+            spent += dt
+        if budget_s is not None and spent >= budget_s and i + 1 >= min_repeats:
+            break
+    return {
+        k: Timing(statistics.median(times[k]), min(times[k]), tuple(times[k]), statistics.median(cpu[k]))
+        for k in fns
+    }
+
+
 def matmul_gflops(
     n: int = 1024, repeats: int = 5, dtype: torch.dtype = torch.float32, clock: str = "wall"
 ) -> float:
-    """Dense ``[n, n] @ [n, n]`` throughput in GFLOP/s (``2 n^3`` flops per product, median of ``repeats``): the
-    machine's practical limit for the current thread count, measured in this process. ``clock="cpu"`` divides by
+    """Dense ``[n, n] @ [n, n]`` throughput in GFLOP/s (``2 n^3`` flops per product, median of ``repeats``):
+    the machine's practical limit for the current thread count, measured in this process. ``clock="cpu"``
+    divides by
     process CPU time instead of wall time."""
     if clock not in ("wall", "cpu"):
         raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
@@ -146,7 +182,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
 
 
 def write_result(name: str, text: str) -> Path:
-    """Write ``benchmarks/results/<name>`` atomically (a benchmark's own output file is replaced on each run)."""
+    """Write ``benchmarks/results/<name>`` atomically (a benchmark's own result file is replaced each run)."""
     from rnnattn.checkpoint import atomic_write_bytes
 
     return atomic_write_bytes(RESULTS_DIR / name, text.encode(), overwrite=True)

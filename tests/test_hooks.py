@@ -1,5 +1,6 @@
-"""Hook points and the activation cache: every documented hook is recorded with its documented shape, cached runs
-equal plain runs, interventions through ``model.hooks`` change outputs, and hooks never outlive their context."""
+"""Hook points and the activation cache: every documented hook is recorded with its documented shape, cached
+runs equal plain runs, interventions through ``model.hooks`` change outputs, and hooks never outlive their
+context."""
 
 from __future__ import annotations
 
@@ -30,16 +31,36 @@ def documented_shapes(model) -> dict[str, tuple]:
     c = model.config
     if isinstance(model, GatedLinearRNN):
         N, M = c.n_hidden, c.n_gating
-        return {"hook_x_in": (B, T, c.d_input + int(c.append_one)), "hook_in_m": (B, T, N), "hook_in_x": (B, T, N),
-                "hook_gate_in": (B, T, N), "hook_h": (B, T, N), "hook_out_m": (B, T, M), "hook_out_x": (B, T, M),
-                "hook_gate_out": (B, T, M), "hook_y": (B, T, c.d_output)}
+        return {
+            "hook_x_in": (B, T, c.d_input + int(c.append_one)),
+            "hook_in_m": (B, T, N),
+            "hook_in_x": (B, T, N),
+            "hook_gate_in": (B, T, N),
+            "hook_h": (B, T, N),
+            "hook_out_m": (B, T, M),
+            "hook_out_x": (B, T, M),
+            "hook_gate_out": (B, T, M),
+            "hook_y": (B, T, c.d_output),
+        }
     if isinstance(model, LinearSelfAttention):
         H, dk, dv = c.n_heads, c.dk, c.dv
-        return {"hook_q": (B, T, H, dk), "hook_k": (B, T, H, dk), "hook_v": (B, T, H, dv),
-                "hook_kv": (B, T, H, dv, dk), "hook_heads": (B, T, H, dv), "hook_y": (B, T, c.out_dim)}
+        return {
+            "hook_q": (B, T, H, dk),
+            "hook_k": (B, T, H, dk),
+            "hook_v": (B, T, H, dv),
+            "hook_kv": (B, T, H, dv, dk),
+            "hook_heads": (B, T, H, dv),
+            "hook_y": (B, T, c.out_dim),
+        }
     if isinstance(model, LRU):
-        shapes = {"hook_u": (B, T, c.inner), "hook_h": (B, T, c.d_state), "hook_y_tilde": (B, T, c.inner),
-                  "hook_y": (B, T, c.out), "glu_out.hook_m": (B, T, c.out), "glu_out.hook_x": (B, T, c.out)}
+        shapes = {
+            "hook_u": (B, T, c.inner),
+            "hook_h": (B, T, c.d_state),
+            "hook_y_tilde": (B, T, c.inner),
+            "hook_y": (B, T, c.out),
+            "glu_out.hook_m": (B, T, c.out),
+            "glu_out.hook_x": (B, T, c.out),
+        }
         if c.variant != "out":
             shapes.update({"glu_in.hook_m": (B, T, c.inner), "glu_in.hook_x": (B, T, c.inner)})
         return shapes
@@ -52,8 +73,12 @@ def documented_shapes(model) -> dict[str, tuple]:
 
 MODELS = {
     "glr": lambda: GatedLinearRNN(GatedLinearRNNConfig(d, 6, 5, 2)),
-    "glr_dense": lambda: GatedLinearRNN(GatedLinearRNNConfig(d, 4, 3, 2, recurrence="dense", append_one=False)),
-    "lsa": lambda: LinearSelfAttention(LinearSelfAttentionConfig(d, n_heads=2, d_key=2, d_value=4, d_output=5)),
+    "glr_dense": lambda: GatedLinearRNN(
+        GatedLinearRNNConfig(d, 4, 3, 2, recurrence="dense", append_one=False)
+    ),
+    "lsa": lambda: LinearSelfAttention(
+        LinearSelfAttentionConfig(d, n_heads=2, d_key=2, d_value=4, d_output=5)
+    ),
     "lru_out": lambda: LRU(LRUConfig(d, 4, "out")),
     "lru_in_out": lambda: LRU(LRUConfig(d, 4, "in_out", d_inner=5, d_output=2)),
     "lru_in_skip": lambda: LRU(LRUConfig(d, 4, "in_skip", d_inner=5, d_output=2)),
@@ -104,8 +129,9 @@ def test_cached_intermediates_are_consistent_with_the_equations():
     assert torch.equal(c["hook_gate_in"], c["hook_in_m"] * c["hook_in_x"])
     assert torch.equal(c["hook_gate_out"], c["hook_out_m"] * c["hook_out_x"])
     lam = model.lam.detach()
-    torch.testing.assert_close(c["hook_h"][:, 1:], lam * c["hook_h"][:, :-1] + c["hook_gate_in"][:, 1:],
-                               rtol=0, atol=1e-13)
+    torch.testing.assert_close(
+        c["hook_h"][:, 1:], lam * c["hook_h"][:, :-1] + c["hook_gate_in"][:, 1:], rtol=0, atol=1e-13
+    )
     lsa = make("lsa")
     _, c = lsa.run_with_cache(x_for(lsa))
     kv = torch.einsum("bthv,bthk->bthvk", c["hook_v"], c["hook_k"]).cumsum(1)
@@ -148,8 +174,8 @@ def test_intervention_inside_a_stack_and_in_lstm_gates():
         y = m(x)
         with m.hooks({"layers.0.hook_y": lambda t, n: torch.zeros_like(t)}):
             y_cut = m(x)
-        # with the first layer's output zeroed, the rest sees a constant input: every time step is a function of
-        # the (same) zero sequence, so the output no longer depends on x
+        # with the first layer's output zeroed, the rest sees a constant input: every time step is a function
+        # of the (same) zero sequence, so the output no longer depends on x
         with m.hooks({"layers.0.hook_y": lambda t, n: torch.zeros_like(t)}):
             y_cut2 = m(x + 1.0)
     assert not torch.allclose(y, y_cut)

@@ -145,6 +145,11 @@ def equivalence(
     if merge:
         if canonical is None:
             notes.append("merge_rank1: skipped (needs the canonical form to find non-conforming rows)")
+        elif not canonical.gating_conforming.any():
+            notes.append(
+                "merge_rank1: skipped: no gating row conforms to the block form of Fig. 1 (m-branch on memory, "
+                "x-branch on forget neurons); App. B.2's merge applies once the rest of the model has that form"
+            )
         elif int((~canonical.gating_conforming).sum()) >= 2:
             merges = merge_rank1(
                 final, None, merge_tol, hi, lo, data=(xs, ys), loss_fn=loss_fn, finetune_steps=finetune_steps

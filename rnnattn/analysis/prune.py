@@ -9,7 +9,7 @@ Weight rules, applied until nothing changes (zero means ``max|row| / max|W| < th
   have no recurrent input (row n of ``A`` off the diagonal), resp. feed no other neuron (column n).
 
 Then, optionally, ablation pruning: remove a unit if the loss moves by less than ``ablation_tol``
-    (cumulatively, from the loss before ablation, so the total change stays below the tolerance).
+(cumulatively, from the loss before ablation, so the total change stays below the tolerance).
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ def jsonable(value: Any) -> Any:
         return jsonable(value.item())
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
+    if isinstance(value, complex):
+        return {"re": jsonable(value.real), "im": jsonable(value.imag)}
     if isinstance(value, Model):
         return {"class": type(value).__name__, "config": value.config.to_dict()}
     if hasattr(value, "to_dict") and callable(value.to_dict):

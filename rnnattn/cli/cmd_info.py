@@ -47,7 +47,8 @@ def info_dict(path: str | Path, hi: float = 0.99, lo: float = 0.01) -> dict:
 
 def _short(v, limit: int = 100) -> str:
     s = json.dumps(v, default=str) if not isinstance(v, str) else v
-    s = s.replace("\n", " ")
+    # metadata comes from the file: escape control characters so it cannot drive the user's terminal (ESC sequences)
+    s = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in s.replace("\n", " "))
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
@@ -69,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
     for n, e in d["extras"].items():
         print(f"extra        {n}: {e['class']} ({e['parameters']:,} parameters)")
     for k, v in d["metadata"].items():
-        print(f"meta         {k} = {_short(v)}")
+        print(f"meta         {_short(k, 60)} = {_short(v)}")
     print(f"written by   rnnattn {d['rnnattn_version']}")
     return 0

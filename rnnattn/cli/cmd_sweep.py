@@ -3,12 +3,12 @@
 SPEC.json holds a :class:`rnnattn.sweeps.SweepSpec`::
 
     {"name": "fig3a", "fn": "rnnattn.sweeps.runs:train_run",
-     "base": {"task": "teacher_student", "d": 6, "steps": 2000},
-     "grid": {"n_hidden": [8, 16, 32, 64]}, "seeds": [0, 1, 2]}
+     "base": {"task": "teacher_student", "task_options.d": 6, "arch": "gated_diagonal", "train.steps": 2000},
+     "grid": {"size": [8, 16, 32, 64]}, "seeds": [0, 1, 2]}
 
 Results go to ``OUT/results.jsonl`` (one line per finished run) and ``OUT/results.csv``; rerunning the same
-command
-skips every run already finished. ``--scheduler tcp://host:8786`` sends runs to an existing Dask cluster.
+command skips every run already finished. ``--scheduler tcp://host:8786`` sends runs to an existing Dask
+cluster.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     saved = out / "spec.json"
     if saved.exists() and SweepSpec.from_json(saved).to_dict() != spec.to_dict():
         print(
-            f"note: {saved} differs from {spec_path}; finished runs with identical parameters are still reused"
+            f"note: {saved} differs from {spec_path}; "
+            "finished runs with identical parameters are still reused"
         )
     atomic_write_bytes(saved, spec.to_json().encode(), overwrite=True)
 

@@ -74,7 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         sp.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
         sp.add_argument("--force", action="store_true", help="overwrite another run's files in --out")
         sp.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default auto)")
-        sp.add_argument("--protocol", choices=("paper", "fast"), default=None, help="defaults to start from")
+        sp.add_argument("--protocol", choices=("paper", "fast"), default=None,
+                        help="defaults: the paper's protocol (App. B.1, the default) or the fast one")
         sp.add_argument("--hidden", type=int, default=None, help="recurrent neurons N")
         sp.add_argument("--gating", type=int, default=None, help="output-gating rows M")
         sp.add_argument(

@@ -1,22 +1,25 @@
 """Fast linear recurrences.
 
-All ops share fla's signature ``op(x, ..., initial_state=None, output_final_state=False) -> (out, final_state)`` and
-the layout ``[B, T, N]`` (batch, time, channels). Each has a sequential reference in :mod:`rnnattn.ops.naive`.
+All ops share fla's signature ``op(x, ..., initial_state=None, output_final_state=False) -> (out,
+final_state)`` and the layout ``[B, T, N]`` (batch, time, channels). Each has a sequential reference in
+:mod:`rnnattn.ops.naive`.
 
 The gated RNN (Eq. 2 of Zucchet et al.) and the LRU (Eq. 6) use a *time-invariant* diagonal decay
-``h_t = lam * h_{t-1} + u_t``. On CPU this op is memory-bound (a few flops per element), so the fastest form is the
-one that touches ``[B, T, N]`` the fewest times with the fewest Python-level ops (measured in
+``h_t = lam * h_{t-1} + u_t``. On CPU this op is memory-bound (a few flops per element), so the fastest form
+is the one that touches ``[B, T, N]`` the fewest times with the fewest Python-level ops (measured in
 ``benchmarks/bench_recurrence.py``):
 
-* **kernel** (:func:`_scan`, no autograd): a chunked scan. Inside chunks of ``C`` steps a sequential pass that runs
-  over all chunks at once (``C`` fused ``addcmul`` ops on ``[B, T/C, N]`` slices), then a sequential pass over the
-  ``T/C`` chunk ends, then one in-place fix-up ``h += carry * lam^(1..C)``. ``C = ceil(sqrt T)`` makes Python overhead
-  ``O(sqrt T)`` ops; with ``C = T`` it is the plain loop (one fused op per step, written straight into the output). Work stays ``O(B T N)`` (a Toeplitz/matmul form costs ``O(B T N C)`` and measured 5-30x
-  slower here). Powers ``lam^k`` are tabulated in float64 and reduced mod 2π for complex ``lam``, so float32 does not
-  lose phase accuracy on long sequences; ``lam = 0`` and ``lam = 1`` stay exact.
+* **kernel** (:func:`_scan`, no autograd): a chunked scan. Inside chunks of ``C`` steps a sequential pass that
+  runs over all chunks at once (``C`` fused ``addcmul`` ops on ``[B, T/C, N]`` slices), then a sequential pass
+  over the ``T/C`` chunk ends, then one in-place fix-up ``h += carry * lam^(1..C)``. ``C = ceil(sqrt T)``
+  makes Python overhead ``O(sqrt T)`` ops; with ``C = T`` it is the plain loop (one fused op per step, written
+  straight into the output). Work stays ``O(B T N)`` (a Toeplitz/matmul form costs ``O(B T N C)`` and measured
+  5-30x slower here). Powers ``lam^k`` are tabulated in float64 and reduced mod 2π for complex ``lam``, so
+  float32 does not lose phase accuracy on long sequences; ``lam = 0`` and ``lam = 1`` stay exact.
 * **autograd** (:class:`_DiagonalRecurrence`): the adjoint of a diagonal recurrence is the same recurrence run
-  backwards with ``conj(lam)``, so backward calls the kernel once more instead of unrolling ``T`` autograd nodes;
-  ``dL/dlam = sum_t g_t conj(h_{t-1})``. Backward is itself built from differentiable ops, so double backward works.
+  backwards with ``conj(lam)``, so backward calls the kernel once more instead of unrolling ``T`` autograd
+  nodes; ``dL/dlam = sum_t g_t conj(h_{t-1})``. Backward is itself built from differentiable ops, so double
+  backward works.
 """
 
 from __future__ import annotations
@@ -27,14 +30,17 @@ import torch
 
 from rnnattn.ops.naive import dense_recurrence_ref
 
+
 def default_chunk(T: int) -> int:
-    """Chunk length of the scan, ``ceil(sqrt(T))``: ``2 sqrt(T)`` Python-level ops in all. Measured best or within
-    noise of the best (plain loop, C = 16, 64) at every size of ``benchmarks/bench_recurrence.py`` on the 2-core box."""
+    """Chunk length of the scan, ``ceil(sqrt(T))``: ``2 sqrt(T)`` Python-level ops in all. Measured best or
+    within noise of the best (plain loop, C = 16, 64) at the sizes of ``benchmarks/bench_recurrence.py``
+    on the 2-core box."""
     return max(1, math.isqrt(max(T, 1) - 1) + 1)
 
 
 def _power_table(lam: torch.Tensor, C: int) -> torch.Tensor:
-    """``lam^k`` for ``k = 1..C`` -> ``[C, N]`` in ``lam.dtype``, computed in double precision (exact at 0 and 1)."""
+    """``lam^k`` for ``k = 1..C`` -> ``[C, N]`` in ``lam.dtype``, computed in double precision (exact at 0 and
+    1)."""
     e = torch.arange(1, C + 1, dtype=torch.float64, device=lam.device)[:, None]
     if lam.is_complex():
         lam64 = lam.to(torch.complex128)
@@ -45,9 +51,14 @@ def _power_table(lam: torch.Tensor, C: int) -> torch.Tensor:
     return p.to(lam.dtype)
 
 
-def _scan(u: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor | None, reverse: bool, chunk: int) -> torch.Tensor:
-    """``h_t = lam * h_{t-1} + u_t`` (``reverse``: ``h_t = lam * h_{t+1} + u_t``, ``h0`` entering at the end);
-    all tensors share one dtype; returns a new contiguous ``[B, T, N]``. Not differentiable (called under no_grad)."""
+def _scan(
+    u: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor | None, reverse: bool, chunk: int
+) -> torch.Tensor:
+    """``h_t = lam * h_{t-1} + u_t`` (``reverse``: ``h_t = lam * h_{t+1} + u_t``, ``h0`` entering at the end).
+
+    All tensors share one dtype; returns a new contiguous ``[B, T, N]``. Not differentiable (runs under
+    no_grad).
+    """
     B, T, N = u.shape
     h = torch.empty((B, T, N), dtype=u.dtype, device=u.device)
     if T == 0:
@@ -55,10 +66,11 @@ def _scan(u: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor | None, reverse: 
     C = min(max(int(chunk), 1), T)
     nC = T // C
     full = nC * C
-    # chunked part: [0, full) forwards, [T - full, T) in reverse; the rest (< C steps) is finished by a plain loop
+    # chunked part: [0, full) forwards, [T - full, T) in reverse; the rest (< C steps) is finished by a plain
+    # loop
     off = T - full if reverse else 0
-    hv = h[:, off:off + full].view(B, nC, C, N)
-    uv = u[:, off:off + full].reshape(B, nC, C, N)  # a view for contiguous u
+    hv = h[:, off : off + full].view(B, nC, C, N)
+    uv = u[:, off : off + full].reshape(B, nC, C, N)  # a view for contiguous u
     hs, us = hv.unbind(2), uv.unbind(2)  # all step views at once (per-step slicing costs more than the step)
     order = range(C - 1, -1, -1) if reverse else range(C)
     first = order[0]
@@ -147,7 +159,8 @@ def diagonal_recurrence(
         lam: ``[N]`` decays (for time-varying decays use :func:`rnnattn.ops.naive.diagonal_recurrence_ref`).
         initial_state: ``[B, N]`` ``h_0`` (zeros when None).
         output_final_state: also return ``h_T``.
-        chunk_size: chunk length ``C`` of the scan (default :func:`default_chunk`; ``>= T`` is the plain loop).
+        chunk_size: chunk length ``C`` of the scan (default :func:`default_chunk`; ``>= T`` is the plain
+        loop).
             Only speed depends on it.
     Returns:
         ``(h [B, T, N], h_T [B, N] or None)``, with ``h[:, t]`` the state *after* reading ``u[:, t]``.
@@ -160,7 +173,9 @@ def diagonal_recurrence(
     if lam.shape[0] != N:
         raise ValueError(f"diagonal_recurrence: lam has {lam.shape[0]} channels, u has {N}")
     if initial_state is not None and tuple(initial_state.shape) != (B, N):
-        raise ValueError(f"diagonal_recurrence: initial_state must be [{B}, {N}], got {tuple(initial_state.shape)}")
+        raise ValueError(
+            f"diagonal_recurrence: initial_state must be [{B}, {N}], got {tuple(initial_state.shape)}"
+        )
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"diagonal_recurrence: chunk_size must be a positive integer, got {chunk_size!r}")
     dtype = torch.promote_types(u.dtype, lam.dtype)
@@ -184,7 +199,8 @@ def dense_recurrence(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Dense linear recurrence ``h_t = A h_{t-1} + u_t`` (the 'dense' variant of Eq. 2), ``A: [N, N]``.
 
-    A full matrix has no cheap parallel form on CPU (a scan over matrix products costs ``N^3`` per step against
+    A full matrix has no cheap parallel form on CPU (a scan over matrix products costs ``N^3`` per step
+    against
     ``N^2`` for the loop), so this is the sequential product, one ``[B, N] @ [N, N]`` per step.
     """
     return dense_recurrence_ref(u, A, initial_state, output_final_state)

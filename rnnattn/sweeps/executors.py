@@ -1,24 +1,18 @@
 """Where sweep runs execute: one :class:`Executor` interface, a local process pool or a Dask cluster.
 
 * :class:`LocalExecutor` (the default): a ``concurrent.futures.ProcessPoolExecutor`` with one worker per core,
-  each
-  limited to one torch thread (with several threads per process under contention, OpenMP spinning made runs
-  10-50x
-  slower on the 2-core machine: spec §4).
+  each limited to one torch thread (with several threads per process under contention, OpenMP spinning made
+  runs 10-50x slower on the 2-core machine: spec §4).
 * :class:`DaskExecutor`: the user's Dask cluster, reached through ``distributed.Client(address)``, or a
-  ``Client``
-  or cluster object (e.g. a ``LocalCluster``) they created. rnnattn never starts a scheduler of its own:
-  scaling out
-  is the cluster's business, rnnattn only submits runs and collects results.
+  ``Client`` or cluster object (e.g. a ``LocalCluster``) they created. rnnattn never starts a scheduler of its
+  own: scaling out is the cluster's business, rnnattn only submits runs and collects results.
 * :class:`SerialExecutor`: runs in this process, one after another (debugging, notebooks, tiny sweeps).
 
 Every executor calls the run function through :func:`execute`, which pins torch to the requested thread count,
-times
-the call and turns an exception into an :class:`Outcome` carrying the traceback text, so a failing run reports
-*which* run failed and why, whatever machine it ran on. :meth:`Executor.submit` returns a :class:`Batch` whose
-iteration yields outcomes as they complete (``as_completed``), and whose :meth:`Batch.cancel` drops the runs
-that
-have not started.
+times the call and turns an exception into an :class:`Outcome` carrying the traceback text, so a failing run
+reports *which* run failed and why, whatever machine it ran on. :meth:`Executor.submit` returns a
+:class:`Batch` whose iteration yields outcomes as they complete (``as_completed``), and whose
+:meth:`Batch.cancel` drops the runs that have not started.
 """
 
 from __future__ import annotations
@@ -117,7 +111,7 @@ class Executor(ABC):
     def submit(self, fn: RunFn, runs: Sequence[Run]) -> Batch:
         """Start ``fn`` on each run (up to ``n_workers`` at a time); returns the :class:`Batch`."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 — optional hook: executors that own nothing keep the default
         """Release workers and connections this executor created (never the user's own cluster)."""
 
     def describe(self) -> str:
@@ -220,11 +214,9 @@ class LocalExecutor(Executor):
     Worker processes start with ``mp_context``: ``"forkserver"`` by default where available, with ``preload``
     imported once in the fork server, so each worker starts in milliseconds instead of importing torch again
     (seconds each on a small machine); ``"spawn"`` is the portable alternative. Plain ``"fork"`` of a process
-    whose
-    torch thread pools are running can deadlock, so it is not the default. Run functions must be importable
-    module-level functions. (The fork server is per Python process: the first executor that starts it fixes
-    its
-    preload list.)
+    whose torch thread pools are running can deadlock, so it is not the default. Run functions must be
+    importable module-level functions. (The fork server is per Python process: the first executor that starts
+    it fixes its preload list.)
     """
 
     kind = "local"
@@ -282,14 +274,15 @@ class DaskExecutor(Executor):
     Args:
         address: a scheduler address (``"tcp://host:8786"``), an existing ``distributed.Client``, or a cluster
             object such as ``distributed.LocalCluster(n_workers=4, threads_per_worker=1)``. A client this
-            executor
-            creates is closed by :meth:`close`; the user's client or cluster is left running.
+            executor creates is closed by :meth:`close`; the user's client or cluster is left running.
         threads: torch threads per run (1: give Dask workers one thread each, ``threads_per_worker=1``, so
         runs do
             not contend for cores).
         timeout: seconds to wait for the scheduler.
 
     Workers must have rnnattn (and the run function's module) installed; results travel back as plain dicts.
+    :meth:`Batch.cancel` cancels every unfinished run here, including those already executing (their results are
+    dropped; a resumed sweep reruns them).
     """
 
     kind = "dask"
@@ -316,7 +309,8 @@ class DaskExecutor(Executor):
             self._own_client = True
         else:
             raise ValueError(
-                f"DaskExecutor: give a scheduler address, a distributed.Client or a cluster, got {type(address).__name__}"
+                "DaskExecutor: give a scheduler address, a distributed.Client or a cluster, "
+                f"got {type(address).__name__}"
             )
         self._as_completed = distributed.as_completed
 

@@ -2,14 +2,11 @@
 interruption.
 
 The results file is JSON Lines: one object per finished run (``run_id``, ``status``, ``params``, ``result``,
-timing,
-worker), each appended with a single ``write`` and ``fsync`` as the run completes, so a crash, a Ctrl-C or a
-killed
-cluster loses at most the runs that were still executing. :func:`run_sweep` reads the file first and skips
-every run
-id already recorded as ``ok``; failed runs are retried. A torn last line (the machine died mid-write) is
-dropped.
-A CSV of the same table is rewritten atomically beside it when the sweep ends.
+timing, worker), each appended with a single ``write`` and ``fsync`` as the run completes, so a crash, a
+Ctrl-C or a killed cluster loses at most the runs that were still executing. :func:`run_sweep` reads the file
+first and skips every run id already recorded as ``ok``; failed runs are retried. A torn last line (the
+machine died mid-write) is dropped. A CSV of the same table is rewritten atomically beside it when the sweep
+ends.
 """
 
 from __future__ import annotations
@@ -201,8 +198,7 @@ def run_sweep(
         on_error: ``"raise"``: on the first failed run, cancel runs not yet started, record those still
         running as
             they finish, then raise :class:`SweepError`; ``"continue"``: record failures and go on (they
-            appear
-            with ``status == "error"`` and are retried by the next call).
+            appear with ``status == "error"`` and are retried by the next call).
         csv_path: where to write the final table as CSV (default: ``results_path`` with ``.csv``; ``False``:
         none).
         callback: called with each :class:`Outcome` in the main process as it arrives (live plots, logging).
@@ -227,7 +223,8 @@ def run_sweep(
     other_fn = sorted({v.get("fn") for k, v in latest.items() if k in done} - {fn_ref})
     if other_fn:
         raise ValueError(
-            f"{results_path} holds results of {other_fn[0]}, not {fn_ref}: use another results path for a new function"
+            f"{results_path} holds results of {other_fn[0]}, not {fn_ref}: "
+            "use another results path for a new function"
         )
     todo = [r for r in runs if r.run_id not in done]
 
@@ -261,7 +258,8 @@ def run_sweep(
     if failure is not None:
         n_ok = sum(1 for v in latest.values() if v.get("status") == "ok")
         raise SweepError(
-            f"run {failure.run.run_id} failed: {failure.error} (worker {failure.worker or '?'}; {n_ok}/{len(runs)} "
+            f"run {failure.run.run_id} failed: {failure.error} (worker {failure.worker or '?'}; "
+            f"{n_ok}/{len(runs)} "
             f"runs done in {results_path}; rerun to resume)",
             failure,
         )

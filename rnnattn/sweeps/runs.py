@@ -1,27 +1,23 @@
 """Run functions for sweeps: train one model of the zoo on one of the paper's tasks, return its losses.
 
 ``train_run(params) -> dict`` is what the reproduction studies (``analysis/fig3.py``, ``analysis/fig4.py``)
-sweep
-over; name it in a spec as ``"rnnattn.sweeps.runs:train_run"``. Everything the run needs is in ``params``
-(plain
-JSON), so it runs identically in this process, in a local worker or on a Dask worker:
+sweep over; name it in a spec as ``"rnnattn.sweeps.runs:train_run"``. Everything the run needs is in
+``params`` (plain JSON), so it runs identically in this process, in a local worker or on a Dask worker:
 
-* ``task``: ``"teacher_student"`` or ``"icl_regression"``; ``task_options``: that task's config fields
-  (e.g. ``{"d": 6}``).
+* ``task``: ``"teacher_student"`` or ``"icl_regression"``; ``task_options``: that task's config fields (e.g.
+  ``{"d": 6}``).
 * ``arch``: one of :data:`ARCHITECTURES`; ``size``: the hidden width (gated RNN: hidden neurons, and gating
-  rows
-  unless ``n_gating`` is given; LSTM/GRU/LRU: the model width = state size, as in the paper §3.3);
+  rows unless ``n_gating`` is given; LSTM/GRU/LRU: the model width = state size, as in the paper §3.3);
   ``n_layers``.
 * ``train``: :class:`rnnattn.training.TrainConfig` fields (``steps``, ``lr``, ...); ``protocol``: start from
-  the
-  named protocol's defaults (``"paper"``/``"fast"``), which ``train`` then overrides.
+  the named protocol's defaults (``"paper"``/``"fast"``), which ``train`` then overrides.
 * ``seed``: seeds both the model initialisation and the data.
 * ``eval_samples``: size of the final evaluation on fresh training-distribution samples (and on the validation
   distribution), with the task's reference (one-step GD for ICL, the teacher for teacher-student) on the same
   samples.
-* ``save_dir``: if given, the trained model is saved there as ``<hash of params>.safetensors`` (on a remote
-  cluster
-  this must be a filesystem the workers share).
+* ``save_dir``: if given, the trained model is saved there as ``<hash of params>.safetensors``, and single runs
+  keep the trainer's resume state in ``<hash>.run/``, so an interrupted long run continues where it stopped (on
+  a remote cluster this must be a filesystem the workers share).
 
 Grid axes may use dotted names (``"train.steps"``, ``"task_options.d"``) to reach nested fields.
 """
@@ -81,10 +77,9 @@ def build_model(
     """One model of the Fig. 4 comparison.
 
     ``gated_*``: the Eq. 2 model (``n_layers`` stacked Eq. 2 layers through a SequenceModel when > 1) with
-    ``size``
-    hidden neurons and ``n_gating`` (default ``size``) output-gating rows. Others: linear embedding ->
-    ``n_layers``
-    recurrent layers of width ``size`` -> linear readout (no norm, dropout or skips; LRU state = width).
+    ``size`` hidden neurons and ``n_gating`` (default ``size``) output-gating rows. Others: linear embedding
+    -> ``n_layers`` recurrent layers of width ``size`` -> linear readout (no norm, dropout or skips; LRU state
+    = width).
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
@@ -215,18 +210,16 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
     """Train one model per ``params`` (see the module docstring); returns its losses and size.
 
     With ``replicas: K > 1`` (diagonal gated RNN only), trains the K models with seeds ``seed, ..., seed + K -
-    1``
-    at once through :func:`rnnattn.training.train_batched` (one batched computation: faster than K runs on
-    CPU)
-    and returns lists, one entry per replica, plus ``seeds``.
+    1`` at once through :func:`rnnattn.training.train_batched` (one batched computation: faster than K runs on
+    CPU) and returns lists, one entry per replica, plus ``seeds``.
 
     Returns:
         ``train_loss`` / ``reference_train_loss``: final loss and the reference's on ``eval_samples`` fresh
         training-distribution sequences; ``gap`` = their difference (Fig. 3B's "loss - L*"); ``val_loss`` /
         ``reference_val_loss`` the same on the validation distribution (ICL: ``W*`` variance 2/3);
         ``log_train_loss``: the trainer's last logged training loss; ``n_parameters``, ``steps``,
-        ``wall_time``;
-        for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01); ``checkpoint`` if saved.
+        ``wall_time``; for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01);
+        ``checkpoint`` if saved.
     """
     from rnnattn.training import train, train_batched
 
@@ -261,8 +254,13 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
 
     torch.manual_seed(seed)
     model = build_model(arch, task.d_input, task.d_output, size, n_layers, p.get("n_gating"))
+    # With a save_dir, the trainer keeps its resume state there (every checkpoint_every steps): a long run that
+    # is killed (or a cluster worker that dies) continues from its last state when the sweep is resumed.
+    run_dir = Path(p["save_dir"]) / f"{params_digest(params)}.run" if p.get("save_dir") else None
+    resume = run_dir is not None and (run_dir / "state.safetensors").exists()
     t0 = time.perf_counter()
-    result = train(task, model, config, progress=bool(p.get("progress", False)), handle_sigint=False)
+    result = train(task, model, config, out_dir=run_dir, resume=resume, force=not resume,
+                   progress=bool(p.get("progress", False)), handle_sigint=False)
     out: dict[str, Any] = {
         "steps": result.steps,
         "wall_time": time.perf_counter() - t0,

@@ -1,21 +1,18 @@
 """Sweep specifications: a grid of sizes x seeds x architectures, expanded into runs with stable ids.
 
 A :class:`SweepSpec` names the function that performs one run (``"module:function"``), the fixed parameters
-every run
-shares (``base``), the axes of a Cartesian grid (``grid``) and the seeds. :meth:`SweepSpec.runs` expands it,
-in a
-fixed order, into :class:`Run` objects whose ``run_id`` depends only on the run's parameters, never on its
-position
+every run shares (``base``), the axes of a Cartesian grid (``grid``) and the seeds. :meth:`SweepSpec.runs`
+expands it, in a fixed order, into :class:`Run` objects whose ``run_id`` depends only on the run's parameters,
+never on its position
 in the grid: adding a size or a seed to a sweep keeps every id that existed, so a resumed sweep skips exactly
-the
-runs that are already done.
+the runs that are already done.
 
 Example::
 
     spec = SweepSpec(name="fig3a", fn="rnnattn.sweeps.runs:train_run",
-                     base={"task": "teacher_student", "d": 6, "steps": 2000},
-                     grid={"n_hidden": (16, 32, 64)}, seeds=(0, 1))
-    [r.run_id for r in spec.runs()][:2]   # ['n_hidden=16,seed=0#1c0e...', 'n_hidden=16,seed=1#...']
+                     base={"task": "teacher_student", "task_options.d": 6, "train.steps": 2000},
+                     grid={"size": (16, 32, 64)}, seeds=(0, 1))
+    [r.run_id for r in spec.runs()][:2]   # ['size=16,seed=0#...', 'size=16,seed=1#...']
 """
 
 from __future__ import annotations
@@ -86,8 +83,7 @@ def run_id_for(params: dict[str, Any], label_keys: tuple[str, ...] = ()) -> str:
     """Stable id of a run: ``"k1=v1,k2=v2#<sha1 of all params, 10 hex>"``.
 
     The readable prefix lists ``label_keys`` (the grid axes and the seed); the hash covers every parameter, so
-    two
-    runs that differ only in a base parameter still get different ids.
+    two runs that differ only in a base parameter still get different ids.
     """
     digest = hashlib.sha1(canonical_json(params).encode()).hexdigest()[:10]
     prefix = ",".join(f"{k}={_label(params[k])}" for k in label_keys if k in params)
@@ -233,7 +229,8 @@ def resolve_function(ref: str) -> Callable[..., Any]:
 def function_ref(fn: Callable[..., Any]) -> str:
     """``"module:qualname"`` of a function: recorded with every result so a results file is never silently
     reused
-    by a different run function. (Closures get a ``<locals>`` name: fine in-process, not on remote workers.)"""
+    by a different run function. (Closures get a ``<locals>`` name: fine in-process, not on remote
+    workers.)"""
     module = getattr(fn, "__module__", None) or "?"
     qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
     return f"{module}:{qualname}"

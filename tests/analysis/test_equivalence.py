@@ -106,8 +106,23 @@ def test_dense_student_reports_what_does_not_apply():
     r = equivalence(m, random_lsa(2), n_sequences=8)
     assert r.canonical is None and any("canonicalize: not applicable" in n for n in r.notes)
     assert r.probes.features == "eigenmodes" and "A" in r.weights
+    assert json.loads(json.dumps(r.to_dict()))["roles"][0]["lam_complex"]["im"] == 0.0
 
 
 def test_equivalence_not_applicable_to_gru():
     with pytest.raises(AnalysisNotApplicable, match="equivalence: not applicable to GRU"):
         equivalence(GRU(GRUConfig(2, 3)), random_lsa(2))
+
+
+@pytest.mark.slow
+def test_shipped_teacher_student_checkpoint():
+    """Table 1 on the shipped checkpoint (when present): every figure is computed and finite."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "checkpoints" / "teacher_student_d4.safetensors"
+    if not path.exists():
+        pytest.skip("checkpoints/teacher_student_d4.safetensors not shipped")
+    r = equivalence(path)
+    assert r.reference_kind == "teacher" and "teacher_student" in r.settings["input_distribution"]
+    assert np.isfinite([r.loss, r.probes.kv_score, r.probes.q_score, r.polynomial_distance.value]).all()
+    assert r.role_counts["memory"] >= 10  # d(d+1)/2 KV units at least, as the paper's student

@@ -50,15 +50,24 @@ CASES: dict[str, Case] = {
     "glr_dense": Case(lambda: GatedLinearRNN(GatedLinearRNNConfig(3, 6, 5, 2, recurrence="dense")), 3, 2),
     "glr_no_one": Case(lambda: GatedLinearRNN(GatedLinearRNNConfig(3, 4, 7, 3, append_one=False)), 3, 3),
     "lsa_1head": Case(lambda: LinearSelfAttention(LinearSelfAttentionConfig(3)), 3, 3),
-    "lsa_1head_recurrent": Case(lambda: LinearSelfAttention(LinearSelfAttentionConfig(3), mode="recurrent"), 3, 3),
+    "lsa_1head_recurrent": Case(
+        lambda: LinearSelfAttention(LinearSelfAttentionConfig(3), mode="recurrent"), 3, 3
+    ),
     "lsa_1head_WO": Case(lambda: LinearSelfAttention(LinearSelfAttentionConfig(3, d_output=4)), 3, 4),
-    "lsa_3heads": Case(lambda: LinearSelfAttention(LinearSelfAttentionConfig(3, n_heads=3, d_key=2, d_value=2)), 3, 6),
+    "lsa_3heads": Case(
+        lambda: LinearSelfAttention(LinearSelfAttentionConfig(3, n_heads=3, d_key=2, d_value=2)), 3, 6
+    ),
     "lsa_2heads_WO": Case(
-        lambda: LinearSelfAttention(LinearSelfAttentionConfig(3, n_heads=2, d_key=2, d_value=4, d_output=5)), 3, 5
+        lambda: LinearSelfAttention(LinearSelfAttentionConfig(3, n_heads=2, d_key=2, d_value=4, d_output=5)),
+        3,
+        5,
     ),
     "lsa_2heads_WO_recurrent": Case(
-        lambda: LinearSelfAttention(LinearSelfAttentionConfig(3, n_heads=2, d_key=2, d_value=4, d_output=5),
-                                    mode="recurrent"), 3, 5
+        lambda: LinearSelfAttention(
+            LinearSelfAttentionConfig(3, n_heads=2, d_key=2, d_value=4, d_output=5), mode="recurrent"
+        ),
+        3,
+        5,
     ),
     "lru_out": Case(lambda: LRU(LRUConfig(3, 4, "out")), 3, 3),
     "lru_in_out": Case(lambda: LRU(LRUConfig(3, 4, "in_out", d_inner=5, d_output=2)), 3, 2),
@@ -77,5 +86,7 @@ def build(name: str, dtype: torch.dtype = torch.float64, seed: int = 0) -> Model
     return CASES[name].build().to(dtype)
 
 
-def tokens(name: str, B: int = 2, T: int = 7, dtype: torch.dtype = torch.float64, seed: int = 1) -> torch.Tensor:
+def tokens(
+    name: str, B: int = 2, T: int = 7, dtype: torch.dtype = torch.float64, seed: int = 1
+) -> torch.Tensor:
     return torch.randn(B, T, CASES[name].d_in, generator=torch.Generator().manual_seed(seed), dtype=dtype)

@@ -1,5 +1,5 @@
-"""GatedLinearRNN against a naive implementation of Eq. 2 written from the equations (loops over batch and time,
-separate W_m / W_x products, no fused matmul, no fast recurrence)."""
+"""GatedLinearRNN against a naive implementation of Eq. 2 written from the equations (loops over batch and
+time, separate W_m / W_x products, no fused matmul, no fast recurrence)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig
 
 
 def naive_eq2(model: GatedLinearRNN, x: torch.Tensor, h0: torch.Tensor | None = None):
-    """h_t = lam ⊙ h_{t-1} + (W_m^in x̃_t) ⊙ (W_x^in x̃_t);  y_t = D [(W_m^out h_t) ⊙ (W_x^out h_t)],  x̃ = (x, 1)."""
+    """h_t = lam ⊙ h_{t-1} + (W_m^in x̃_t) ⊙ (W_x^in x̃_t);  y_t = D [(W_m^out h_t) ⊙ (W_x^out h_t)];
+    x̃ = (x, 1)."""
     c = model.config
     Wm_in, Wx_in = model.W_in[0].detach(), model.W_in[1].detach()
     Wm_out, Wx_out = model.W_out[0].detach(), model.W_out[1].detach()
@@ -38,7 +39,9 @@ def naive_eq2(model: GatedLinearRNN, x: torch.Tensor, h0: torch.Tensor | None = 
 
 def make(recurrence="diagonal", append_one=True, d=3, N=6, M=4, dout=2, seed=0) -> GatedLinearRNN:
     torch.manual_seed(seed)
-    m = GatedLinearRNN(GatedLinearRNNConfig(d, N, M, dout, recurrence=recurrence, append_one=append_one)).double()
+    m = GatedLinearRNN(
+        GatedLinearRNNConfig(d, N, M, dout, recurrence=recurrence, append_one=append_one)
+    ).double()
     if recurrence == "dense":
         with torch.no_grad():
             m.A.copy_(torch.randn(N, N, dtype=torch.float64) / (2 * N**0.5))  # a genuinely dense matrix
@@ -62,8 +65,14 @@ def test_matches_naive_equations(recurrence, append_one):
 
 
 @settings(max_examples=20, deadline=None)
-@given(d=st.integers(1, 4), N=st.integers(1, 7), M=st.integers(1, 7), dout=st.integers(1, 3), T=st.integers(1, 12),
-       seed=st.integers(0, 10_000))
+@given(
+    d=st.integers(1, 4),
+    N=st.integers(1, 7),
+    M=st.integers(1, 7),
+    dout=st.integers(1, 3),
+    T=st.integers(1, 12),
+    seed=st.integers(0, 10_000),
+)
 def test_matches_naive_equations_property(d, N, M, dout, T, seed):
     m = make(d=d, N=N, M=M, dout=dout, seed=seed)
     with torch.no_grad():  # include the lambda limits

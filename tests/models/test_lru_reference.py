@@ -37,10 +37,14 @@ def naive_lru(model: LRU, x: torch.Tensor, h0: torch.Tensor | None = None) -> tu
     nu, th, gl = (p.detach().tolist() for p in (model.nu_log, model.theta_log, model.gamma_log))
     lam = [cmath.exp(complex(-math.exp(a), math.exp(b))) for a, b in zip(nu, th, strict=True)]
     gamma = [math.exp(g) for g in gl]
-    Bm = [[complex(r, i) for r, i in zip(rr, ii, strict=True)]
-          for rr, ii in zip(model.B_re.detach().tolist(), model.B_im.detach().tolist(), strict=True)]
-    Cm = [[complex(r, i) for r, i in zip(rr, ii, strict=True)]
-          for rr, ii in zip(model.C_re.detach().tolist(), model.C_im.detach().tolist(), strict=True)]
+    Bm = [
+        [complex(r, i) for r, i in zip(rr, ii, strict=True)]
+        for rr, ii in zip(model.B_re.detach().tolist(), model.B_im.detach().tolist(), strict=True)
+    ]
+    Cm = [
+        [complex(r, i) for r, i in zip(rr, ii, strict=True)]
+        for rr, ii in zip(model.C_re.detach().tolist(), model.C_im.detach().tolist(), strict=True)
+    ]
     D = model.D.detach().tolist()
     ys, hs = [], []
     for b in range(x.shape[0]):
@@ -49,7 +53,10 @@ def naive_lru(model: LRU, x: torch.Tensor, h0: torch.Tensor | None = None) -> tu
         for t in range(x.shape[1]):
             xt = x[b, t].tolist()
             u = _glu(model.glu_in, xt) if c.variant != "out" else xt
-            h = [lam[n] * h[n] + gamma[n] * sum(Bm[n][j] * u[j] for j in range(len(u))) for n in range(c.d_state)]
+            h = [
+                lam[n] * h[n] + gamma[n] * sum(Bm[n][j] * u[j] for j in range(len(u)))
+                for n in range(c.d_state)
+            ]
             yt = [sum(Cm[i][n] * h[n] for n in range(c.d_state)).real + D[i] * u[i] for i in range(len(u))]
             yb.append(_glu(model.glu_out, yt, m_input=xt if c.variant == "in_skip" else None))
             hb.append(h)
@@ -76,13 +83,22 @@ def test_matches_naive_complex_loop(variant, glu_bias):
             y, hT = m(x, state=state, return_state=True)
             _, cache = m.run_with_cache(x, state=state)
         torch.testing.assert_close(y, torch.tensor(ys, dtype=torch.float64), rtol=0, atol=1e-12)
-        torch.testing.assert_close(cache["hook_h"], torch.tensor(hs, dtype=torch.complex128), rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            cache["hook_h"], torch.tensor(hs, dtype=torch.complex128), rtol=0, atol=1e-12
+        )
         torch.testing.assert_close(hT, torch.tensor(hs, dtype=torch.complex128)[:, -1], rtol=0, atol=1e-12)
 
 
 @settings(max_examples=15, deadline=None)
-@given(variant=st.sampled_from(LRU_VARIANTS), d=st.integers(1, 3), N=st.integers(1, 4),
-       inner=st.integers(1, 3), out=st.integers(1, 3), T=st.integers(1, 8), seed=st.integers(0, 10_000))
+@given(
+    variant=st.sampled_from(LRU_VARIANTS),
+    d=st.integers(1, 3),
+    N=st.integers(1, 4),
+    inner=st.integers(1, 3),
+    out=st.integers(1, 3),
+    T=st.integers(1, 8),
+    seed=st.integers(0, 10_000),
+)
 def test_matches_naive_property(variant, d, N, inner, out, T, seed):
     m = make(variant, d_inner=None if variant == "out" else inner, d_output=out, seed=seed, d=d, N=N)
     with torch.no_grad():  # the lambda -> 0 limit of the two-layer construction (nu_log -> +inf)
@@ -94,8 +110,8 @@ def test_matches_naive_property(variant, d, N, inner, out, T, seed):
 
 
 def test_variants_differ_where_the_paper_says():
-    # in_skip's output gate reads x_t: changing only the GLU-out m-weights' view of x changes y, and "out" has no
-    # input GLU at all (u = x)
+    # in_skip's output gate reads x_t: changing only the GLU-out m-weights' view of x changes y, and "out" has
+    # no input GLU at all (u = x)
     m_out = make("out")
     assert m_out.glu_in is None and m_out.glu_out.W_m.in_features == 3
     m_skip = make("in_skip", d_inner=4, d_output=2)

@@ -47,8 +47,14 @@ def test_parallel_recurrent_and_naive_agree(config):
     rec = LinearSelfAttention(config, mode="recurrent").double()
     rec.load_state_dict(par.state_dict())
     x = torch.randn(2, 8, config.d_input, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    S0 = torch.randn(2, config.n_heads, config.dv, config.dk, dtype=torch.float64,
-                     generator=torch.Generator().manual_seed(2))
+    S0 = torch.randn(
+        2,
+        config.n_heads,
+        config.dv,
+        config.dk,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(2),
+    )
     for state in (None, S0):
         ref = naive_eq1(par, x, state)
         with torch.no_grad():
@@ -60,8 +66,15 @@ def test_parallel_recurrent_and_naive_agree(config):
 
 
 @settings(max_examples=20, deadline=None)
-@given(d=st.integers(1, 4), H=st.integers(1, 3), dk=st.integers(1, 3), dv=st.integers(1, 3),
-       out=st.one_of(st.none(), st.integers(1, 4)), T=st.integers(1, 7), seed=st.integers(0, 10_000))
+@given(
+    d=st.integers(1, 4),
+    H=st.integers(1, 3),
+    dk=st.integers(1, 3),
+    dv=st.integers(1, 3),
+    out=st.one_of(st.none(), st.integers(1, 4)),
+    T=st.integers(1, 7),
+    seed=st.integers(0, 10_000),
+)
 def test_forms_agree_property(d, H, dk, dv, out, T, seed):
     torch.manual_seed(seed)
     cfg = LinearSelfAttentionConfig(d, n_heads=H, d_key=dk, d_value=dv, d_output=out)

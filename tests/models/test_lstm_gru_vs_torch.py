@@ -1,5 +1,5 @@
-"""LSTM / GRU agree with torch.nn.LSTM / torch.nn.GRU given the same weights, set through the per-gate views, on
-both the fast path (the wrapped torch module) and the explicit per-step path (taken while caching)."""
+"""LSTM / GRU agree with torch.nn.LSTM / torch.nn.GRU given the same weights, set through the per-gate views,
+on both the fast path (the wrapped torch module) and the explicit per-step path (taken while caching)."""
 
 from __future__ import annotations
 
@@ -77,18 +77,28 @@ def test_agrees_with_torch(kind, dtype, with_state):
 
 
 def test_lstm_gate_names_follow_the_paper():
-    """Eqs. 10-15 at t = 0 from a zero state: every cached gate equals its own formula with its own weights."""
+    """Eqs. 10-15 at t = 0 from a zero state: each cached gate equals its own formula with its own weights."""
     ref = torch_reference("lstm")
     model = ours_from_views("lstm", ref)
     x = torch.randn(2, 1, D, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         _, cache = model.run_with_cache(x)
         pre = {n: x[:, 0] @ model.gate(n).U.T + model.gate(n).b + model.gate(n).b_h for n in "gfco"}
-        f, c_tilde, g, o = (torch.sigmoid(pre["f"]), torch.tanh(pre["c"]), torch.sigmoid(pre["g"]),
-                            torch.sigmoid(pre["o"]))
+        f, c_tilde, g, o = (
+            torch.sigmoid(pre["f"]),
+            torch.tanh(pre["c"]),
+            torch.sigmoid(pre["g"]),
+            torch.sigmoid(pre["o"]),
+        )
         c = g * c_tilde  # c_0 = f ⊙ 0 + g ⊙ c̃
-        expected = {"hook_f": f, "hook_c": c_tilde, "hook_g": g, "hook_o": o, "hook_cell": c,
-                    "hook_h": o * torch.tanh(c)}
+        expected = {
+            "hook_f": f,
+            "hook_c": c_tilde,
+            "hook_g": g,
+            "hook_o": o,
+            "hook_cell": c,
+            "hook_h": o * torch.tanh(c),
+        }
     for name, value in expected.items():
         torch.testing.assert_close(cache[name][:, 0], value, rtol=0, atol=1e-14)
 
@@ -116,8 +126,8 @@ def test_gate_views_write_through_and_reject_unknown_names():
     with torch.no_grad():
         model.gate("f").b.fill_(7.0)
     after = model.cell.bias_ih_l0.detach()
-    assert torch.equal(after[H:2 * H], torch.full((H,), 7.0))  # block 1 = torch's forget gate
-    assert torch.equal(after[:H], before[:H]) and torch.equal(after[2 * H:], before[2 * H:])
+    assert torch.equal(after[H : 2 * H], torch.full((H,), 7.0))  # block 1 = torch's forget gate
+    assert torch.equal(after[:H], before[:H]) and torch.equal(after[2 * H :], before[2 * H :])
     assert model.gate("g").U.shape == (H, D) and model.gate("g").V.shape == (H, H)
     with pytest.raises(KeyError, match="gates"):
         model.gate("i")

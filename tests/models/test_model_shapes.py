@@ -81,7 +81,9 @@ def test_config_round_trip(name):
     again = type(cfg).from_dict(cfg.to_dict())
     assert again == cfg and hash(again) == hash(cfg)
     rebuilt = type(model)(again)
-    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
 
 
 def test_gated_rnn_parameter_layout_and_count():
@@ -141,7 +143,12 @@ def test_sequence_model_widths_chain():
     assert m.embed.bias is None and m.readout.in_features == 3
     mixed = build("sequence_mixed")
     assert [type(layer).__name__ for layer in mixed.layers] == [
-        "GatedLinearRNN", "LRU", "LSTM", "GRU", "LinearSelfAttention", "GatedLinearRNN"
+        "GatedLinearRNN",
+        "LRU",
+        "LSTM",
+        "GRU",
+        "LinearSelfAttention",
+        "GatedLinearRNN",
     ]
     assert all(layer.d_input == 6 and layer.d_output == 6 for layer in mixed.layers)
     assert len(mixed.recurrence_parameters()) == 1 + 5 + 1
@@ -164,9 +171,14 @@ def test_sequence_model_widths_chain():
         lambda: SequenceModelConfig(3, 2, 4, layers=()),
         lambda: SequenceModelConfig(3, 2, 4, layers=("LRU",)),
         lambda: SequenceModel(SequenceModelConfig(3, 2, 4, layers=({"class": "SequenceModel"},))),
-        lambda: SequenceModel(SequenceModelConfig(3, 2, 4, layers=({"class": "LSTM", "d_hidden": 3},
-                                                                   {"class": "GRU", "d_input": 4}))),
-        lambda: GatedLinearRNNConfig.from_dict({"d_input": 1, "n_hidden": 1, "n_gating": 1, "d_output": 1, "x": 2}),
+        lambda: SequenceModel(
+            SequenceModelConfig(
+                3, 2, 4, layers=({"class": "LSTM", "d_hidden": 3}, {"class": "GRU", "d_input": 4})
+            )
+        ),
+        lambda: GatedLinearRNNConfig.from_dict(
+            {"d_input": 1, "n_hidden": 1, "n_gating": 1, "d_output": 1, "x": 2}
+        ),
     ],
 )
 def test_bad_configs_raise_one_line_value_errors(make):
@@ -180,7 +192,9 @@ def test_model_needs_its_own_config_class():
         GatedLinearRNN(LSTMConfig(3, 4))
 
 
-@pytest.mark.parametrize("name", ["glr_diagonal", "lsa_2heads_WO", "lru_in_skip", "lstm", "gru", "sequence_mixed"])
+@pytest.mark.parametrize(
+    "name", ["glr_diagonal", "lsa_2heads_WO", "lru_in_skip", "lstm", "gru", "sequence_mixed"]
+)
 def test_bad_inputs_raise_clear_errors(name):
     model = build(name)
     with pytest.raises(ValueError, match="features"):

@@ -1,4 +1,5 @@
-"""Streaming: a split sequence with the state carried over, and token-by-token ``step``, equal the full forward."""
+"""Streaming: a split sequence with the state carried over, and token-by-token ``step``, equal the full
+forward."""
 
 from __future__ import annotations
 
@@ -49,8 +50,11 @@ def test_step_by_step_equals_full(name):
 
 
 @settings(max_examples=15, deadline=None)
-@given(name=st.sampled_from(sorted(CASES)), cuts=st.lists(st.integers(0, 20), min_size=1, max_size=4),
-       seed=st.integers(0, 1000))
+@given(
+    name=st.sampled_from(sorted(CASES)),
+    cuts=st.lists(st.integers(0, 20), min_size=1, max_size=4),
+    seed=st.integers(0, 1000),
+)
 def test_any_partition_of_the_sequence_streams(name, cuts, seed):
     model = build(name, seed=seed)
     x = tokens(name, B=1, T=20, seed=seed)
@@ -65,7 +69,9 @@ def test_any_partition_of_the_sequence_streams(name, cuts, seed):
     assert_tree_close(state, s)
 
 
-@pytest.mark.parametrize("name", ["glr_diagonal", "lru_in_out", "lsa_2heads_WO", "lstm", "gru", "sequence_mixed"])
+@pytest.mark.parametrize(
+    "name", ["glr_diagonal", "lru_in_out", "lsa_2heads_WO", "lstm", "gru", "sequence_mixed"]
+)
 def test_streaming_in_float32(name):
     model = build(name, torch.float32)
     x = tokens(name, T=T, dtype=torch.float32)

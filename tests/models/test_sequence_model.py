@@ -1,11 +1,18 @@
-"""SequenceModel = embed -> layers -> readout, and the model summaries used by `rnnattn info` and the reports."""
+"""SequenceModel = embed -> layers -> readout; the model summaries used by `rnnattn info` and the reports."""
 
 from __future__ import annotations
 
 import torch
 from model_zoo_cases import build, tokens
 
-from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig, LRU, LRUConfig, get_model_class, registered_models
+from rnnattn.models import (
+    LRU,
+    GatedLinearRNN,
+    GatedLinearRNNConfig,
+    LRUConfig,
+    get_model_class,
+    registered_models,
+)
 from rnnattn.models.summary import decay_summaries, decays, nonfinite
 
 
@@ -28,8 +35,16 @@ def test_equals_the_composition_of_its_parts():
 def test_layer_hooks_are_namespaced():
     m = build("sequence_mixed")
     names = set(m.hook_points())
-    assert {"hook_embed", "hook_y", "layers.0.hook_h", "layers.1.glu_out.hook_m", "layers.2.hook_f",
-            "layers.3.hook_z", "layers.4.hook_kv", "layers.5.hook_gate_out"} <= names
+    assert {
+        "hook_embed",
+        "hook_y",
+        "layers.0.hook_h",
+        "layers.1.glu_out.hook_m",
+        "layers.2.hook_f",
+        "layers.3.hook_z",
+        "layers.4.hook_kv",
+        "layers.5.hook_gate_out",
+    } <= names
 
 
 def test_registry_knows_every_model():

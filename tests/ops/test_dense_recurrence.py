@@ -22,7 +22,9 @@ def test_exact_rational_recurrence():
     for b in range(B):
         state = [Fraction(h0[b, i].item()) for i in range(N)]
         for t in range(T):
-            state = [sum(Af[i][j] * state[j] for j in range(N)) + Fraction(u[b, t, i].item()) for i in range(N)]
+            state = [
+                sum(Af[i][j] * state[j] for j in range(N)) + Fraction(u[b, t, i].item()) for i in range(N)
+            ]
             assert [Fraction(v) for v in h[b, t].tolist()] == state
         assert [Fraction(v) for v in hT[b].tolist()] == state
 

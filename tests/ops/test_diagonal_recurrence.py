@@ -1,8 +1,8 @@
 """rnnattn.ops.diagonal_recurrence (chunked scan + custom backward) against the sequential reference.
 
 Tolerances (issue 2): max |fast - ref| <= 1e-12 * max(1, max |ref|) in float64/complex128 and
-<= 1e-5 * max |ref| in float32/complex64; the same for gradients. The reference itself is checked against exact
-rational arithmetic (fractions) so that "equal to the reference" means equal to the recurrence.
+<= 1e-5 * max |ref| in float32/complex64; the same for gradients. The reference itself is checked against
+exact rational arithmetic (fractions) so that "equal to the reference" means equal to the recurrence.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def assert_matches(fast: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype | N
 
 
 def make_lam(n: int, dtype: torch.dtype, g: torch.Generator, special: bool = True) -> torch.Tensor:
-    """Moduli covering lambda -> 0 and lambda -> 1 exactly and nearly, plus random ones; random phases if complex."""
+    """Moduli covering lambda -> 0 and lambda -> 1 (exactly and nearly) and random ones; random phases if
+    complex."""
     mod = torch.rand(n, generator=g, dtype=torch.float64)
     if special:
         k = min(n, len(SPECIAL_LAMBDAS))
@@ -58,7 +59,8 @@ def widen(t: torch.Tensor | None) -> torch.Tensor | None:
     return t.to(torch.complex128 if t.is_complex() else torch.float64)
 
 
-# -- the reference is the recurrence (exact arithmetic) ----------------------------------------------------------
+# -- the reference is the recurrence (exact arithmetic)
+# ----------------------------------------------------------
 def test_reference_equals_exact_rational_recurrence():
     g = torch.Generator().manual_seed(1)
     B, T, N = 2, 6, 3
@@ -78,7 +80,8 @@ def test_reference_equals_exact_rational_recurrence():
                 assert Fraction(hT[b, n].item()) == state
 
 
-# -- forward ------------------------------------------------------------------------------------------------------
+# -- forward
+# ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [torch.float64, torch.complex128, torch.float32, torch.complex64])
 @pytest.mark.parametrize("T", [0, 1, 2, 3, 7, 31, 64, 65, 127, 129, 1000, 2000])
 @pytest.mark.parametrize("with_h0", [False, True])
@@ -205,7 +208,8 @@ def test_bad_arguments_raise_one_line_value_errors(u, lam, h0, kwargs, match):
     assert "\n" not in str(e.value)
 
 
-# -- gradients ----------------------------------------------------------------------------------------------------
+# -- gradients
+# ----------------------------------------------------------------------------------------------------
 def _grads(fn, u, lam, h0, w, v):
     u, lam = u.detach().requires_grad_(), lam.detach().requires_grad_()
     h0 = None if h0 is None else h0.detach().requires_grad_()

@@ -336,6 +336,8 @@ def _mutated_body(case, raw: bytes) -> None:
         assert rc == 2 and err.count("\n") == 1 and err.startswith("rnnattn: error: "), err
     else:
         assert rc == 0, err
+        # text from the file never reaches the terminal raw: no ESC/CR/BEL/NUL... (control characters escaped)
+        assert all(c.isprintable() for line in out.splitlines() for c in line), out
 
 
 def test_mutated_headers(case, ckpts):
@@ -681,3 +683,16 @@ def test_report_flags_nan_weights(ckpts, case, tmp_path):
         assert "NaN" in html or "non-finite" in html
     else:
         assert "nan" in err.lower() or "non-finite" in err.lower(), err
+
+
+def test_info_escapes_terminal_control_characters(ckpts, case):
+    """Metadata is free text from whoever wrote the file: ``info`` must not pass escape sequences to the terminal."""
+    header, info, data = split(ckpts["glrnn"])
+    evil = "\x1b]0;owned\x07\x1b[2J\rfake line\x00\u202e"
+    info = dict(info, metadata={"note": evil, evil: "key too"})
+    p = case(assemble(header, info, data))
+    rc, out, err = cli(["info", str(p)], "terminal escapes")
+    assert rc == 0 and "\x1b" not in out and "\r" not in out and "\x07" not in out and "\u202e" not in out
+    assert "owned" in out  # escaped, not dropped
+    rc, out, err = cli(["info", "--json", str(p)], "terminal escapes")
+    assert rc == 0 and "\x1b" not in out and json.loads(out)["metadata"]["note"] == evil

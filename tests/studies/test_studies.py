@@ -3,8 +3,7 @@ holds
 the paper-vs-rnnattn table and says which mode produced it.
 
 Default suite: ``--tiny`` smoke runs (a handful of training steps, in-process). ``-m slow``: the real
-``--quick``
-mode of every study (minutes each on a 2-core CPU).
+``--quick`` mode of every study (minutes each on a 2-core CPU).
 """
 
 import ast

@@ -78,3 +78,33 @@ def test_icl_run_reports_gap_to_gd():
     assert 0.08 < out["reference_train_loss"] < 0.11  # one-step GD on 2000 sequences, L* = 0.0946
     assert out["gap"] == pytest.approx(out["train_loss"] - out["reference_train_loss"])
     assert out["reference_val_loss"] > out["reference_train_loss"]  # validation W* has twice the variance
+
+
+def test_interrupted_long_run_resumes_from_its_state(tmp_path, monkeypatch):
+    """A single run stopped half-way (its worker killed) continues from the trainer state in save_dir and reaches
+    the same weights as an uninterrupted run."""
+    from rnnattn.sweeps.runs import _prepare, params_digest
+    from rnnattn.training import train
+
+    train_cfg = {**BASE["train"], "steps": 6, "log_every": 1}
+    full = train_run({**BASE, "seed": 1, "train": train_cfg})
+    params = {**BASE, "seed": 1, "train": train_cfg, "save_dir": str(tmp_path)}
+    p, seed, task, config = _prepare(params)
+    torch.manual_seed(seed)
+    model = build_model("gated_diagonal", 2, 2, 4)
+    run_dir = tmp_path / f"{params_digest(params)}.run"
+    stopped = train(task, model, config, out_dir=run_dir, callbacks=[lambda row: row["step"] >= 3], progress=False,
+                    handle_sigint=False)
+    assert stopped.steps == 3 and (run_dir / "state.safetensors").exists()
+    import rnnattn.training
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["resume"])
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(rnnattn.training, "train", spy)
+    resumed = train_run(params)
+    assert calls == [True]  # continued from step 3, not retrained from scratch
+    assert resumed["train_loss"] == pytest.approx(full["train_loss"], rel=1e-6)
