@@ -30,6 +30,7 @@ import torch
 from rnnattn._version import __version__
 from rnnattn.models.base import Model
 from rnnattn.models.registry import get_model_class
+from rnnattn.models.summary import nonfinite
 
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024 * 1024
@@ -41,9 +42,6 @@ _DTYPES = {
 }
 _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
 _ITEMSIZE = {k: torch.empty(0, dtype=v).element_size() for k, v in _DTYPES.items()}
-# +-inf is meaningful in log-parameterised decays (nu = -inf gives lambda = 1 exactly, +inf gives 0), so only NaN
-# there is suspicious; anywhere else an Inf weight is flagged like a NaN.
-_INF_ALLOWED = ("nu", "nu_log", "theta_log", "gamma_log")
 
 
 class CheckpointError(Exception):
@@ -373,8 +371,7 @@ def _materialise(path: Path, skeleton: Model, tensors: dict[str, torch.Tensor], 
     except (RuntimeError, ValueError, TypeError) as e:
         raise _fail(path, f"{what}: cannot load tensors ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
     model.metadata = skeleton.metadata
-    bad = [k for k, v in got.items()
-           if torch.isnan(v).any() or (k.rsplit(".", 1)[-1] not in _INF_ALLOWED and torch.isinf(v).any())]
+    bad = list(nonfinite(model))
     if bad:
         warnings.warn(f"{path}: {what} has non-finite (NaN/Inf) weights in {', '.join(bad[:5])}", CheckpointWarning,
                       stacklevel=3)

@@ -47,12 +47,19 @@ def decay_summaries(model: Model, hi: float = 0.99, lo: float = 0.01) -> list[De
     return res
 
 
+# +-inf is meaningful in log-parametrised decays: nu = -inf gives lambda = 1 exactly and +inf gives 0 (exact
+# constructions rely on it), so only NaN is suspicious there.
+INF_ALLOWED = ("nu", "nu_log", "theta_log", "gamma_log")
+
+
 def nonfinite(model: torch.nn.Module) -> dict[str, tuple[int, int]]:
-    """``{parameter name: (#NaN, #Inf)}`` for parameters holding any non-finite value."""
+    """``{parameter name: (#NaN, #Inf)}`` for parameters holding suspicious non-finite values (Inf in the
+    log-decay parameters of ``INF_ALLOWED`` is not counted)."""
     bad = {}
     for k, v in model.state_dict().items():
         if v.is_floating_point() or v.is_complex():
-            n_nan, n_inf = int(torch.isnan(v).sum()), int(torch.isinf(v).sum())
+            inf_ok = k.rsplit(".", 1)[-1] in INF_ALLOWED
+            n_nan, n_inf = int(torch.isnan(v).sum()), 0 if inf_ok else int(torch.isinf(v).sum())
             if n_nan or n_inf:
                 bad[k] = (n_nan, n_inf)
     return bad
