@@ -7,7 +7,7 @@ linear readout (no norm, dropout or skips; LRU state = width): :func:`rnnattn.sw
 Reports the validation loss per architecture (Fig. 4; ICL validation uses W* ~ N(0, 2/3)) and training and
 validation loss against the parameter count (Fig. 5), with the paper's qualitative findings beside ours.
 
-* ``--quick``: width 16, one seed, 400 AdamW steps at lr 3e-3 (A) / 1,000 at lr 1e-2 (B): minutes on a CPU.
+* ``--quick``: width 16, one seed, 400 AdamW steps at lr 3e-3 (A) / 2,500 at lr 1e-2 (B): minutes on a CPU.
 * ``--full``: widths 8-128, 3 seeds, the paper's step counts (781,250 / 300,000), lr 1e-3 -> 1e-6: a cluster.
 """
 
@@ -58,7 +58,7 @@ def specs(args):
     out = []
     for part, task, steps_q, lr_q, steps_f, opts in (
         ("A", "teacher_student", 400, 3e-3, 781_250, {"d": 6}),
-        ("B", "icl_regression", 1000, 1e-2, 300_000, {}),
+        ("B", "icl_regression", 2500, 1e-2, 300_000, {}),
     ):
         train = (
             {"steps": steps_q, "lr": lr_q, "device": args.device}

@@ -89,7 +89,7 @@ def coefficients(path: str, d_x: int = 3) -> dict[str, float]:
     return out
 
 
-def shipped_losses(path: str, n: int = 100_000) -> dict[str, float]:
+def shipped_losses(path: str, n: int) -> dict[str, float]:
     """Loss of a checkpoint on fresh training-distribution sequences and GD's on the same ones."""
     import torch
 
@@ -97,7 +97,7 @@ def shipped_losses(path: str, n: int = 100_000) -> dict[str, float]:
     from rnnattn.sweeps.runs import evaluate
     from rnnattn.tasks import InContextRegression
 
-    model = load(path).to(torch.float64)
+    model = load(path).float()
     loss, ref = evaluate(model, InContextRegression(), n, seed=12345)
     return {"train_loss": loss, "reference_train_loss": ref}
 
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
 
     shipped = None
     if Path(args.checkpoint).is_file():
-        shipped = {**shipped_losses(args.checkpoint), **coefficients(args.checkpoint)}
+        shipped = {**shipped_losses(args.checkpoint, base["eval_samples"]), **coefficients(args.checkpoint)}
     table_rows = [
         {
             "quantity": f"training loss ({base['eval_samples']:,} fresh sequences)",

@@ -64,18 +64,20 @@ def test_study_tiny_end_to_end(name, tmp_path):
 
 
 def test_rerun_resumes_and_refuses_foreign_files(tmp_path):
-    out = run_study("table2", tmp_path, "--quick", "--tiny", "--workers", "1")
-    results = tmp_path / "runs" / "table2" / "table2_tiny.jsonl"
-    n = len(results.read_text().splitlines())
-    run_study("table2", tmp_path, "--quick", "--tiny", "--workers", "1")
-    assert len(results.read_text().splitlines()) == n  # every run was already done: nothing retrained
-    (out / "table2.csv").unlink()
+    args = ("--quick", "--tiny", "--workers", "1")
+    out = run_study("fig3", tmp_path, *args)
+    results = sorted((tmp_path / "runs" / "fig3").glob("*.jsonl"))
+    n = [len(r.read_text().splitlines()) for r in results]
+    run_study("fig3", tmp_path, *args)
+    assert [len(r.read_text().splitlines()) for r in results] == n  # every run was done: nothing retrained
+    (out / "fig3_side_by_side.csv").unlink()
     (out / "manifest.json").unlink()
-    (out / "table2.csv").write_text("a user's own file\n")
+    (out / "fig3_side_by_side.csv").write_text("a user's own file\n")
     with pytest.raises(FileExistsError, match="not written by a study"):
-        run_study("table2", tmp_path, "--quick", "--tiny", "--workers", "1")
-    assert (out / "table2.csv").read_text() == "a user's own file\n"
-    run_study("table2", tmp_path, "--quick", "--tiny", "--workers", "1", "--force")
+        run_study("fig3", tmp_path, *args)
+    assert (out / "fig3_side_by_side.csv").read_text() == "a user's own file\n"
+    run_study("fig3", tmp_path, *args, "--force")
+    check_report(out, "fig3", "tiny")
 
 
 def test_tiny_needs_quick(tmp_path):
