@@ -56,17 +56,11 @@ def parse_args(
     mode.add_argument(
         "--quick", dest="mode", action="store_const", const="quick", help="minutes on a 2-core CPU (default)"
     )
-    mode.add_argument(
-        "--full", dest="mode", action="store_const", const="full", help="the paper's configuration"
-    )
+    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="the paper's configuration")
     p.set_defaults(mode="quick")
     p.add_argument("--out", default=None, help=f"report folder (default: reports/{study})")
-    p.add_argument(
-        "--runs-dir", default=None, help=f"sweep state and checkpoints (default: runs/{study}/<mode>)"
-    )
-    p.add_argument(
-        "--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address for the sweeps"
-    )
+    p.add_argument("--runs-dir", default=None, help=f"sweep state and checkpoints (default: runs/{study}/<mode>)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address for the sweeps")
     p.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
     p.add_argument(
         "--device",
@@ -136,13 +130,10 @@ def explode(df: pd.DataFrame) -> pd.DataFrame:
         return df
     df = df.copy()
     parsed = {
-        c: df[c].map(lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[") else None)
-        for c in df.columns
+        c: df[c].map(lambda v: json.loads(v) if isinstance(v, str) and v.startswith("[") else None) for c in df.columns
     }
     n = parsed["seeds"].map(len)
-    cols = [
-        c for c, v in parsed.items() if v.map(lambda x: isinstance(x, list)).all() and (v.map(len) == n).all()
-    ]
+    cols = [c for c, v in parsed.items() if v.map(lambda x: isinstance(x, list)).all() and (v.map(len) == n).all()]
     for c in cols:
         df[c] = parsed[c]
     df = df.explode(cols, ignore_index=True).drop(columns=["seed"]).rename(columns={"seeds": "seed"})
@@ -232,9 +223,7 @@ class StudyReport:
         ]
         blocks = [KeyValues(items, "How this report was produced")]
         if a.tiny:
-            blocks.append(
-                Text("Smoke run (--tiny): a handful of training steps; the numbers mean nothing.", "warning")
-            )
+            blocks.append(Text("Smoke run (--tiny): a handful of training steps; the numbers mean nothing.", "warning"))
         elif a.mode == "quick":
             blocks.append(
                 Text(
@@ -254,9 +243,7 @@ class StudyReport:
         out: Path = self.args.out
         out.mkdir(parents=True, exist_ok=True)
         manifest_path = out / "manifest.json"
-        owned = (
-            set(json.loads(manifest_path.read_text()).get("files", [])) if manifest_path.exists() else set()
-        )
+        owned = set(json.loads(manifest_path.read_text()).get("files", [])) if manifest_path.exists() else set()
         files: dict[str, bytes] = {}
         for name, df in self.tables.items():
             files[f"{_safe(name)}.csv"] = df.to_csv(index=False).encode()
@@ -278,22 +265,16 @@ class StudyReport:
             wall_time_s=round(time.time() - self.started, 1),
             verdict=self.verdict,
         )
-        files["summary.json"] = (
-            json.dumps(_jsonable(self.summary), indent=2, sort_keys=True) + "\n"
-        ).encode()
+        files["summary.json"] = (json.dumps(_jsonable(self.summary), indent=2, sort_keys=True) + "\n").encode()
         clash = [n for n in files if (out / n).exists() and n not in owned]
         if clash and not self.args.force:
             raise FileExistsError(f"{out / clash[0]} exists and was not written by a study (use --force)")
         for name, data in files.items():
             atomic_write_bytes(out / name, data, overwrite=True)
         stale = sorted(owned - set(files) - {"manifest.json"})
-        for (
-            name
-        ) in stale:  # files an earlier run of this study wrote and this one does not: remove, never others
+        for name in stale:  # files an earlier run of this study wrote and this one does not: remove, never others
             (out / name).unlink(missing_ok=True)
-        atomic_write_bytes(
-            manifest_path, json.dumps({"files": sorted(files)}, indent=1).encode(), overwrite=True
-        )
+        atomic_write_bytes(manifest_path, json.dumps({"files": sorted(files)}, indent=1).encode(), overwrite=True)
         print(f"[{self.args.study}] report: {out / 'report.html'}", flush=True)
         return out / "report.html"
 

@@ -134,9 +134,7 @@ def main(argv=None) -> int:
     ba, bb = best(a), best(b)
 
     def val(df, arch, layers=None):
-        sel = (
-            df[df["arch"] == arch] if layers is None else df[(df["arch"] == arch) & (df["layers"] == layers)]
-        )
+        sel = df[df["arch"] == arch] if layers is None else df[(df["arch"] == arch) & (df["layers"] == layers)]
         return float(sel["val_loss"].min()) if len(sel) else float("nan")
 
     gd_val = float(b["reference_val_loss"].median())
@@ -225,9 +223,7 @@ def main(argv=None) -> int:
                     lw=1,
                     label=f"{label} ×{layers}",
                 )
-                ax.plot(
-                    g.index, g["train_loss"], marker=marker, color=f"C{i}", ms=3, lw=0.6, ls=":", mfc="none"
-                )
+                ax.plot(g.index, g["train_loss"], marker=marker, color=f"C{i}", ms=3, lw=0.6, ls=":", mfc="none")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("parameters")

@@ -94,8 +94,7 @@ def column(res) -> dict[str, object]:
         "roles": f"{roles.get('memory', 0)} / {roles.get('forget', 0)} of {len(res.lam)}",
         "hidden": f"{pr.n_hidden_before - pr.n_hidden_after}/{pr.n_hidden_before} removed "
         f"({pr.n_hidden_after} left; lambda>0.99: {roles.get('memory', 0)}, <0.01: {roles.get('forget', 0)})",
-        "gating": f"{pr.n_gating_before - pr.n_gating_after}/{pr.n_gating_before} removed "
-        f"({pr.n_gating_after} left)",
+        "gating": f"{pr.n_gating_before - pr.n_gating_after}/{pr.n_gating_before} removed ({pr.n_gating_after} left)",
         "merge": merge_txt,
         "verdict": res.verdict_text,
     }
@@ -188,9 +187,7 @@ def main(argv=None) -> int:
             ("student", f"N = {res.student.config.n_hidden}, M = {res.student.config.n_gating}"),
             (
                 "training",
-                ", ".join(
-                    f"{k} = {_common.fmt(tr[k])}" for k in ("steps", "protocol", "wall_time") if k in tr
-                ),
+                ", ".join(f"{k} = {_common.fmt(tr[k])}" for k in ("steps", "protocol", "wall_time") if k in tr),
             ),
             ("reference", res.reference_kind),
             ("verdict", res.verdict_text),

@@ -42,9 +42,7 @@ N_SEEDS = 4
 
 
 def add_options(p) -> None:
-    p.add_argument(
-        "--checkpoint", default=str(SHIPPED), help="an ICL checkpoint to analyse beside the fresh seeds"
-    )
+    p.add_argument("--checkpoint", default=str(SHIPPED), help="an ICL checkpoint to analyse beside the fresh seeds")
     p.add_argument("--steps", type=int, default=None, help="override the number of AdamW steps")
 
 
@@ -91,7 +89,6 @@ def coefficients(path: str, d_x: int = 3) -> dict[str, float]:
 
 def shipped_losses(path: str, n: int) -> dict[str, float]:
     """Loss of a checkpoint on fresh training-distribution sequences and GD's on the same ones."""
-    import torch
 
     from rnnattn import load
     from rnnattn.sweeps.runs import evaluate
@@ -225,9 +222,7 @@ def main(argv=None) -> int:
             label="rnnattn seeds" if j == 0 else None,
             color="C0",
         )
-        ax1.scatter(
-            [j + 1.25], [PAPER["coef"][j]], marker="s", color="C3", label="paper RNN" if j == 0 else None
-        )
+        ax1.scatter([j + 1.25], [PAPER["coef"][j]], marker="s", color="C3", label="paper RNN" if j == 0 else None)
     ax1.axhline(eta, color="k", ls="--", lw=1, label="GD eta*")
     ax1.set_xticks([1, 2, 3], ["x1² y1", "x2² y1", "x3² y1"])
     ax1.set_title("coefficients of output 1")

@@ -80,10 +80,7 @@ def run(args: argparse.Namespace) -> int:
     # Keep a copy of the spec beside the results (refuse to mix two different specs under one name silently).
     saved = out / "spec.json"
     if saved.exists() and SweepSpec.from_json(saved).to_dict() != spec.to_dict():
-        print(
-            f"note: {saved} differs from {spec_path}; "
-            "finished runs with identical parameters are still reused"
-        )
+        print(f"note: {saved} differs from {spec_path}; finished runs with identical parameters are still reused")
     atomic_write_bytes(saved, spec.to_json().encode(), overwrite=True)
 
     with make_executor(args.scheduler, args.workers, args.connect_timeout) as executor:

@@ -197,9 +197,7 @@ class _FuturesBatch(Batch):
             exc = fut.exception()
             if exc is not None:  # the worker itself died (killed, out of memory): the run did not report back
                 line = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-                yield Outcome(
-                    run, False, {}, f"worker failed: {line}", "".join(traceback.format_exception(exc))
-                )
+                yield Outcome(run, False, {}, f"worker failed: {line}", "".join(traceback.format_exception(exc)))
             else:
                 yield fut.result()
 
@@ -239,9 +237,7 @@ class LocalExecutor(Executor):
         if mp_context is None:
             mp_context = "forkserver" if "forkserver" in methods else "spawn"
         if mp_context not in methods:
-            raise ValueError(
-                f"LocalExecutor: start method {mp_context!r} is not available here (have {methods})"
-            )
+            raise ValueError(f"LocalExecutor: start method {mp_context!r} is not available here (have {methods})")
         ctx = multiprocessing.get_context(mp_context)
         if mp_context == "forkserver":
             ctx.set_forkserver_preload(list(preload))
@@ -366,9 +362,7 @@ class _DaskBatch(_FuturesBatch):
                 yield fut.result()
 
 
-def make_executor(
-    scheduler: str | None = None, workers: int | None = None, timeout: float = 30.0
-) -> Executor:
+def make_executor(scheduler: str | None = None, workers: int | None = None, timeout: float = 30.0) -> Executor:
     """The executor a command line asks for: Dask at ``scheduler`` if given (waiting up to ``timeout``
     seconds for
     it), else a local pool of ``workers`` (``workers=1`` runs in-process, which avoids process start-up)."""

@@ -107,13 +107,9 @@ def read_records(path: str | os.PathLike, repair: bool = True) -> list[dict[str,
             bad.append(i)
     torn_tail = bool(data) and not data.endswith(b"\n")
     if bad and bad != [len(lines) - 1]:
-        warnings.warn(
-            f"{path}: skipped {len(bad)} unreadable line(s) {[b + 1 for b in bad][:5]}", stacklevel=2
-        )
+        warnings.warn(f"{path}: skipped {len(bad)} unreadable line(s) {[b + 1 for b in bad][:5]}", stacklevel=2)
     if repair and (torn_tail or bad):
-        good = b"".join(
-            json.dumps(r, allow_nan=True, separators=(",", ":")).encode() + b"\n" for r in records
-        )
+        good = b"".join(json.dumps(r, allow_nan=True, separators=(",", ":")).encode() + b"\n" for r in records)
         atomic_write_bytes(path, good, overwrite=True)
     return records
 
@@ -223,8 +219,7 @@ def run_sweep(
     other_fn = sorted({v.get("fn") for k, v in latest.items() if k in done} - {fn_ref})
     if other_fn:
         raise ValueError(
-            f"{results_path} holds results of {other_fn[0]}, not {fn_ref}: "
-            "use another results path for a new function"
+            f"{results_path} holds results of {other_fn[0]}, not {fn_ref}: use another results path for a new function"
         )
     todo = [r for r in runs if r.run_id not in done]
 

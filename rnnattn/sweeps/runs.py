@@ -84,9 +84,7 @@ def build_model(
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
     if not isinstance(size, int) or size < 1 or not isinstance(n_layers, int) or n_layers < 1:
-        raise ValueError(
-            f"size and n_layers must be positive integers, got size={size!r}, n_layers={n_layers!r}"
-        )
+        raise ValueError(f"size and n_layers must be positive integers, got size={size!r}, n_layers={n_layers!r}")
     layer = ARCHITECTURES[arch][1]
     if layer is None:
         recurrence = arch.split("_", 1)[1]
@@ -101,9 +99,7 @@ def build_model(
             {"class": "GatedLinearRNN", "n_hidden": size, "n_gating": gating, "recurrence": recurrence}
             for _ in range(n_layers)
         )
-        return SequenceModel(
-            SequenceModelConfig(d_input=d_input, d_output=d_output, d_model=size, layers=layers)
-        )
+        return SequenceModel(SequenceModelConfig(d_input=d_input, d_output=d_output, d_model=size, layers=layers))
     spec = dict(layer)
     if spec["class"] == "LRU":
         spec["d_state"] = size
@@ -132,9 +128,7 @@ def params_digest(params: dict[str, Any]) -> str:
 
 
 @torch.no_grad()
-def evaluate(
-    model: Model, task, n: int, seed: int, validation: bool = False, chunk: int = 8192
-) -> tuple[float, float]:
+def evaluate(model: Model, task, n: int, seed: int, validation: bool = False, chunk: int = 8192) -> tuple[float, float]:
     """``(model loss, reference loss)`` on ``n`` fresh sequences drawn with ``seed`` (same samples for
     both)."""
     g = torch.Generator().manual_seed(int(seed))
@@ -161,9 +155,7 @@ def _prepare(params: dict[str, Any]):
     train_kwargs: dict[str, Any] = {}
     if p.get("protocol"):
         train_kwargs.update(protocol_defaults(p["protocol"], task.name)[0])
-    train_kwargs["val_every"] = (
-        0  # the final evaluation below replaces periodic validation (unless asked for)
-    )
+    train_kwargs["val_every"] = 0  # the final evaluation below replaces periodic validation (unless asked for)
     train_kwargs.update(p.get("train") or {})
     train_kwargs["seed"] = seed
     return p, seed, task, TrainConfig.from_dict(train_kwargs)
@@ -177,9 +169,7 @@ def _metrics(model: Model, task, n_eval: int, seed: int) -> dict[str, Any]:
     out["train_loss"], out["reference_train_loss"] = evaluate(m, task, n_eval, seed=10_000 + seed)
     out["gap"] = out["train_loss"] - out["reference_train_loss"]
     if task.name == "icl_regression":
-        out["val_loss"], out["reference_val_loss"] = evaluate(
-            m, task, n_eval, seed=20_000 + seed, validation=True
-        )
+        out["val_loss"], out["reference_val_loss"] = evaluate(m, task, n_eval, seed=20_000 + seed, validation=True)
     else:
         out["val_loss"], out["reference_val_loss"] = out["train_loss"], out["reference_train_loss"]
     if isinstance(m, GatedLinearRNN) and m.config.recurrence == "diagonal":
@@ -261,8 +251,16 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(p["save_dir"]) / f"{params_digest(params)}.run" if p.get("save_dir") else None
     resume = run_dir is not None and (run_dir / "state.safetensors").exists()
     t0 = time.perf_counter()
-    result = train(task, model, config, out_dir=run_dir, resume=resume, force=not resume,
-                   progress=bool(p.get("progress", False)), handle_sigint=False)
+    result = train(
+        task,
+        model,
+        config,
+        out_dir=run_dir,
+        resume=resume,
+        force=not resume,
+        progress=bool(p.get("progress", False)),
+        handle_sigint=False,
+    )
     out: dict[str, Any] = {
         "steps": result.steps,
         "wall_time": time.perf_counter() - t0,

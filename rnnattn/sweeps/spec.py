@@ -55,9 +55,7 @@ def _check_json(owner: str, name: str, value: Any) -> None:
                 raise ValueError(f"{owner}: {name} has a non-string key {k!r}")
             _check_json(owner, f"{name}.{k}", v)
         return
-    raise ValueError(
-        f"{owner}: {name} must be JSON (numbers, strings, lists, mappings), got {type(value).__name__}"
-    )
+    raise ValueError(f"{owner}: {name} must be JSON (numbers, strings, lists, mappings), got {type(value).__name__}")
 
 
 def _freeze(value: Any) -> Any:
@@ -130,17 +128,13 @@ class SweepSpec(Config):
         if not isinstance(self.fn, str) or self.fn.count(":") != 1 or not all(self.fn.split(":")):
             raise ValueError(f"SweepSpec: fn must look like 'package.module:function', got {self.fn!r}")
         if not isinstance(self.grid, dict):
-            raise ValueError(
-                f"SweepSpec: grid must map axis names to lists of values, got {type(self.grid).__name__}"
-            )
+            raise ValueError(f"SweepSpec: grid must map axis names to lists of values, got {type(self.grid).__name__}")
         grid = {}
         for axis, values in self.grid.items():
             if axis == "seed":
                 raise ValueError("SweepSpec: 'seed' is not a grid axis; use seeds=(...)")
             if not isinstance(values, list | tuple) or not values:
-                raise ValueError(
-                    f"SweepSpec: grid axis {axis!r} needs a non-empty list of values, got {values!r}"
-                )
+                raise ValueError(f"SweepSpec: grid axis {axis!r} needs a non-empty list of values, got {values!r}")
             _check_json("SweepSpec", f"grid.{axis}", list(values))
             grid[axis] = _freeze(values)
         object.__setattr__(self, "grid", grid)  # lists from JSON become tuples: the spec stays comparable
@@ -150,9 +144,7 @@ class SweepSpec(Config):
             or not seeds
             or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
         ):
-            raise ValueError(
-                f"SweepSpec: seeds must be a non-empty list of non-negative integers, got {self.seeds!r}"
-            )
+            raise ValueError(f"SweepSpec: seeds must be a non-empty list of non-negative integers, got {self.seeds!r}")
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"SweepSpec: seeds repeat: {list(seeds)}")
         object.__setattr__(self, "seeds", seeds)

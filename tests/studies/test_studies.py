@@ -45,9 +45,7 @@ def check_report(out: Path, name: str, mode: str) -> None:
     assert "<script" not in html.lower()
     side = pd.read_csv(out / SIDE_BY_SIDE[name])
     assert len(side) >= 3
-    assert any(c.startswith("paper") for c in side.columns) and any(
-        "rnnattn" in c or "run" in c for c in side.columns
-    )
+    assert any(c.startswith("paper") for c in side.columns) and any("rnnattn" in c or "run" in c for c in side.columns)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["study"] == name and summary["mode"] == mode
     manifest = json.loads((out / "manifest.json").read_text())["files"]

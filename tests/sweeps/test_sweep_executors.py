@@ -8,9 +8,7 @@ import sweep_runfns as fns
 
 from rnnattn.sweeps import DaskExecutor, LocalExecutor, SerialExecutor, SweepError, SweepSpec, run_sweep
 
-SPEC = SweepSpec(
-    name="tiny", fn="sweep_runfns:tiny_train", grid={"n_hidden": (3, 6)}, seeds=(0, 1), base={"steps": 6}
-)
+SPEC = SweepSpec(name="tiny", fn="sweep_runfns:tiny_train", grid={"n_hidden": (3, 6)}, seeds=(0, 1), base={"steps": 6})
 COLUMNS = ["run_id", "n_hidden", "seed", "loss", "first_loss", "n_parameters"]
 
 

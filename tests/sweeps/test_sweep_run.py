@@ -124,9 +124,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     try:
         deadline = time.monotonic() + 40
         while len(read_records(results, repair=False)) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                "the sweep process did not make progress"
-            )
+            assert proc.poll() is None and time.monotonic() < deadline, "the sweep process did not make progress"
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -93,8 +93,15 @@ def test_interrupted_long_run_resumes_from_its_state(tmp_path, monkeypatch):
     torch.manual_seed(seed)
     model = build_model("gated_diagonal", 2, 2, 4)
     run_dir = tmp_path / f"{params_digest(params)}.run"
-    stopped = train(task, model, config, out_dir=run_dir, callbacks=[lambda row: row["step"] >= 3], progress=False,
-                    handle_sigint=False)
+    stopped = train(
+        task,
+        model,
+        config,
+        out_dir=run_dir,
+        callbacks=[lambda row: row["step"] >= 3],
+        progress=False,
+        handle_sigint=False,
+    )
     assert stopped.steps == 3 and (run_dir / "state.safetensors").exists()
     import rnnattn.training
 

@@ -11,9 +11,7 @@ FN = "tests_fn:f"
 
 
 def test_runs_cartesian_order_and_params():
-    spec = SweepSpec(
-        name="s", fn=FN, grid={"a": (1, 2), "b": ("x", "y", "z")}, seeds=(0, 5), base={"steps": 3}
-    )
+    spec = SweepSpec(name="s", fn=FN, grid={"a": (1, 2), "b": ("x", "y", "z")}, seeds=(0, 5), base={"steps": 3})
     runs = spec.runs()
     assert len(runs) == len(spec) == 12
     assert [r.index for r in runs] == list(range(12))
