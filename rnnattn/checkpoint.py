@@ -171,7 +171,10 @@ def save(
 
 # -- reading -----------------------------------------------------------------------------------------------------
 def _fail(path: Path, reason: str) -> CheckpointError:
-    return CheckpointError(f"{path}: {reason}")
+    # Reasons quote text from the file (config keys, class names): escape control characters so the message stays
+    # one line and cannot drive the user's terminal, and cap its length.
+    reason = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in reason)
+    return CheckpointError(f"{path}: {reason if len(reason) <= 400 else reason[:397] + '...'}")
 
 
 def _sniff(path: Path, head: bytes) -> None:

@@ -10,7 +10,7 @@ from torch import nn
 
 from rnnattn.config import Config, check_positive_int
 from rnnattn.hooks import HookPoint
-from rnnattn.models.base import Model
+from rnnattn.models.base import Model, init_param
 from rnnattn.models.registry import register_model
 
 
@@ -78,11 +78,12 @@ class LinearSelfAttention(Model):
         super().__init__(config)
         c = config
         std = c.init_std if c.init_std is not None else 1.0 / math.sqrt(c.d_input)
-        self.W_Q = nn.Parameter(torch.randn(c.n_heads, c.dk, c.d_input) * std)
-        self.W_K = nn.Parameter(torch.randn(c.n_heads, c.dk, c.d_input) * std)
-        self.W_V = nn.Parameter(torch.randn(c.n_heads, c.dv, c.d_input) * std)
+        H, d = c.n_heads, c.d_input
+        self.W_Q = init_param((H, c.dk, d), lambda: torch.randn(H, c.dk, d) * std)
+        self.W_K = init_param((H, c.dk, d), lambda: torch.randn(H, c.dk, d) * std)
+        self.W_V = init_param((H, c.dv, d), lambda: torch.randn(H, c.dv, d) * std)
         if c.d_output is not None:
-            self.W_O = nn.Parameter(torch.randn(c.d_output, c.n_heads * c.dv) / math.sqrt(c.n_heads * c.dv))
+            self.W_O = init_param((c.d_output, H * c.dv), lambda: torch.randn(c.d_output, H * c.dv) / math.sqrt(H * c.dv))
         else:
             self.register_parameter("W_O", None)
         if mode not in ("parallel", "recurrent"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -9,6 +10,20 @@ from torch import nn
 
 from rnnattn.config import Config
 from rnnattn.hooks import HookedMixin
+
+
+def init_param(shape: tuple[int, ...], init: Callable[[], torch.Tensor]) -> nn.Parameter:
+    """A parameter of ``shape`` filled by ``init()`` — or left uninitialised when built on the ``meta`` device.
+
+    Checkpoint loading builds models on ``meta`` to learn their shapes without allocating; arithmetic on meta
+    tensors makes torch import ``torch._dynamo`` (seconds), so initialisers are skipped there, as ``nn.Linear`` does.
+    """
+    if torch.empty(0).is_meta:
+        return nn.Parameter(torch.empty(shape))
+    value = init()
+    if tuple(value.shape) != tuple(shape):
+        raise AssertionError(f"initialiser gave {tuple(value.shape)}, expected {tuple(shape)}")
+    return nn.Parameter(value)
 
 
 class Model(HookedMixin, nn.Module):

@@ -10,7 +10,7 @@ from torch import nn
 
 from rnnattn.config import Config, check_positive_int
 from rnnattn.hooks import HookPoint
-from rnnattn.models.base import Model
+from rnnattn.models.base import Model, init_param
 from rnnattn.models.registry import register_model
 from rnnattn.ops import dense_recurrence, diagonal_recurrence
 
@@ -79,13 +79,14 @@ class GatedLinearRNN(Model):
         c = config
         d_aug = c.d_input + int(c.append_one)
         # LeCun-normal (Flax Dense default, spec §1.6): std 1/sqrt(fan_in).
-        self.W_in = nn.Parameter(torch.randn(2, c.n_hidden, d_aug) / math.sqrt(d_aug))
+        N, M = c.n_hidden, c.n_gating
+        self.W_in = init_param((2, N, d_aug), lambda: torch.randn(2, N, d_aug) / math.sqrt(d_aug))
         if c.recurrence == "diagonal":
-            self.nu = nn.Parameter(self._ring_init_nu(c.n_hidden, c.r_min, c.r_max))
+            self.nu = init_param((N,), lambda: self._ring_init_nu(N, c.r_min, c.r_max))
         else:
-            self.A = nn.Parameter(torch.diag(torch.exp(-torch.exp(self._ring_init_nu(c.n_hidden, c.r_min, c.r_max)))))
-        self.W_out = nn.Parameter(torch.randn(2, c.n_gating, c.n_hidden) / math.sqrt(c.n_hidden))
-        self.D = nn.Parameter(torch.randn(c.d_output, c.n_gating) / math.sqrt(c.n_gating))
+            self.A = init_param((N, N), lambda: torch.diag(torch.exp(-torch.exp(self._ring_init_nu(N, c.r_min, c.r_max)))))
+        self.W_out = init_param((2, M, N), lambda: torch.randn(2, M, N) / math.sqrt(N))
+        self.D = init_param((c.d_output, M), lambda: torch.randn(c.d_output, M) / math.sqrt(M))
         for name in ("x_in", "in_m", "in_x", "gate_in", "h", "out_m", "out_x", "gate_out", "y"):
             setattr(self, f"hook_{name}", HookPoint())
 

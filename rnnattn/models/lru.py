@@ -10,7 +10,7 @@ from torch import nn
 
 from rnnattn.config import Config, check_positive_int
 from rnnattn.hooks import HookPoint
-from rnnattn.models.base import Model
+from rnnattn.models.base import Model, init_param
 from rnnattn.models.registry import register_model
 from rnnattn.ops import diagonal_recurrence
 
@@ -105,22 +105,33 @@ class LRU(Model):
         super().__init__(config)
         c = config
         N, H = c.d_state, c.inner
-        u1, u2 = torch.rand(N), torch.rand(N)
-        mod2 = u1 * (c.r_max**2 - c.r_min**2) + c.r_min**2
-        mod2 = mod2.clamp(1e-12, 1 - 1e-7)
-        self.nu_log = nn.Parameter(torch.log(-0.5 * torch.log(mod2)))
-        self.theta_log = nn.Parameter(torch.log((c.max_phase * u2).clamp_min(1e-8)))
-        self.gamma_log = nn.Parameter(torch.log(torch.sqrt(1 - mod2)))
-        self.B_re = nn.Parameter(torch.randn(N, H) / math.sqrt(2 * H))
-        self.B_im = nn.Parameter(torch.randn(N, H) / math.sqrt(2 * H))
-        self.C_re = nn.Parameter(torch.randn(H, N) / math.sqrt(N))
-        self.C_im = nn.Parameter(torch.randn(H, N) / math.sqrt(N))
-        self.D = nn.Parameter(torch.randn(H))
+        init = {} if torch.empty(0).is_meta else self._initial_values(c, N, H)
+        shapes = {"nu_log": (N,), "theta_log": (N,), "gamma_log": (N,), "B_re": (N, H), "B_im": (N, H),
+                  "C_re": (H, N), "C_im": (H, N), "D": (H,)}
+        for name, shape in shapes.items():
+            setattr(self, name, init_param(shape, lambda name=name: init[name]))
         self.glu_in = GLU(c.d_input, c.d_input, H, c.glu_bias) if c.variant != "out" else None
         m_in = c.d_input if c.variant == "in_skip" else H
         self.glu_out = GLU(m_in, H, c.out, c.glu_bias)
         for name in ("u", "h", "y_tilde", "y"):
             setattr(self, f"hook_{name}", HookPoint())
+
+    @staticmethod
+    def _initial_values(c: LRUConfig, N: int, H: int) -> dict[str, torch.Tensor]:
+        """Minimal-LRU initialisation: |lambda| uniform in area on [r_min, r_max], phase uniform in
+        [0, max_phase], gamma = sqrt(1 - |lambda|^2), Gaussian B and C."""
+        u1, u2 = torch.rand(N), torch.rand(N)
+        mod2 = (u1 * (c.r_max**2 - c.r_min**2) + c.r_min**2).clamp(1e-12, 1 - 1e-7)
+        return {
+            "nu_log": torch.log(-0.5 * torch.log(mod2)),
+            "theta_log": torch.log((c.max_phase * u2).clamp_min(1e-8)),
+            "gamma_log": torch.log(torch.sqrt(1 - mod2)),
+            "B_re": torch.randn(N, H) / math.sqrt(2 * H),
+            "B_im": torch.randn(N, H) / math.sqrt(2 * H),
+            "C_re": torch.randn(H, N) / math.sqrt(N),
+            "C_im": torch.randn(H, N) / math.sqrt(N),
+            "D": torch.randn(H),
+        }
 
     @property
     def d_output(self) -> int:

@@ -117,9 +117,7 @@ def load_outcome(path: Path, kind: str = "fuzz") -> str:
             ck = load_checkpoint(path)
         except CheckpointError as e:
             msg = str(e)
-            assert msg and "\n" not in msg and len(msg) < 2000, (
-                f"CheckpointError message not one short line: {msg!r}"
-            )
+            assert msg and "\n" not in msg and len(msg) < 2000, f"CheckpointError message not one short line: {msg!r}"
             return "error"
         check_loaded(ck)
     foreign = [w for w in caught if not issubclass(w.category, CheckpointWarning)]

@@ -15,9 +15,7 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("rnnattn reliability counts")
     for k in sorted(COUNTS):
         terminalreporter.write_line(f"{k}: {COUNTS[k]}")
-    terminalreporter.write_line(
-        f"inputs tried (total): {sum(v for k, v in COUNTS.items() if k.startswith('inputs:'))}"
-    )
+    terminalreporter.write_line(f"inputs tried (total): {sum(v for k, v in COUNTS.items() if k.startswith('inputs:'))}")
     out = os.environ.get("RNNATTN_RELIABILITY_COUNTS")
     if out:
         with open(out, "w") as f:

@@ -219,9 +219,7 @@ def test_unwritable_output_folder(work):
     if "sweep" in cmds:
         spec = work / "spec.json"
         spec.write_text('{"name": "s", "fn": "rnnattn.sweeps.runs:train_run", "grid": {}, "seeds": [0]}')
-        cases += [
-            ["sweep", str(spec), "--workers", "1", "--out", "/proc/self/rnnattn-sweep", "--no-progress"]
-        ]
+        cases += [["sweep", str(spec), "--workers", "1", "--out", "/proc/self/rnnattn-sweep", "--no-progress"]]
     if not cases:
         pytest.skip("no command writes files yet")
     for argv in cases:
@@ -303,9 +301,7 @@ def test_unsupported_models_for_the_analysis(work):
         ]
         rc, out, err = cli(argv, "cli unsupported model")
         assert (
-            rc == 0
-            and (work / "r2" / "lstm" / "report.html").stat().st_size > 0
-            or assert_clean_error(rc, err, argv)
+            rc == 0 and (work / "r2" / "lstm" / "report.html").stat().st_size > 0 or assert_clean_error(rc, err, argv)
         )
     if "train" in cmds:
         # resuming a run folder that holds a model the task cannot continue (not a run of this task)

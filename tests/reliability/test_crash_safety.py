@@ -84,9 +84,7 @@ def slow_writes(chunk: int = 1 << 14, pause: float = 0.0005, fsync_pause: float 
 
 def _model() -> rnnattn.GatedLinearRNN:
     torch.manual_seed(0)
-    return rnnattn.GatedLinearRNN(
-        rnnattn.GatedLinearRNNConfig(d_input=4, n_hidden=128, n_gating=128, d_output=4)
-    )
+    return rnnattn.GatedLinearRNN(rnnattn.GatedLinearRNNConfig(d_input=4, n_hidden=128, n_gating=128, d_output=4))
 
 
 def _stamp(model: torch.nn.Module, step: int) -> None:
@@ -127,9 +125,7 @@ def _kill_loop(tmp_path: Path, kills: int, seed: int) -> dict[str, int]:
         stats["kills"] += 1
         temps = [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
         stats["mid_write"] += bool(temps)
-        for (
-            t
-        ) in temps:  # a temp file is never something a user (or glob("*.safetensors")) takes for a checkpoint
+        for t in temps:  # a temp file is never something a user (or glob("*.safetensors")) takes for a checkpoint
             assert t.name.startswith(".") and not t.name.endswith(".safetensors")
             with pytest.raises(CheckpointError):  # and it is (usually) partial: loading it fails cleanly, or
                 try:  # it is complete and consistent
@@ -256,7 +252,7 @@ TRAIN_ARGS = [
 ]
 
 
-def _train_child(out: Path, extra: list[str], slow: bool) -> int:
+def _train_child(out: Path, extra: list[str], slow: bool, steps: int = 300) -> int:
     import contextlib
     import io
 
@@ -265,7 +261,7 @@ def _train_child(out: Path, extra: list[str], slow: bool) -> int:
     if slow:
         slow_writes(chunk=256, pause=0.002, fsync_pause=0.02)
     # --resume takes the saved run's options; anything else would be refused
-    argv = TRAIN_ARGS[:2] + ["--no-progress"] if "--resume" in extra else TRAIN_ARGS
+    argv = TRAIN_ARGS[:2] + ["--no-progress"] if "--resume" in extra else _with_steps(steps)
     with contextlib.redirect_stdout(io.StringIO()):
         return main([*argv, "--out", str(out), *extra])
 
@@ -289,11 +285,17 @@ def _observe_run(out: Path, last: dict[str, int]) -> dict[str, int]:
     return seen
 
 
-def _trainer_kill_loop(tmp_path: Path, kills: int, seed: int) -> None:
+def _with_steps(steps: int) -> list[str]:
+    argv = list(TRAIN_ARGS)
+    argv[argv.index("--steps") + 1] = str(steps)
+    return argv
+
+
+def _trainer_kill_loop(tmp_path: Path, kills: int, seed: int, steps: int = 300) -> None:
     from rnnattn.checkpoint import load
 
     ref = tmp_path / "reference"
-    assert wait(fork(_train_child, ref, [], False), timeout=600) == 0
+    assert wait(fork(_train_child, ref, [], False, steps), timeout=1200) == 0
     reference = load(ref / "model.safetensors")
 
     out = tmp_path / "killed"
@@ -302,10 +304,8 @@ def _trainer_kill_loop(tmp_path: Path, kills: int, seed: int) -> None:
     mid_write = 0
     for _ in range(kills):
         extra = ["--resume"] if (out / "state.safetensors").exists() else ["--force"]
-        pid = fork(_train_child, out, extra, True)
-        if extra == [
-            "--force"
-        ]:  # let the first checkpoint appear, so that later kills have something to lose
+        pid = fork(_train_child, out, extra, True, steps)
+        if extra == ["--force"]:  # let the first checkpoint appear, so that later kills have something to lose
             t0 = time.monotonic()
             while not (out / "state.safetensors").exists() and time.monotonic() - t0 < 300:
                 time.sleep(0.01)
@@ -327,9 +327,7 @@ def _trainer_kill_loop(tmp_path: Path, kills: int, seed: int) -> None:
     final = load(out / "model.safetensors")
     assert final.metadata["training"]["completed"] is True
     for k, v in reference.state_dict().items():
-        assert torch.equal(final.state_dict()[k], v), (
-            f"{k} differs from the uninterrupted run after {kills} kills"
-        )
+        assert torch.equal(final.state_dict()[k], v), f"{k} differs from the uninterrupted run after {kills} kills"
     assert (out / "summary.json").exists()
     # the log has every row once, as if the run had never been interrupted (wall times aside)
     import csv
@@ -351,4 +349,4 @@ def test_trainer_survives_sigkill_and_resumes_exactly(tmp_path):
 
 @pytest.mark.slow
 def test_trainer_survives_sigkill_and_resumes_exactly_slow(tmp_path):
-    _trainer_kill_loop(tmp_path, kills=60, seed=4)
+    _trainer_kill_loop(tmp_path, kills=60, seed=4, steps=5000)

@@ -74,9 +74,7 @@ def test_truncation_at_every_offset(ckpts, tmp_path, name, stride):
     for k in list(range(0, len(raw), max(1, len(raw) // 12))) + [len(raw) - 1]:
         p.write_bytes(raw[:k])
         rc, out, err = cli(["info", str(p)], "truncation (info)")
-        assert (
-            rc == 2 and err.count("\n") == 1 and err.startswith("rnnattn: error: ") and "Traceback" not in err
-        )
+        assert rc == 2 and err.count("\n") == 1 and err.startswith("rnnattn: error: ") and "Traceback" not in err
 
 
 def _flip_cases(raw: bytes, n_sample: int | None, seed: int) -> list[int]:
@@ -233,9 +231,7 @@ def _layer_spec():
             "bogus",
         ]
     )
-    return st.builds(
-        lambda cls, kv: {"class": cls, **kv}, _classes, st.dictionaries(fields, _ints | JSON, max_size=4)
-    )
+    return st.builds(lambda cls, kv: {"class": cls, **kv}, _classes, st.dictionaries(fields, _ints | JSON, max_size=4))
 
 
 @st.composite
@@ -429,9 +425,7 @@ def test_shapes_that_disagree_with_the_config(ckpts, case, change):
     for raw in ckpts.values():
         victim = sorted(split(raw)[0])[0]
         assert (
-            load_outcome(
-                case(_reencode(raw, lambda k, v, victim=victim: None if k == victim else v)), "wrong shape"
-            )
+            load_outcome(case(_reencode(raw, lambda k, v, victim=victim: None if k == victim else v)), "wrong shape")
             == "error"
         )
         assert (
@@ -445,9 +439,7 @@ def test_shapes_that_disagree_with_the_config(ckpts, case, change):
 
 def test_header_edge_cases(ckpts, case):
     header, info, data = split(ckpts["glrnn"])
-    big = (
-        "9" * 5000
-    )  # beyond Python's 4300-digit int conversion limit: json raises ValueError, not JSONDecodeError
+    big = "9" * 5000  # beyond Python's 4300-digit int conversion limit: json raises ValueError, not JSONDecodeError
     cases = {
         "huge int in info": assemble(header, None, data, info_text='{"format": 1, "x": ' + big + "}"),
         "huge int in header": assemble(header, None, data, header_text=b'{"a": ' + big.encode() + b"}"),
@@ -457,9 +449,7 @@ def test_header_edge_cases(ckpts, case):
             header, dict(info, config=dict(info["config"], r_min=json.loads("[" * 60 + "]" * 60))), data
         ),
         "huge list": assemble(header, dict(info, config=dict(info["config"], r_min=[0] * 200_000)), data),
-        "long string": assemble(
-            header, dict(info, config=dict(info["config"], recurrence="x" * 1_000_000)), data
-        ),
+        "long string": assemble(header, dict(info, config=dict(info["config"], recurrence="x" * 1_000_000)), data),
         "non utf-8": assemble(header, None, data, header_text=b'{"\xff\xfe": 1}'),
         "utf-8 BOM": assemble(header, None, data, header_text=b"\xef\xbb\xbf" + json.dumps(header).encode()),
         "NUL in header": assemble(header, None, data, header_text=b'{"a\x00": 1}'),
@@ -472,19 +462,17 @@ def test_header_edge_cases(ckpts, case):
         "header length 2**64-1": struct.pack("<Q", 2**64 - 1) + b"{}",
         "header claims 64 MiB+": struct.pack("<Q", 64 * 2**20 + 1) + b"{}" * 100,
         "overlapping tensors": assemble(
-            {
-                k: dict(v, data_offsets=[0, v["data_offsets"][1] - v["data_offsets"][0]])
-                for k, v in header.items()
-            },
+            {k: dict(v, data_offsets=[0, v["data_offsets"][1] - v["data_offsets"][0]]) for k, v in header.items()},
             info,
             data,
         ),
-        "extras non-identifier": assemble(
-            header, dict(info, extras={"a b": {"class": "LSTM", "config": {}}}), data
-        ),
+        "extras non-identifier": assemble(header, dict(info, extras={"a b": {"class": "LSTM", "config": {}}}), data),
         "class is a dotted path": assemble(header, dict(info, **{"class": "os.system"}), data),
         "class __reduce__": assemble(header, dict(info, **{"class": "__reduce__"}), data),
         "format 2": assemble(header, dict(info, format=2), data),
+        # found by the slow fuzz run: a config key with a newline made the error message two lines
+        "newline in a config key": assemble(header, dict(info, config=dict(info["config"], **{"\n": [2**25]})), data),
+        "escapes in the class name": assemble(header, dict(info, **{"class": "\x1b[2J\r\nfake"}), data),
     }
     for label, raw in cases.items():
         assert load_outcome(case(raw), "edge case") == "error", label
@@ -553,9 +541,7 @@ def test_layer_bombs_are_refused_quickly(ckpts, case):
     header, info, data = split(ckpts["glrnn"])
     many = {f"e{i}": {"class": "GRU", "config": {"d_input": 1, "d_hidden": 1}} for i in range(20_000)}
     for raw in [*_files(ckpts, _layer_bombs()), assemble(header, dict(info, extras=many), data)]:
-        with deadline(
-            60
-        ):  # 10,000 LRU layers took 3 minutes before the build budget; now well under a second
+        with deadline(60):  # 10,000 LRU layers took 3 minutes before the build budget; now well under a second
             assert load_outcome(case(raw), "layer bomb") == "error"
 
 

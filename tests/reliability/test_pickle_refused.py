@@ -86,10 +86,7 @@ def test_positive_control_payload_runs_when_unpickled(payloads):
     plain.unlink()
     import pickletools
 
-    assert any(
-        op.name in ("GLOBAL", "STACK_GLOBAL")
-        for op, _, _ in pickletools.genops(files["pickle2"].read_bytes())
-    )
+    assert any(op.name in ("GLOBAL", "STACK_GLOBAL") for op, _, _ in pickletools.genops(files["pickle2"].read_bytes()))
     for name, f in files.items():  # and every disguise really carries that payload
         data = f.read_bytes()
         if data[:2] == b"PK":  # torch's zip format: the pickle is the data.pkl member (possibly compressed)
@@ -152,11 +149,7 @@ def _unpickling_calls(src: str) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         f = node.func
-        if (
-            isinstance(f, ast.Attribute)
-            and isinstance(f.value, ast.Name)
-            and (f.value.id, f.attr) in _UNPICKLERS
-        ):
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and (f.value.id, f.attr) in _UNPICKLERS:
             found.append(f"{f.value.id}.{f.attr} (line {node.lineno})")
         if isinstance(f, ast.Name) and f.id in ("eval", "exec"):
             found.append(f"{f.id} (line {node.lineno})")
