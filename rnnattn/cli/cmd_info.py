@@ -71,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"extra        {n}: {e['class']} ({e['parameters']:,} parameters)")
     for k, v in d["metadata"].items():
         print(f"meta         {_short(k, 60)} = {_short(v)}")
-    print(f"written by   rnnattn {d['rnnattn_version']}")
+    print(f"written by   rnnattn {_short(d['rnnattn_version'], 40)}")
     return 0

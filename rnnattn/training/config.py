@@ -9,6 +9,7 @@ from typing import Any
 from rnnattn.config import Config, check_positive_int
 
 ENGINES = ("auto", "fast", "autograd")
+POLISH_METHODS = ("lbfgs", "lm")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class TrainConfig(Config):
         polish_rounds, polish_iters, polish_batch, polish_history: optional L-BFGS phase after AdamW: each round runs
             ``polish_iters`` strong-Wolfe L-BFGS iterations on a fixed batch of ``polish_batch`` sequences drawn for
             that round.
+        polish_method: ``"lbfgs"`` (strong-Wolfe L-BFGS in the training dtype, any model) or ``"lm"``
+            (Levenberg-Marquardt in float64 with an analytic Jacobian; fast engine, small students only; each round
+            runs ``polish_iters`` LM iterations on its batch; see :mod:`rnnattn.training.lm`).
         target_loss: stop as soon as the validation loss is <= this (None: run all steps).
         protocol: a label recorded with the run (``"paper"``, ``"fast"``, ``"custom"``).
     """
@@ -66,6 +70,7 @@ class TrainConfig(Config):
     polish_iters: int = 50
     polish_batch: int = 512
     polish_history: int = 50
+    polish_method: str = "lbfgs"
     target_loss: float | None = None
     protocol: str = "custom"
 
@@ -94,6 +99,10 @@ class TrainConfig(Config):
             raise ValueError(f"TrainConfig: betas must be two numbers in [0, 1), got {self.betas}")
         if self.engine not in ENGINES:
             raise ValueError(f"TrainConfig: engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.polish_method not in POLISH_METHODS:
+            raise ValueError(
+                f"TrainConfig: polish_method must be one of {POLISH_METHODS}, got {self.polish_method!r}"
+            )
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"TrainConfig: dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if self.steps == 0 and self.polish_rounds == 0:

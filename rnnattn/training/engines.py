@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from rnnattn.tasks.base import Batch, Task
-from rnnattn.training import fast
+from rnnattn.training import fast, lm
 from rnnattn.training.config import TrainConfig
 from rnnattn.training.optim import flat_multipliers, make_adamw, set_lr
 
@@ -28,6 +28,8 @@ class AutogradEngine:
     def __init__(
         self, model, task: Task, config: TrainConfig, device: torch.device, dtype: torch.dtype
     ) -> None:
+        if config.polish_method == "lm":
+            raise ValueError("polish_method 'lm' needs the fast engine (a diagonal GatedLinearRNN)")
         self.model, self.task, self.device, self.dtype = model, task, device, dtype
         self.opt = make_adamw(model, config)
 
@@ -110,7 +112,8 @@ class FastEngine:
     def __init__(
         self, model, task: Task, config: TrainConfig, device: torch.device, dtype: torch.dtype
     ) -> None:
-        self.model, self.task = model, task
+        self.model, self.task, self.config = model, task, config
+        self.lm_mu = 1e-3  # Levenberg-Marquardt damping, carried across rounds (and saved for exact resume)
         self.T = task.seq_len
         self.last = _last_only(task)
         if task.loss_positions is not None and not self.last:
@@ -141,6 +144,8 @@ class FastEngine:
         return _chunked_eval(self.net, z, y, self.T, self.last, n)[0]
 
     def polish(self, data, iters: int, history: int) -> float:
+        if self.config.polish_method == "lm":
+            return self._polish_lm(data, iters)
         z, y = data
         p = torch.nn.Parameter(self.net.flat.view(-1))
         opt = torch.optim.LBFGS(
@@ -161,6 +166,21 @@ class FastEngine:
         opt.step(closure)
         return float(self.net.loss(z, y, self.T, self.last)[0])
 
+    def _polish_lm(self, data, iters: int) -> float:
+        """LM in float64 from the current weights (rounded back to the training dtype after the round, so a round
+        always starts from what a checkpoint holds and resume stays exact)."""
+        z, y = data  # [1, T*n, d+1] time-major rows, [1, R, d_out]
+        n = y.shape[1] if self.last else y.shape[1] // self.T
+        z64 = z[0].view(self.T, n, -1).transpose(0, 1).to(torch.float64).contiguous()  # [n, T, d+1]
+        y64 = (y[0].view(n, 1, -1) if self.last else y[0].view(self.T, n, -1).transpose(0, 1)).to(torch.float64)
+        flat = self.net.flat[0].to(torch.float64)
+        shapes = dict(self.net.shapes)
+        _, self.lm_mu = lm.levenberg_marquardt(
+            flat, shapes, z64, y64.contiguous(), iters, self.lm_mu, self.last
+        )
+        self.net.flat[0].copy_(flat)
+        return float(self.net.loss(z, y, self.T, self.last)[0])
+
     def sync(self) -> None:
         self.net.write_back([self.model])
 
@@ -168,11 +188,14 @@ class FastEngine:
         self.sync()
         out = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         out.update({f"opt.{k}": v for k, v in self.opt.state_tensors().items()})
+        out["lm_mu"] = torch.tensor(self.lm_mu, dtype=torch.float64)
         return out
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], step_count: int) -> None:
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         self.net.load_from([self.model])
+        if "lm_mu" in tensors:
+            self.lm_mu = float(tensors["lm_mu"])
         self.opt.load_state_tensors(
             {k[4:]: v for k, v in tensors.items() if k.startswith("opt.")}, step_count
         )

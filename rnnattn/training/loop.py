@@ -287,7 +287,7 @@ def train(
             if not math.isfinite(tl):
                 raise RuntimeError(f"L-BFGS polishing diverged in round {rounds_done}")
             rounds_done += 1
-            record("lbfgs", None, tl, need_val)
+            record(config.polish_method, None, tl, need_val)
             if bar is not None:
                 bar.update(total_steps() - bar.n)
                 bar.set_postfix(loss=f"{tl:.3g}", val=f"{state['val']:.3g}" if state["val"] else "-")

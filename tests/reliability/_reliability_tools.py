@@ -44,7 +44,7 @@ def assemble(
     info_text: str | None = None,
     header_text: bytes | None = None,
 ) -> bytes:
-    """Bytes of a safetensors file with the given tensor entries, rnnattn info (any JSON value, or raw text) and data."""
+    """Bytes of a safetensors file with the given tensor entries, rnnattn info (any JSON value or raw text), data."""
     if header_text is None:
         h = dict(header)
         h["__metadata__"] = {"rnnattn": info_text if info_text is not None else json.dumps(info)}

@@ -614,7 +614,7 @@ def test_nan_and_inf_weights_are_loaded_and_flagged(ckpts, case):
     with pytest.warns(rnnattn.CheckpointWarning, match="teacher"):
         rnnattn.load_checkpoint(teacher)
 
-    # nu = -inf is the documented exact lambda = 1: loaded silently (no warning), still listed by `info`
+    # nu = -inf is the documented exact lambda = 1: loaded silently, and `info` does not call it suspicious
     import warnings
 
     lam1 = case(_reencode(ckpts["glrnn"], lambda k, v: torch.full_like(v, -float("inf")) if k == "nu" else v))
@@ -623,7 +623,13 @@ def test_nan_and_inf_weights_are_loaded_and_flagged(ckpts, case):
         m = rnnattn.load(lam1)
     assert torch.equal(m.lam, torch.ones(3))
     rc, out, err = cli(["info", str(lam1)])
-    assert rc == 0 and "non-finite weights in nu" in out
+    assert rc == 0 and "WARNING" not in out
+    # ... but NaN there is flagged like anywhere else
+    nan_nu = case(_reencode(ckpts["glrnn"], lambda k, v: torch.full_like(v, float("nan")) if k == "nu" else v))
+    with pytest.warns(rnnattn.CheckpointWarning, match="nu"):
+        rnnattn.load(nan_nu)
+    rc, out, err = cli(["info", str(nan_nu)])
+    assert rc == 0 and "non-finite weights in nu: 3 NaN" in out
 
 
 def test_load_errors_are_checkpoint_errors_for_bad_paths(tmp_path):
@@ -675,7 +681,7 @@ def test_info_escapes_terminal_control_characters(ckpts, case):
     """Metadata is free text from whoever wrote the file: ``info`` must not pass escape sequences to the terminal."""
     header, info, data = split(ckpts["glrnn"])
     evil = "\x1b]0;owned\x07\x1b[2J\rfake line\x00\u202e"
-    info = dict(info, metadata={"note": evil, evil: "key too"})
+    info = dict(info, metadata={"note": evil, evil: "key too"}, rnnattn_version=evil)
     p = case(assemble(header, info, data))
     rc, out, err = cli(["info", str(p)], "terminal escapes")
     assert rc == 0 and "\x1b" not in out and "\r" not in out and "\x07" not in out and "\u202e" not in out
