@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from rnnattn.config import Config, check_positive_int
 from rnnattn.hooks import HookPoint

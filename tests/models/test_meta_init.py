@@ -23,8 +23,14 @@ def test_loading_shipped_checkpoints_does_not_import_dynamo():
 def test_meta_built_models_have_the_real_shapes():
     import torch
 
-    from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig, LinearSelfAttention, LinearSelfAttentionConfig
-    from rnnattn.models import LRU, LRUConfig
+    from rnnattn.models import (
+        LRU,
+        GatedLinearRNN,
+        GatedLinearRNNConfig,
+        LinearSelfAttention,
+        LinearSelfAttentionConfig,
+        LRUConfig,
+    )
 
     for cls, cfg in [
         (GatedLinearRNN, GatedLinearRNNConfig(3, 5, 7, 2, recurrence="dense")),
