@@ -49,6 +49,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done, run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--trust-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="allow the spec to name run functions from MODULE (repeatable); only rnnattn's own are allowed "
+        "otherwise, since naming a function in a spec file runs it",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if not spec_path.is_file():
         raise UsageError(f"{spec_path}: no such sweep specification")
     spec = SweepSpec.from_json(spec_path)
-    fn = spec.resolve_fn()  # fail here, before any worker starts, if the function cannot be imported
+    fn = spec.resolve_fn(tuple(args.trust_module))  # fail here, before any worker starts, if the function cannot be imported
     out = Path(args.out) if args.out else Path("sweeps") / spec.name
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"

@@ -173,6 +173,22 @@ def _partial(ctx: Context, kw: dict[str, Any]) -> None:
     part["student_polynomial"] = instantaneous_polynomial(final)
 
 
+def _analyse(ctx: Context, subj: Any, reference: Any, analysis_kwargs: dict[str, Any]) -> None:
+    """The full pipeline, or the steps that apply when it cannot run."""
+    from rnnattn.analysis import equivalence
+
+    try:
+        ctx.result = equivalence(subj, reference, **analysis_kwargs)
+    except (AnalysisNotApplicable, ValueError) as e:
+        # Not an Eq. 2 model, or no reference recorded: report what applies. A reference the user asked for
+        # but
+        # that cannot be used is their error, and says so.
+        if reference is not None and not isinstance(e, AnalysisNotApplicable):
+            raise
+        ctx.reason = str(e).splitlines()[0]
+        _partial(ctx, analysis_kwargs)
+
+
 def build_document(
     source: Model | Checkpoint | str | os.PathLike,
     reference: Any = None,
@@ -191,7 +207,7 @@ def build_document(
         analysis_kwargs: passed to :func:`~rnnattn.analysis.equivalence` (``hi``, ``lo``, ``prune_threshold``,
         ...).
     """
-    from rnnattn.analysis import equivalence
+    from rnnattn.models.summary import nonfinite
 
     subj, default_name = _load(source)
     name = name or default_name
@@ -206,16 +222,16 @@ def build_document(
         log_path=log_path,
         log_searched=searched,
     )
-    try:
-        ctx.result = equivalence(subj, reference, **analysis_kwargs)
-    except (AnalysisNotApplicable, ValueError) as e:
-        # Not an Eq. 2 model, or no reference recorded: report what applies. A reference the user asked for
-        # but
-        # that cannot be used is their error, and says so.
-        if reference is not None and not isinstance(e, AnalysisNotApplicable):
-            raise
-        ctx.reason = str(e).splitlines()[0]
-        _partial(ctx, analysis_kwargs)
+    bad = nonfinite(subj.model)
+    if bad:
+        # NaN/Inf weights make every number of the analysis meaningless: flag them and report nothing else.
+        ctx.reason = "the model has non-finite weights: " + ", ".join(
+            f"{k} ({n_nan} NaN, {n_inf} Inf)" for k, (n_nan, n_inf) in list(bad.items())[:6]
+        )
+        for step in ("lambda", "prune", "canonicalize", "merge_rank1", "polynomial", "probes"):
+            ctx.reasons[step] = ctx.reason
+    else:
+        _analyse(ctx, subj, reference, analysis_kwargs)
     sections = [
         summary_section(ctx),
         lambda_section(ctx),

@@ -175,6 +175,7 @@ def run_sweep(
     on_error: str = "raise",
     csv_path: str | os.PathLike | None | bool = None,
     callback: Callable[[Outcome], None] | None = None,
+    trusted_modules: tuple[str, ...] | list[str] = (),
 ) -> pd.DataFrame:
     """Run every run of ``spec`` not already finished in ``results_path``, streaming results back as they
     complete.
@@ -198,6 +199,8 @@ def run_sweep(
         csv_path: where to write the final table as CSV (default: ``results_path`` with ``.csv``; ``False``:
         none).
         callback: called with each :class:`Outcome` in the main process as it arrives (live plots, logging).
+        trusted_modules: modules besides ``rnnattn`` whose functions ``spec.fn`` may name when ``fn`` is None
+            (a spec read from a file must not make rnnattn import arbitrary code).
 
     Returns:
         The table of this spec's runs (those finished before and now), sorted by grid position: ``run_id``,
@@ -207,7 +210,7 @@ def run_sweep(
         raise ValueError(f"run_sweep: on_error must be one of {ON_ERROR}, got {on_error!r}")
     if not isinstance(spec, SweepSpec):
         raise TypeError(f"run_sweep: spec must be a SweepSpec, got {type(spec).__name__}")
-    fn = spec.resolve_fn() if fn is None else fn
+    fn = spec.resolve_fn(trusted_modules) if fn is None else fn
     fn_ref = function_ref(fn)
     results_path = Path(results_path) if results_path is not None else default_results_path(spec)
     results_path.parent.mkdir(parents=True, exist_ok=True)

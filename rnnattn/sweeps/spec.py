@@ -181,16 +181,18 @@ class SweepSpec(Config):
                 out.append(Run(rid, len(out), params))
         return out
 
-    def resolve_fn(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        """Import and return the run function named by ``fn``."""
-        return resolve_function(self.fn)
+    def resolve_fn(self, trusted_modules: tuple[str, ...] | list[str] = ()) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """Import and return the run function named by ``fn`` (see :func:`resolve_function` for what is trusted)."""
+        return resolve_function(self.fn, trusted_modules)
 
     @classmethod
     def from_json(cls, path: str | Path) -> SweepSpec:
         """Read a spec from a JSON file (the format written by :meth:`to_json`)."""
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a UTF-8 text file (a sweep spec is JSON)") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
         return cls.from_dict(data)
@@ -199,11 +201,31 @@ class SweepSpec(Config):
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
 
-def resolve_function(ref: str) -> Callable[..., Any]:
-    """``"package.module:function"`` -> the function (a clear ValueError if it cannot be imported)."""
+TRUSTED_BY_DEFAULT = ("rnnattn",)
+
+
+def _is_trusted(module_name: str, trusted: tuple[str, ...]) -> bool:
+    return any(module_name == t or module_name.startswith(t + ".") for t in trusted)
+
+
+def resolve_function(ref: str, trusted_modules: tuple[str, ...] | list[str] = ()) -> Callable[..., Any]:
+    """``"package.module:function"`` -> the function (a clear ValueError if it cannot be imported).
+
+    A spec file is data that may come from someone else, and naming a function is running it: only functions in
+    ``rnnattn`` itself, or in a module (or package) the caller lists in ``trusted_modules`` (the CLI's
+    ``--trust-module``), are imported. ``subprocess:run`` in a downloaded spec is refused before any import.
+    """
     if not isinstance(ref, str) or ref.count(":") != 1:
         raise ValueError(f"run function must look like 'package.module:function', got {ref!r}")
     module_name, attr = ref.split(":")
+    trusted = (*TRUSTED_BY_DEFAULT, *trusted_modules)
+    if not _is_trusted(module_name, trusted):
+        raise ValueError(
+            f"sweep spec names run function {ref!r} outside rnnattn; refusing to import it "
+            f"(if you trust that code, pass --trust-module {module_name.split('.')[0]})"
+        )
+    if attr.startswith("_") or any(part.startswith("_") for part in attr.split(".")):
+        raise ValueError(f"run function {ref!r} must be a public name")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:

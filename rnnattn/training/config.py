@@ -41,7 +41,8 @@ class TrainConfig(Config):
             that round.
         polish_method: ``"lbfgs"`` (strong-Wolfe L-BFGS in the training dtype, any model) or ``"lm"``
             (Levenberg-Marquardt in float64 with an analytic Jacobian; fast engine, small students only; each round
-            runs ``polish_iters`` LM iterations on its batch; see :mod:`rnnattn.training.lm`).
+            runs ``polish_iters`` LM iterations, every round on the same batch of ``polish_batch`` sequences; see
+            :mod:`rnnattn.training.lm`).
         target_loss: stop as soon as the validation loss is <= this (None: run all steps).
         protocol: a label recorded with the run (``"paper"``, ``"fast"``, ``"custom"``).
     """

@@ -279,9 +279,10 @@ def train(
             and not state["stop"]
             and not sigint.hit
         ):
-            batch = sample_steps(
-                task, config.polish_batch, config.seed, range(rounds_done, rounds_done + 1), stream=1
-            )
+            # L-BFGS draws a new batch each round; LM keeps one batch for every round: on a zero-residual task its
+            # minimiser is the teacher's, and a new batch would restart LM's convergence (measured: 4x slower).
+            b_idx = 0 if config.polish_method == "lm" else rounds_done
+            batch = sample_steps(task, config.polish_batch, config.seed, range(b_idx, b_idx + 1), stream=1)
             data = engine.prepare_eval(type(batch)(*(t[0] for t in batch)))
             tl = engine.polish(data, config.polish_iters, config.polish_history)
             if not math.isfinite(tl):

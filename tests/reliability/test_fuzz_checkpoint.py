@@ -657,12 +657,6 @@ def test_fifo_does_not_hang(tmp_path):
         rnnattn.load(fifo)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN ISSUE (reported to the report owner): a NaN-weight checkpoint makes "
-    "`rnnattn report` fail with an unrelated pruning message instead of flagging the NaN weights. "
-    "Remove this mark once the report flags them.",
-)
 def test_report_flags_nan_weights(ckpts, case, tmp_path):
     from _reliability_tools import available_commands
 

@@ -191,12 +191,6 @@ def test_save_refuses_non_json_metadata_instead_of_pickling(tmp_path):
         rnnattn.save(torch.nn.Linear(1, 1), tmp_path / "lin.safetensors")  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN ISSUE (reported to the sweeps owner): SweepSpec.fn imports and calls "
-    "any 'module:function' named in a spec file; subprocess:run with the params dict runs its keys "
-    "as a command. Remove this mark once resolve_function restricts what a spec may name.",
-)
 def test_sweep_spec_cannot_run_arbitrary_code(tmp_path):
     import json
 
