@@ -5,7 +5,6 @@ import sweep_runfns as fns
 
 from rnnattn.cli.main import main
 
-
 TRUST = ["--trust-module", "sweep_runfns"]  # the test's own run functions live outside rnnattn
 
 
