@@ -31,8 +31,9 @@ _TRAIN_OPTS = {
     "val_every": ("val_every", int, "steps between validations (0: only at the end)"),
     "val_samples": ("val_samples", int, "validation sequences (>= 1e5 for ICL)"),
     "checkpoint_every": ("checkpoint_every", int, "steps between checkpoints (0: only at the end)"),
-    "polish_rounds": ("polish_rounds", int, "L-BFGS polishing rounds after AdamW"),
-    "polish_iters": ("polish_iters", int, "L-BFGS iterations per round"),
+    "polish_rounds": ("polish_rounds", int, "polishing rounds after AdamW (see --polish-method)"),
+    "polish_method": ("polish_method", str, "lbfgs, or lm (float64 Levenberg-Marquardt; --protocol fast uses it)"),
+    "polish_iters": ("polish_iters", int, "polishing iterations per round"),
     "polish_batch": ("polish_batch", int, "sequences in each round's fixed batch"),
     "target_loss": ("target_loss", float, "stop when the validation loss reaches this"),
 }
