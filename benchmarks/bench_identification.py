@@ -118,7 +118,8 @@ def main() -> None:
                 "protocol (process CPU time, 1 thread); validation every 1000 AdamW steps and after every polishing "
                 "round; both protocols in this run, same seed",
                 "- paper: AdamW cosine 1e-3 -> 1e-6 over 781,250 steps, N = M = 100; fast: N = M = 32, lr 2e-3, "
-                "recurrence lr x10, 50k-step cosine, then Levenberg-Marquardt in float64 (rounds of 5 iterations, all on "
+                "recurrence lr x10, 50k-step cosine, then Levenberg-Marquardt in float64 "
+                "(rounds of 5 iterations, all on "
                 "one fixed batch of 128 sequences; `rnnattn.training.protocols`)",
                 "",
                 markdown_table(

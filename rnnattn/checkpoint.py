@@ -37,8 +37,16 @@ MAX_HEADER_BYTES = 64 * 1024 * 1024
 MAX_CONFIG_INT = 1 << 24  # no dimension in a config may exceed this (16.7M)
 MAX_PARAMETERS = 1 << 31
 _DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
 }
 _FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
 _ITEMSIZE = {k: torch.empty(0, dtype=v).element_size() for k, v in _DTYPES.items()}
@@ -184,7 +192,9 @@ def _sniff(path: Path, head: bytes) -> None:
     if head[8:9] == b"{":
         return
     if head[:2] == b"PK":
-        raise _fail(path, "this is a zip/torch.save (pickle) file; rnnattn never unpickles — convert it to .safetensors")
+        raise _fail(
+            path, "this is a zip/torch.save (pickle) file; rnnattn never unpickles — convert it to .safetensors"
+        )
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
         raise _fail(path, "this is a Python pickle; rnnattn never unpickles files")
 
@@ -256,10 +266,16 @@ def _parse_header(path: Path, f, size: int) -> dict[str, Any]:
         dt, shape, off = e["dtype"], e["shape"], e["data_offsets"]
         if not isinstance(dt, str) or dt not in _DTYPES:
             raise _fail(path, f"tensor {name[:80]!r} has unsupported dtype {str(dt)[:20]!r}")
-        if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+        ):
             raise _fail(path, f"tensor {name[:80]!r} has an invalid shape {str(shape)[:80]}")
-        if (not isinstance(off, list) or len(off) != 2 or not all(isinstance(o, int) and not isinstance(o, bool) for o in off)
-                or not 0 <= off[0] <= off[1] <= data_len):
+        if (
+            not isinstance(off, list)
+            or len(off) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in off)
+            or not 0 <= off[0] <= off[1] <= data_len
+        ):
             raise _fail(path, f"corrupt or truncated: tensor {name[:80]!r} lies outside the file")
         nbytes = math.prod(shape) * _ITEMSIZE[dt]
         if off[1] - off[0] != nbytes:
@@ -304,14 +320,19 @@ def _build_budget(path: Path, n_tensors: int):
         if threading.get_ident() == me:
             count += 1
             if count > limit:
-                raise _fail(path, f"the configs build more than {limit} modules/parameters, far more than the "
-                                  f"{n_tensors} tensors stored; refusing")
+                raise _fail(
+                    path,
+                    f"the configs build more than {limit} modules/parameters, far more than the "
+                    f"{n_tensors} tensors stored; refusing",
+                )
 
     from torch.nn.modules import module as nn_module
 
-    handles = [nn_module.register_module_module_registration_hook(hook),
-               nn_module.register_module_parameter_registration_hook(hook),
-               nn_module.register_module_buffer_registration_hook(hook)]
+    handles = [
+        nn_module.register_module_module_registration_hook(hook),
+        nn_module.register_module_parameter_registration_hook(hook),
+        nn_module.register_module_buffer_registration_hook(hook),
+    ]
     try:
         yield
     finally:
@@ -321,7 +342,11 @@ def _build_budget(path: Path, n_tensors: int):
 
 def _check_entry(path: Path, entry: Any, what: str) -> type[Model]:
     """Validate a ``{"class", "config", "metadata"}`` entry without building anything; returns the model class."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("class"), str) or not isinstance(entry.get("config"), dict):
+    if (
+        not isinstance(entry, dict)
+        or not isinstance(entry.get("class"), str)
+        or not isinstance(entry.get("config"), dict)
+    ):
         raise _fail(path, f"{what}: missing class or config")
     try:
         cls = get_model_class(entry["class"])
@@ -351,17 +376,22 @@ def _build(path: Path, cls: type[Model], entry: dict[str, Any], what: str) -> Mo
     return model
 
 
-def _materialise(path: Path, skeleton: Model, tensors: dict[str, torch.Tensor], prefix: str, what: str,
-                 device: str | torch.device) -> Model:
+def _materialise(
+    path: Path, skeleton: Model, tensors: dict[str, torch.Tensor], prefix: str, what: str, device: str | torch.device
+) -> Model:
     expected = skeleton.state_dict()
-    got = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    got = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
     if missing or unexpected:
-        raise _fail(path, f"{what}: tensors do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise _fail(
+            path, f"{what}: tensors do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     for k, t in expected.items():
         if tuple(got[k].shape) != tuple(t.shape):
-            raise _fail(path, f"{what}: tensor {k!r} has shape {tuple(got[k].shape)}, its config implies {tuple(t.shape)}")
+            raise _fail(
+                path, f"{what}: tensor {k!r} has shape {tuple(got[k].shape)}, its config implies {tuple(t.shape)}"
+            )
         if not got[k].dtype.is_floating_point and not got[k].dtype.is_complex:
             raise _fail(path, f"{what}: tensor {k!r} has non-float dtype {got[k].dtype}")
     try:
@@ -372,12 +402,15 @@ def _materialise(path: Path, skeleton: Model, tensors: dict[str, torch.Tensor], 
             model.to(next(iter(dtypes)))
         model.load_state_dict(got, strict=True)
     except (RuntimeError, ValueError, TypeError) as e:
-        raise _fail(path, f"{what}: cannot load tensors ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})") from None
+        raise _fail(
+            path, f"{what}: cannot load tensors ({str(e).splitlines()[0][:200] if str(e) else type(e).__name__})"
+        ) from None
     model.metadata = skeleton.metadata
     bad = list(nonfinite(model))
     if bad:
-        warnings.warn(f"{path}: {what} has non-finite (NaN/Inf) weights in {', '.join(bad[:5])}", CheckpointWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{path}: {what} has non-finite (NaN/Inf) weights in {', '.join(bad[:5])}", CheckpointWarning, stacklevel=3
+        )
     return model
 
 
@@ -404,21 +437,32 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         tensors = st_load(data)
     except (SafetensorError, ValueError, RuntimeError, OSError) as e:
-        raise _fail(path, f"corrupt tensor data ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+        raise _fail(
+            path, f"corrupt tensor data ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
+        ) from None
     del data
     main = {k: v for k, v in tensors.items() if not k.startswith("extras.")}
     model = _materialise(path, skeleton, main, "", "model", device)
-    extras = {n: _materialise(path, s, tensors, f"extras.{n}.", f"extra {n!r}", device)
-              for n, s in extra_skeletons.items()}
-    return Checkpoint(model=model, metadata=model.metadata, extras=extras, path=path,
-                      rnnattn_version=str(info.get("rnnattn_version", "")))
+    extras = {
+        n: _materialise(path, s, tensors, f"extras.{n}.", f"extra {n!r}", device) for n, s in extra_skeletons.items()
+    }
+    return Checkpoint(
+        model=model,
+        metadata=model.metadata,
+        extras=extras,
+        path=path,
+        rnnattn_version=str(info.get("rnnattn_version", "")),
+    )
 
 
 def _skeletons(path: Path, header: dict[str, Any]) -> tuple[Model, dict[str, Model]]:
     """Meta-device models for the main entry and every extra, checked against the stored tensor sizes."""
     info = header["rnnattn"]
     if info.get("format") != FORMAT_VERSION:
-        raise _fail(path, f"unsupported checkpoint format {str(info.get('format'))[:20]!r} (this rnnattn reads {FORMAT_VERSION})")
+        raise _fail(
+            path,
+            f"unsupported checkpoint format {str(info.get('format'))[:20]!r} (this rnnattn reads {FORMAT_VERSION})",
+        )
     extras_info = info.get("extras", {})
     if not isinstance(extras_info, dict):
         raise _fail(path, "extras is not a JSON object")

@@ -72,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if not spec_path.is_file():
         raise UsageError(f"{spec_path}: no such sweep specification")
     spec = SweepSpec.from_json(spec_path)
-    fn = spec.resolve_fn(tuple(args.trust_module))  # fail here, before any worker starts, if the function cannot be imported
+    fn = spec.resolve_fn(
+        tuple(args.trust_module)
+    )  # fail here, before any worker starts, if the function cannot be imported
     out = Path(args.out) if args.out else Path("sweeps") / spec.name
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"

@@ -82,7 +82,9 @@ class LinearSelfAttention(Model):
         self.W_K = init_param((H, c.dk, d), lambda: torch.randn(H, c.dk, d) * std)
         self.W_V = init_param((H, c.dv, d), lambda: torch.randn(H, c.dv, d) * std)
         if c.d_output is not None:
-            self.W_O = init_param((c.d_output, H * c.dv), lambda: torch.randn(c.d_output, H * c.dv) / math.sqrt(H * c.dv))
+            self.W_O = init_param(
+                (c.d_output, H * c.dv), lambda: torch.randn(c.d_output, H * c.dv) / math.sqrt(H * c.dv)
+            )
         else:
             self.register_parameter("W_O", None)
         if mode not in ("parallel", "recurrent"):

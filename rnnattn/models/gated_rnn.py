@@ -39,8 +39,13 @@ class GatedLinearRNNConfig(Config):
     r_max: float = 1.0
 
     def __post_init__(self) -> None:
-        check_positive_int("GatedLinearRNNConfig", d_input=self.d_input, n_hidden=self.n_hidden,
-                           n_gating=self.n_gating, d_output=self.d_output)
+        check_positive_int(
+            "GatedLinearRNNConfig",
+            d_input=self.d_input,
+            n_hidden=self.n_hidden,
+            n_gating=self.n_gating,
+            d_output=self.d_output,
+        )
         if self.recurrence not in ("diagonal", "dense"):
             raise ValueError(f"GatedLinearRNNConfig: recurrence must be 'diagonal' or 'dense', got {self.recurrence!r}")
         if not (0.0 <= self.r_min <= self.r_max <= 1.0):
@@ -84,7 +89,9 @@ class GatedLinearRNN(Model):
         if c.recurrence == "diagonal":
             self.nu = init_param((N,), lambda: self._ring_init_nu(N, c.r_min, c.r_max))
         else:
-            self.A = init_param((N, N), lambda: torch.diag(torch.exp(-torch.exp(self._ring_init_nu(N, c.r_min, c.r_max)))))
+            self.A = init_param(
+                (N, N), lambda: torch.diag(torch.exp(-torch.exp(self._ring_init_nu(N, c.r_min, c.r_max))))
+            )
         self.W_out = init_param((2, M, N), lambda: torch.randn(2, M, N) / math.sqrt(N))
         self.D = init_param((c.d_output, M), lambda: torch.randn(c.d_output, M) / math.sqrt(M))
         for name in ("x_in", "in_m", "in_x", "gate_in", "h", "out_m", "out_x", "gate_out", "y"):

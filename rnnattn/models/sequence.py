@@ -92,7 +92,9 @@ class SequenceModel(Model):
             cls, cfg = config.layer_config(i, width)
             layer = cls(cfg)
             if i and layer.d_input != width:
-                raise ValueError(f"SequenceModelConfig: layer {i} reads {layer.d_input} features, layer {i - 1} gives {width}")
+                raise ValueError(
+                    f"SequenceModelConfig: layer {i} reads {layer.d_input} features, layer {i - 1} gives {width}"
+                )
             layers.append(layer)
             width = layer.d_output
         self.embed = nn.Linear(config.d_input, layers[0].d_input, bias=config.embed_bias)

@@ -181,7 +181,9 @@ class SweepSpec(Config):
                 out.append(Run(rid, len(out), params))
         return out
 
-    def resolve_fn(self, trusted_modules: tuple[str, ...] | list[str] = ()) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def resolve_fn(
+        self, trusted_modules: tuple[str, ...] | list[str] = ()
+    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
         """Import and return the run function named by ``fn`` (see :func:`resolve_function` for what is trusted)."""
         return resolve_function(self.fn, trusted_modules)
 

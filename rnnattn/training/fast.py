@@ -3,7 +3,8 @@
 Why: on a 1-thread CPU a training step of the paper's student (N = M = 100, 2048 tokens) spends most of its time in
 autograd bookkeeping, split/cat copies and the ``[N, T, T]`` Toeplitz batched matmul, not in the ~0.27 GFLOP of
 useful work (spec §4). Here the backward pass is written out, every intermediate is laid out time-major so the
-recurrence is a short loop of contiguous fused multiply-adds, every elementwise product reads contiguous buffers, the readout is evaluated only where the task has loss
+recurrence is a short loop of contiguous fused multiply-adds, every elementwise product reads
+contiguous buffers, the readout is evaluated only where the task has loss
 (ICL: the query step only), and all parameters of all models live in one flat ``[K, P]`` buffer so AdamW is a few
 vector ops. K models (seeds, or sizes padded to the same shapes) share every kernel through batched matmuls.
 
