@@ -44,6 +44,12 @@ _EXPORTS: dict[str, str] = {
     **{name: "rnnattn.analysis" for name in (
         "equivalence", "instantaneous_polynomial", "polynomial_distance", "probe_scores", "prune", "canonicalize",
         "merge_rank1", "neuron_roles", "AnalysisNotApplicable")},
+    # tasks, training, sweeps
+    **{name: "rnnattn.tasks" for name in (
+        "TeacherStudent", "TeacherStudentConfig", "InContextRegression", "InContextRegressionConfig",
+        "optimal_gd_learning_rate", "optimal_gd_loss")},
+    **{name: "rnnattn.training" for name in ("train", "train_batched", "TrainConfig", "TrainResult")},
+    **{name: "rnnattn.sweeps" for name in ("SweepSpec", "run_sweep")},
     # report
     "build_report": "rnnattn.report",
 }
