@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from ...config import Config, check_positive_int
+from ...models.base import Model
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,29 @@ class ConvertedConfig(Config):
             if len(layer) != 3:
                 raise ValueError(f"layer spec must be (kind, d_in, d_hidden), got {layer!r}")
             check_positive_int(type(self).__name__, d_in=layer[1], d_hidden=layer[2])
+
+
+class LayerStack(Model):
+    """A stack of recurrent layers of one class (``layer_cls(d_in, d_hidden)``, each returning ``(h, state)``) and a
+    float64 linear readout: the shape every gated conversion shares. State: a tuple with each layer's state."""
+
+    layer_cls: ClassVar[type[nn.Module]]
+
+    def __init__(self, config: ConvertedConfig) -> None:
+        super().__init__(config)
+        self.layers = nn.ModuleList([self.layer_cls(i, h) for _, i, h in config.layers])
+        last = config.layers[-1][2] if config.layers else config.d_input
+        self.readout = nn.Linear(last, config.d_output, dtype=torch.float64)
+
+    def forward(self, x: torch.Tensor, state: Any = None, return_state: bool = False) -> Any:
+        self._check_input(x)
+        z = x.to(self.readout.weight.dtype)
+        finals = []
+        for k, layer in enumerate(self.layers):
+            z, st = layer(z, None if state is None else state[k])
+            finals.append(st)
+        y = self.readout(z)
+        return (y, tuple(finals)) if return_state else y
 
 
 def t64(a: np.ndarray) -> torch.Tensor:

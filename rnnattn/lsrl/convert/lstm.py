@@ -24,10 +24,9 @@ import torch
 from torch import nn
 
 from ...hooks import HookPoint
-from ...models.base import Model
 from ...models.registry import register_model
 from . import extract, split_state
-from ._base import ConvertedConfig, sign_combos, t64
+from ._base import ConvertedConfig, LayerStack, sign_combos, t64
 
 
 @dataclass(frozen=True)
@@ -65,26 +64,11 @@ class ReLULSTMLayer(nn.Module):
 
 
 @register_model
-class LSTMLSRL(Model):
+class LSTMLSRL(LayerStack):
     """A stack of :class:`ReLULSTMLayer` and a linear readout (converted from a compiled LSRL program)."""
 
     config_class = LSTMLSRLConfig
-
-    def __init__(self, config: LSTMLSRLConfig) -> None:
-        super().__init__(config)
-        self.layers = nn.ModuleList([ReLULSTMLayer(i, h) for _, i, h in config.layers])
-        last = config.layers[-1][2] if config.layers else config.d_input
-        self.readout = nn.Linear(last, config.d_output, dtype=torch.float64)
-
-    def forward(self, x: torch.Tensor, state: Any = None, return_state: bool = False) -> Any:
-        self._check_input(x)
-        z = x.to(self.readout.weight.dtype)
-        finals = []
-        for k, layer in enumerate(self.layers):
-            z, st = layer(z, None if state is None else state[k])
-            finals.append(st)
-        y = self.readout(z)
-        return (y, tuple(finals)) if return_state else y
+    layer_cls = ReLULSTMLayer
 
 
 def to_lstm(src: Any) -> LSTMLSRL:
