@@ -15,6 +15,9 @@ sweep over; name it in a spec as ``"rnnattn.sweeps.runs:train_run"``. Everything
 * ``eval_samples``: size of the final evaluation on fresh training-distribution samples (and on the validation
   distribution), with the task's reference (one-step GD for ICL, the teacher for teacher-student) on the same
   samples.
+* ``plateau``: ``{"patience": P, "min_rel": r}`` stops a single run once the validation loss (needs
+  ``train.val_every``) has not improved by a relative ``r`` (default 0.01) for ``P`` validations in a row: "trained
+  until the loss stops improving", within the ``train.steps`` budget (:func:`plateau_stopper`).
 * ``save_dir``: if given, the trained model is saved there as ``<hash of params>.safetensors``, and single runs
   keep the trainer's resume state in ``<hash>.run/``, so an interrupted long run continues where it stopped (on
   a remote cluster this must be a filesystem the workers share).
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -145,6 +149,35 @@ def evaluate(model: Model, task, n: int, seed: int, validation: bool = False, ch
     return tot / n, ref / n
 
 
+def plateau_stopper(patience: int, min_rel: float = 0.01):
+    """A :func:`rnnattn.training.train` callback: True (stop) once ``patience`` validations in a row have not
+    improved the best validation loss by a relative ``min_rel``."""
+    state = {"best": math.inf, "since": 0}
+
+    def stop(row: dict[str, Any]) -> bool:
+        v = row.get("val_loss")
+        if v is None:
+            return False
+        if v < state["best"] * (1.0 - min_rel):
+            state.update(best=v, since=0)
+        else:
+            state["since"] += 1
+        return state["since"] >= patience
+
+    return stop
+
+
+def loss_curve(history: list[dict[str, Any]], points: int = 60) -> list[list[float | None]]:
+    """``[step, train_loss, val_loss]`` rows of a training history, thinned to about ``points`` rows (the last
+    row always kept): what a study needs to show that a run converged."""
+    rows = [[r["step"], r.get("train_loss"), r.get("val_loss")] for r in history]
+    stride = max(1, len(rows) // points)
+    thin = rows[::stride]
+    if rows and thin[-1] is not rows[-1]:
+        thin.append(rows[-1])
+    return thin
+
+
 def _prepare(params: dict[str, Any]):
     from rnnattn.training import TrainConfig
     from rnnattn.training.protocols import protocol_defaults
@@ -210,12 +243,14 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
         training-distribution sequences; ``gap`` = their difference (Fig. 3B's "loss - L*"); ``val_loss`` /
         ``reference_val_loss`` the same on the validation distribution (ICL: ``W*`` variance 2/3);
         ``log_train_loss``: the trainer's last logged training loss; ``n_parameters``, ``steps``,
-        ``wall_time``; for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01);
+        ``wall_time``, ``cpu_time`` (CPU seconds of this process; a batched run's is split evenly over its
+        replicas), ``loss_curve`` (:func:`loss_curve`), ``stopped_early`` (single runs: a ``plateau`` stop); for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01);
         ``checkpoint`` if saved.
     """
     from rnnattn.training import train, train_batched
 
     params = json.loads(json.dumps(dict(params)))  # plain lists/dicts: what the results file records
+    c0 = time.process_time()
     p, seed, task, config = _prepare(params)
     arch, size, n_layers = p.get("arch", "gated_diagonal"), int(p["size"]), int(p.get("n_layers", 1))
     replicas = int(p.get("replicas", 1))
@@ -241,8 +276,10 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
             }
             if p.get("save_dir"):
                 row["checkpoint"] = _save(m, task, {**params, "seed": s, "replicas": 1}, p, r.summary())
+            row["loss_curve"] = loss_curve(r.history)
             rows.append(row)
-        return {"seeds": seeds, **{k: [row.get(k) for row in rows] for k in rows[0]}}
+        cpu = (time.process_time() - c0) / replicas
+        return {"seeds": seeds, **{k: [row.get(k) for row in rows] for k in rows[0]}, "cpu_time": [cpu] * replicas}
 
     torch.manual_seed(seed)
     model = build_model(arch, task.d_input, task.d_output, size, n_layers, p.get("n_gating"))
@@ -250,6 +287,8 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
     # is killed (or a cluster worker that dies) continues from its last state when the sweep is resumed.
     run_dir = Path(p["save_dir"]) / f"{params_digest(params)}.run" if p.get("save_dir") else None
     resume = run_dir is not None and (run_dir / "state.safetensors").exists()
+    plateau = p.get("plateau")
+    callbacks = [plateau_stopper(int(plateau["patience"]), float(plateau.get("min_rel", 0.01)))] if plateau else []
     t0 = time.perf_counter()
     result = train(
         task,
@@ -260,13 +299,17 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
         force=not resume,
         progress=bool(p.get("progress", False)),
         handle_sigint=False,
+        callbacks=callbacks,
     )
     out: dict[str, Any] = {
         "steps": result.steps,
         "wall_time": time.perf_counter() - t0,
         "log_train_loss": result.final_train_loss,
         **_metrics(model, task, n_eval, seed),
+        "loss_curve": loss_curve(result.history),
+        "stopped_early": bool(plateau) and not result.interrupted and result.steps < config.steps,
     }
     if p.get("save_dir"):
         out["checkpoint"] = _save(model, task, params, p, result.summary())
+    out["cpu_time"] = time.process_time() - c0
     return out
