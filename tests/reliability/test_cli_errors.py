@@ -300,9 +300,11 @@ def test_unsupported_models_for_the_analysis(work):
             "html",
         ]
         rc, out, err = cli(argv, "cli unsupported model")
-        assert (
-            rc == 0 and (work / "r2" / "lstm" / "report.html").stat().st_size > 0 or assert_clean_error(rc, err, argv)
-        )
+        if rc == 0:
+            report = work / "r2" / "lstm" / "report.html"
+            assert report.is_file() and report.stat().st_size > 0, f"exit 0 but no report at {report}: {err!r}"
+        else:
+            assert_clean_error(rc, err, argv)
     if "train" in cmds:
         # resuming a run folder that holds a model the task cannot continue (not a run of this task)
         run = work / "not_a_run"
