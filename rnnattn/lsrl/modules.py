@@ -30,6 +30,7 @@ from ..config import Config, check_positive_int
 from ..hooks import HookPoint
 from ..models.base import Model
 from ..models.registry import register_model
+from .numeric import LARGE_WEIGHT
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,15 @@ class LSRLStage(nn.Module):
         self.hook_in = HookPoint()
         self.hook_out = HookPoint()
 
+    def affine(self, z: torch.Tensor) -> torch.Tensor:
+        """``u = (z W_large^T + c) + z W_small^T``: the large weights (``|w| >= LARGE_WEIGHT``) and the bias are
+        summed first so that designed cancellations (``lam c - lam = 0``) happen before O(1) terms join."""
+        big = self.weight.abs() >= LARGE_WEIGHT
+        w_big = torch.where(big, self.weight, torch.zeros_like(self.weight))
+        return torch.nn.functional.linear(z, w_big, self.bias) + z @ (self.weight - w_big).T
+
     def pre(self, z: torch.Tensor) -> torch.Tensor:
-        return self.hook_in(torch.nn.functional.linear(z, self.weight, self.bias))
+        return self.hook_in(self.affine(z))
 
     def pointwise(self, u: torch.Tensor) -> torch.Tensor:
         if self.kind == "relu":
@@ -240,7 +248,7 @@ class CompiledLSRL(Model):
             z = x[:, t]
             si = 0
             for mod in self.stages:
-                u = torch.nn.functional.linear(z, mod.weight, mod.bias)
+                u = mod.affine(z)
                 if mod.kind == "state":
                     st[si] = st[si] @ mod.A.T + u
                     z = st[si]

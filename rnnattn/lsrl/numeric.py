@@ -30,6 +30,22 @@ import numpy as np
 Number = int | Fraction | float
 
 
+#: Weights at least this large in magnitude are summed (with the bias) before the small ones when a compiled
+#: float stage computes ``u = W z + c`` (see :func:`split_large`). The library's large constants (``mu^2 =
+#: 1e6``, ``lam = 1e10``, ``lam * mu = 1e13``) multiply 0/1-valued conditions and are designed to cancel
+#: exactly (``lam * c - lam = 0`` for ``c = 1``); summing them first keeps a small branch value ``t`` from being
+#: rounded to the spacing of ``lam`` (``t + lam - lam``: errors ~1e-6 in float64, issue 15). ``mu = 1000``
+#: stays in the small group: its products with O(1) values must not be separated from the O(1) terms they
+#: are compared with.
+LARGE_WEIGHT = 1e4
+
+
+def split_large(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``W = W_large + W_small`` with ``|W_large| >= LARGE_WEIGHT`` entry-wise (dense float arrays)."""
+    big = np.abs(W) >= LARGE_WEIGHT
+    return np.where(big, W, 0.0), np.where(big, 0.0, W)
+
+
 class Mode(StrEnum):
     """Arithmetic used to evaluate a program or a compiled model."""
 

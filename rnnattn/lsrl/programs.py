@@ -63,7 +63,11 @@ def continuous_program(
     bump = f_bump(x, lb, ub, mu)
     in_cell = f_larger(f_sum(bump), d_in - HALF, mu)
     icp = f_and(in_cell, f_larger(ctr, Fraction(3, 2), mu), mu)
-    upd = ifelse(variant, broadcast(icp, d_out), inp[1 + d_in :], None, lam=lam, mu=mu)
+    # Re-snap the condition before it meets ``lam`` (the reference's ``f_larger(icp, 1/2)``). ``icp`` comes out
+    # of three nested steps whose compiled (fused) weights reach ``mu^3``, so in float64 it is 1 only up to
+    # ~1e-11; Eq. (7) multiplies that error by ``lam = 1e10`` (0.25 at cell centres, issue 15). One more step
+    # maps 1 +- 1e-11 to 1 with weights of size ``mu``, whose float64 products are exact integers.
+    upd = ifelse(variant, broadcast(f_larger(icp, HALF, mu), d_out), inp[1 + d_in :], None, lam=lam, mu=mu)
     y = LinState(upd, SparseMatrix.eye(d_out), SparseMatrix.eye(d_out), name="y")
     return Program(y, name=f"continuous_{d_in}to{d_out}_{variant}")
 

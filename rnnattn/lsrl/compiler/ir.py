@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..numeric import Mode, Number, SparseMatrix, norm_exact, sparse_matvec, to_mode
+from ..numeric import LARGE_WEIGHT, Mode, Number, SparseMatrix, norm_exact, sparse_matvec, to_mode
 
 STAGE_KINDS = ("relu", "mul", "state")
 
@@ -144,8 +144,10 @@ class CompiledProgram:
         z = x
         zs = []
         for s in self.stages:
-            W, c, A, init = self._float_stage(s)
-            u = (W @ z.reshape(B * T, -1).T).T.reshape(B, T, -1) + c
+            (W_big, W_small), c, A, init = self._float_stage(s)
+            zz = z.reshape(B * T, -1).T
+            # large weights and the bias first: they cancel exactly before the O(1) terms join (LARGE_WEIGHT)
+            u = ((W_big @ zz).T + c + (W_small @ zz).T).reshape(B, T, -1)
             if s.kind == "relu":
                 z = np.maximum(u, 0.0)
             elif s.kind == "mul":
@@ -165,11 +167,15 @@ class CompiledProgram:
         return (y, zs) if return_states else y
 
     def _float_stage(self, s: Stage) -> tuple:
-        """float64 (scipy) copies of a stage's weights, cached: ``(W, c, A^T, init)``."""
+        """float64 (scipy) copies of a stage's weights, cached: ``((W_large, W_small), c, A^T, init)``."""
+        import scipy.sparse as sp
+
         cache = self.__dict__.setdefault("_float_cache", {})
         if id(s) not in cache:
+            W = s.W.to_scipy()
+            big = W.multiply(abs(W) >= LARGE_WEIGHT).tocsr()
             cache[id(s)] = (
-                s.W.to_scipy(),
+                (big, sp.csr_matrix(W - big)),
                 np.asarray([float(v) for v in s.c]),
                 s.A.to_scipy().T.tocsr() if s.A is not None else None,
                 np.asarray([float(v) for v in s.init]) if s.init is not None else None,
