@@ -124,8 +124,7 @@ def sweep(args: argparse.Namespace, spec, fn=None):
 
 def explode(df: pd.DataFrame) -> pd.DataFrame:
     """Turn the per-replica list cells of batched runs (``seeds``, ``train_loss``, ... as JSON strings) into
-    one
-    row per replica, with ``seed`` the replica's seed."""
+    one row per replica, with ``seed`` the replica's seed."""
     if "seeds" not in df.columns or not len(df):
         return df
     df = df.copy()

@@ -10,8 +10,7 @@ sweep executor, then reads off:
 * the coefficients of x_j^2 y_1 in output 1 of the instantaneous polynomial against eta* = 1/14.8 = 0.0676,
   and the norm of all other coefficients of that output (the "residual": 0 for exact GD);
 
-as mean +- std over the 4 seeds, beside the paper's Table 2 (and the shipped
-``checkpoints/icl_d6.safetensors``).
+as mean +- std over the 4 seeds, beside the paper's Table 2 (and the shipped ``checkpoints/icl_d6.safetensors``).
 
 * ``--quick``: 4 seeds x 5,000 AdamW steps (lr 1e-2 -> 1e-6, 10x on nu): minutes on a CPU. Losses approach GD;
   the coefficients are not yet converged (the paper trains 300,000 steps).

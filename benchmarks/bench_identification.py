@@ -3,8 +3,8 @@ paper protocol and the fast protocol (``rnnattn.training.protocols``), in the sa
 
 Each protocol is capped at ``--cap-min`` CPU minutes (time.process_time of this 1-thread process, robust to other
 users' load; 3x that in wall time at most). A capped run reports "not reached in X min" with the best validation loss
-it got. The paper protocol keeps its own
-781,250-step cosine schedule (so within a cap its learning rate stays near 1e-3, as it would in the real run).
+it got. The paper protocol keeps its own 781,250-step cosine schedule (so within a cap its learning rate stays near
+1e-3, as it would in the real run).
 
 The fast protocol's AdamW phase is followed by Levenberg-Marquardt polishing in float64 (``rnnattn.training.lm``);
 its polishing rounds are validated after every round, so its time to target is resolved to one round (5 LM

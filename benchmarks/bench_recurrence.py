@@ -3,8 +3,8 @@
 For each configuration (batch B, length T, hidden N, gating M, token size d):
 
 (a) the recurrence ``h_t = lam * h_{t-1} + u_t`` alone on ``u [B, T, N]``:
-:func:`rnnattn.ops.diagonal_recurrence` against the plain sequential loop
-:func:`rnnattn.ops.diagonal_recurrence_ref`, forward and forward+backward;
+:func:`rnnattn.ops.diagonal_recurrence` against the plain sequential loop :func:`rnnattn.ops.diagonal_recurrence_ref`,
+forward and forward+backward;
 (b) one forward+backward step of ``GatedLinearRNN(d, N, M, d)`` on an MSE loss, once with the fast op and once
 with the loop patched in (same weights, same data; losses are checked equal): time per step, the loop/fast
 ratio, and the achieved GFLOP/s against a dense matmul timed in the same run just before the configuration.
@@ -15,8 +15,7 @@ multiply-add 2N, backward reverse scan 2N and the dlam product-sum 2N). The elem
 (``3(N+M)``) are not counted.
 
 Usage: ``python benchmarks/bench_recurrence.py [--quick] [--threads N]``; prints a markdown table and writes
-it to
-``benchmarks/results/recurrence.md``.
+it to ``benchmarks/results/recurrence.md``.
 """
 
 from __future__ import annotations

@@ -29,8 +29,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 @dataclass(frozen=True)
 class Timing:
     """Seconds per call: wall-clock median (the reported figure), min, every repeat, and the median process
-    CPU
-    time (on a shared box wall time includes waiting for a core; CPU time shows the work itself)."""
+    CPU time (on a shared box wall time includes waiting for a core; CPU time shows the work itself)."""
 
     median: float
     min: float
@@ -71,8 +70,7 @@ def time_call(
     """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones.
 
     With ``budget_s``, stops early once the timed calls used that many seconds (but never before
-    ``min_repeats``):
-    slow baselines get fewer repeats instead of being skipped.
+    ``min_repeats``): slow baselines get fewer repeats instead of being skipped.
     """
     for _ in range(warmup):
         fn()
@@ -128,8 +126,7 @@ def matmul_gflops(
 ) -> float:
     """Dense ``[n, n] @ [n, n]`` throughput in GFLOP/s (``2 n^3`` flops per product, median of ``repeats``):
     the machine's practical limit for the current thread count, measured in this process. ``clock="cpu"``
-    divides by
-    process CPU time instead of wall time."""
+    divides by process CPU time instead of wall time."""
     if clock not in ("wall", "cpu"):
         raise ValueError(f"clock must be 'wall' or 'cpu', got {clock!r}")
     g = torch.Generator().manual_seed(0)

@@ -112,8 +112,7 @@ def hidden_lambda(model: GatedLinearRNN, diag_tol: float = 1e-9) -> torch.Tensor
 def labels(model: Model, kind: str, n: int) -> list[str]:
     """Unit labels (``kind`` "hidden" or "gating"): ``model.metadata["labels"][kind]`` (written by the rewrites),
     else ``metadata["construction"]["labels"][kind]`` (constructions: ``S[0,1]``, ``p[2]``), else ``h0, h1,
-    ...``
-    / ``g0, g1, ...``."""
+    ...`` / ``g0, g1, ...``."""
     meta = getattr(model, "metadata", {})
     construction = meta.get("construction", {})
     for stored in (

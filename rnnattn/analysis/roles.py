@@ -52,10 +52,9 @@ def neuron_roles(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
         ("quadratic": no degree-1 term, as KV units; "linear": one branch reads only the constant, as query
         units; "quadratic+affine"; "constant"; "dead"), ``reads_const_m``, ``reads_const_x``, ``in_m_norm``,
         ``in_x_norm``, ``out_m_norm``, ``out_x_norm`` (column norms of ``W_m^out``, ``W_x^out``: how much the
-        readout uses the neuron). For a dense non-diagonal ``A`` the rows are eigenmodes
-        (``lam`` = |eigenvalue|) and the reading columns are NaN/"n/a": a bilinear input row does not map to an
-        eigenmode
-        (``df.attrs["note"]`` says so).
+        readout uses the neuron). For a dense non-diagonal ``A`` the rows are eigenmodes (``lam`` = |eigenvalue|) and
+        the reading columns are NaN/"n/a": a bilinear input row does not map to an eigenmode (``df.attrs["note"]`` says
+        so).
     Raises:
         AnalysisNotApplicable: for models other than :class:`GatedLinearRNN`.
     """

@@ -56,7 +56,9 @@ def _one_line(e: BaseException) -> str:
     text = msg[0] if msg else type(e).__name__
     if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
         text = f"{e.filename}: {e.strerror or text}"
-    return text
+    from rnnattn.safeio import printable  # names and paths in messages come from outside: escape them
+
+    return printable(text, 2000)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -98,19 +98,16 @@ def _row(v: torch.Tensor, width: int) -> torch.Tensor:
 def gated_rnn_to_lru(rnn: GatedLinearRNN, eps: float | None = None, variant: str = "out") -> SequenceModel:
     r"""LRU layers approximating a diagonal gated RNN (Eq. 2; App. A.1).
 
-    * ``variant="out"`` (vanilla LRU, two layers, spec §2.4): layer 1 has ``λ = 0``, ``B = C = I`` so its
-    output GLU
-      acts on the token and plays ``g^in`` (GLU biases supply x̃'s constant); layer 2 has the gated RNN's
-      ``λ``, ``B`` recombining the GLU units into ``g^in``, ``C`` exposing ``h``, and its GLU plays ``g^out``.
+    * ``variant="out"`` (vanilla LRU, two layers, spec §2.4): layer 1 has ``λ = 0``, ``B = C = I`` so its output GLU
+      acts on the token and plays ``g^in`` (GLU biases supply x̃'s constant); layer 2 has the gated RNN's ``λ``, ``B``
+      recombining the GLU units into ``g^in``, ``C`` exposing ``h``, and its GLU plays ``g^out``.
     * ``variant="in_out"`` (one layer): input GLU = ``g^in``, recurrence, output GLU = ``g^out``.
-    * ``variant="in_skip"`` (two layers): layer 1's input GLU + recurrence hold ``h`` and its output GLU
-    passes it
+    * ``variant="in_skip"`` (two layers): layer 1's input GLU + recurrence hold ``h`` and its output GLU passes it
       through (``σ(SATURATE) = 1``); layer 2's input GLU plays ``g^out`` and the rest passes through.
 
     Args:
         rnn: a diagonal :class:`GatedLinearRNN` (float32/float64).
-        eps: sigmoid pre-activation scale for unit-norm projections of unit-scale inputs / hidden states;
-        default
+        eps: sigmoid pre-activation scale for unit-norm projections of unit-scale inputs / hidden states; default
             ``DEFAULT_EPS[dtype]``. Large hidden states ``s`` add ``≈ (eps s)² / 12``.
         variant: one of ``"out"``, ``"in_out"``, ``"in_skip"``.
     Returns:

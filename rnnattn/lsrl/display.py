@@ -86,8 +86,7 @@ def draw_program(program: Any, ax: Any = None, labels: bool = True) -> Any:
 
 def draw_compiled(cp: CompiledProgram, spy: bool = True) -> Any:
     """Draws the compiled path ``In -> stages -> Out`` (box height ~ width) and, with ``spy``, the sign
-    pattern of
-    every stage's ``W`` (and ``A`` for state stages). Returns the figure."""
+    pattern of every stage's ``W`` (and ``A`` for state stages). Returns the figure."""
     import matplotlib.pyplot as plt
 
     K = len(cp.stages)
@@ -123,8 +122,7 @@ def draw_compiled(cp: CompiledProgram, spy: bool = True) -> Any:
 
 def stage_weights(cp: CompiledProgram) -> list[dict[str, Any]]:
     """Per stage: ``{"kind", "W", "c", "A", "init"}`` as float64 arrays plus ``"labels"`` (lane names) and a
-    pandas
-    ``"table"`` of the non-zero entries of ``W`` (``row_label, col_label, value``)."""
+    pandas ``"table"`` of the non-zero entries of ``W`` (``row_label, col_label, value``)."""
     import pandas as pd
 
     out = []

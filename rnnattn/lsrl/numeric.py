@@ -11,8 +11,8 @@ leaked between tests):
   ``sympy.Rational(c)`` does. Integral values are kept as Python ``int`` (faster than ``Fraction``).
 
 Irrational constants (``cos(2π/d)`` in the rotation form of ``f_modulo_counter``) can only enter a program as
-floats; in exact mode they are therefore the exact binary rationals nearest to them. See
-``sugar.f_modulo_counter`` for why the default counter avoids them altogether.
+floats; in exact mode they are therefore the exact binary rationals nearest to them. See ``sugar.f_modulo_counter`` for
+why the default counter avoids them altogether.
 """
 
 from __future__ import annotations

@@ -110,8 +110,7 @@ def token_program(
     Args:
         n: key/value length.
         variant: conditional implementation (``IFELSE_VARIANTS``).
-        counter: ``"cyclic"`` (exact one-hot counters, the default) or ``"rotation"`` (the paper's App. F.7
-        form;
+        counter: ``"cyclic"`` (exact one-hot counters, the default) or ``"rotation"`` (the paper's App. F.7 form;
             positions are then tested with ``f_and(f_larger(mod, i - 1/2), f_smaller(mod, i + 1/2))``).
         mu, lam: step sharpness and conditional constant (``lam`` must exceed the token ids and the length).
     """

@@ -161,8 +161,7 @@ def f_ifelse_optimized(
     c: Variable, t: Variable | None, f: Variable | None, lam: Any = LAMBDA, nonneg: bool = False
 ) -> Variable:
     """Eq. (7) with the dead terms removed: a missing branch costs nothing, and ``nonneg=True`` (caller
-    guarantees
-    the selected values are >= 0) keeps one ReLU per branch: ``ReLU(-lam (1-c) + t)``."""
+    guarantees the selected values are >= 0) keeps one ReLU per branch: ``ReLU(-lam (1-c) + t)``."""
     c, _ = _check_branches(c, t, f)
     parts = []
     if f is not None:
@@ -258,14 +257,12 @@ def f_modulo_counter(
     """A counter outputting ``t mod d`` at token ``t = 0, 1, ...`` (App. F.7).
 
     Methods:
-        ``"cyclic"`` (default): ``LinState`` with the ``d x d`` cyclic shift ``P`` (``P e_i = e_{i+1 mod
-        d}``),
-            ``s_0 = e_{d-1}``, so ``s_t = e_{t mod d}`` is an exact one-hot and the value is ``[0..d-1] .
-            s_t``.
-            Integer weights: exact in float64 *and* exact mode, no ReLU, no ``d <= 70`` limit; costs ``d``
-            state units instead of 2 (but saves the ``2d`` ReLUs of the readout). This is our answer to the
-            irrationality of ``cos(2pi/d)``: no rational rotation has order ``d`` for ``d not in {1, 2, 4}``,
-            and a rounded rotation's exact powers have denominators growing like ``2^{53 t}``.
+        ``"cyclic"`` (default): ``LinState`` with the ``d x d`` cyclic shift ``P`` (``P e_i = e_{i+1 mod d}``),
+            ``s_0 = e_{d-1}``, so ``s_t = e_{t mod d}`` is an exact one-hot and the value is ``[0..d-1] . s_t``. Integer
+            weights: exact in float64 *and* exact mode, no ReLU, no ``d <= 70`` limit; costs ``d`` state units instead
+            of 2 (but saves the ``2d`` ReLUs of the readout). This is our answer to the irrationality of ``cos(2pi/d)``:
+            no rational rotation has order ``d`` for ``d not in {1, 2, 4}``, and a rounded rotation's exact powers have
+            denominators growing like ``2^{53 t}``.
         ``"rotation"``: the paper's 2-d rotation ``R`` by ``2pi/d`` with ``s_0 = R^{-1} e_1``; the one-hot is
             ``f_larger(E s, cos(pi/d))`` with rows ``(R^i e_1)^T`` (needs ``1 - cos(pi/d) >= 1/mu``, i.e. ``d
             <= 70`` at ``mu = 1000``). Its constants are floats; the exact backend uses their exact binary

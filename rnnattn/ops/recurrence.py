@@ -159,9 +159,8 @@ def diagonal_recurrence(
         lam: ``[N]`` decays (for time-varying decays use :func:`rnnattn.ops.naive.diagonal_recurrence_ref`).
         initial_state: ``[B, N]`` ``h_0`` (zeros when None).
         output_final_state: also return ``h_T``.
-        chunk_size: chunk length ``C`` of the scan (default :func:`default_chunk`; ``>= T`` is the plain
-        loop).
-            Only speed depends on it.
+        chunk_size: chunk length ``C`` of the scan (default :func:`default_chunk`; ``>= T`` is the plain loop). Only
+            speed depends on it.
     Returns:
         ``(h [B, T, N], h_T [B, N] or None)``, with ``h[:, t]`` the state *after* reading ``u[:, t]``.
     """
@@ -200,7 +199,6 @@ def dense_recurrence(
     """Dense linear recurrence ``h_t = A h_{t-1} + u_t`` (the 'dense' variant of Eq. 2), ``A: [N, N]``.
 
     A full matrix has no cheap parallel form on CPU (a scan over matrix products costs ``N^3`` per step
-    against
-    ``N^2`` for the loop), so this is the sequential product, one ``[B, N] @ [N, N]`` per step.
+    against ``N^2`` for the loop), so this is the sequential product, one ``[B, N] @ [N, N]`` per step.
     """
     return dense_recurrence_ref(u, A, initial_state, output_final_state)

@@ -2,10 +2,8 @@
 
 Nothing here touches pyplot's global state (figures are created with ``Figure()``), so building a report never
 opens windows or leaks figures; every function takes numpy arrays / DataFrames, not models, so it can be
-tested and
-reused on its own. Text that may come from a checkpoint (names, labels) goes through :func:`mpl_text`, which
-stops
-matplotlib from reading ``$...$`` as mathtext.
+tested and reused on its own. Text that may come from a checkpoint (names, labels) goes through :func:`mpl_text`, which
+stops matplotlib from reading ``$...$`` as mathtext.
 """
 
 from __future__ import annotations
@@ -29,8 +27,7 @@ def mpl_text(s: object) -> str:
 
 def new_figure(width: float, height: float, **margins: float) -> Figure:
     """A figure with fixed margins (inches-free fractions as in ``subplots_adjust``); no layout engine, which
-    cost
-    more than the drawing itself on the CI machine."""
+    cost more than the drawing itself on the CI machine."""
     fig = Figure(figsize=(width, height))
     fig.subplots_adjust(**{"left": 0.1, "right": 0.97, "bottom": 0.16, "top": 0.9, **margins})
     return fig
@@ -130,9 +127,8 @@ def weight_heatmaps(
     """Fig. 2A: the gated RNN's (canonical, pruned) weights side by side, diverging colours centred at 0.
 
     Args:
-        mats: ``{"W_m^in": [N, d+1], "W_x^in": [N, d+1], "W_m^out": [M, N], "W_x^out": [M, N], "D": [d_out,
-        M]}``
-            (any subset, drawn in this order).
+        mats: ``{"W_m^in": [N, d+1], "W_x^in": [N, d+1], "W_m^out": [M, N], "W_x^out": [M, N], "D": [d_out, M]}`` (any
+            subset, drawn in this order).
         lam: ``[N]`` decays, drawn as a one-column image next to the input gating.
         hidden_labels: labels of the N hidden neurons (y ticks of the input panels when N is small).
     """

@@ -3,8 +3,7 @@ matplotlib's ``PdfPages`` (no system libraries such as Pango/weasyprint needed).
 
 Layout is a simple flow: a title page with the verdict and the contents, then each section from a new page —
 heading, the one-line reading, and its blocks top to bottom (text wrapped, tables in monospace, figures as the
-same
-PNGs the HTML embeds), continuing on further pages when a block does not fit. All text is drawn with
+same PNGs the HTML embeds), continuing on further pages when a block does not fit. All text is drawn with
 ``parse_math=False``, so a ``$`` in checkpoint metadata is a dollar sign, never mathtext.
 """
 

@@ -1,6 +1,5 @@
 """Sweeps that scale out: a grid of runs (:class:`SweepSpec`), executed locally or on a Dask cluster,
-streamed into
-one resumable results table (:func:`run_sweep`).
+streamed into one resumable results table (:func:`run_sweep`).
 
 Sits at the training level: it may import tasks, training and models, never analysis or report.
 """
@@ -14,6 +13,7 @@ from rnnattn.sweeps.executors import (
     default_workers,
     make_executor,
 )
+from rnnattn.sweeps.registry import RunFunction, registered_run_functions, run_function
 from rnnattn.sweeps.run import SweepError, load_results, read_records, run_sweep
 from rnnattn.sweeps.spec import Run, SweepSpec, run_id_for
 
@@ -32,4 +32,7 @@ __all__ = [
     "load_results",
     "read_records",
     "SweepError",
+    "run_function",
+    "registered_run_functions",
+    "RunFunction",
 ]

@@ -271,9 +271,8 @@ class DaskExecutor(Executor):
         address: a scheduler address (``"tcp://host:8786"``), an existing ``distributed.Client``, or a cluster
             object such as ``distributed.LocalCluster(n_workers=4, threads_per_worker=1)``. A client this
             executor creates is closed by :meth:`close`; the user's client or cluster is left running.
-        threads: torch threads per run (1: give Dask workers one thread each, ``threads_per_worker=1``, so
-        runs do
-            not contend for cores).
+        threads: torch threads per run (1: give Dask workers one thread each, ``threads_per_worker=1``, so runs do not
+            contend for cores).
         timeout: seconds to wait for the scheduler.
 
     Workers must have rnnattn (and the run function's module) installed; results travel back as plain dicts.
@@ -364,8 +363,7 @@ class _DaskBatch(_FuturesBatch):
 
 def make_executor(scheduler: str | None = None, workers: int | None = None, timeout: float = 30.0) -> Executor:
     """The executor a command line asks for: Dask at ``scheduler`` if given (waiting up to ``timeout``
-    seconds for
-    it), else a local pool of ``workers`` (``workers=1`` runs in-process, which avoids process start-up)."""
+    seconds for it), else a local pool of ``workers`` (``workers=1`` runs in-process, which avoids process start-up)."""
     if scheduler:
         return DaskExecutor(scheduler, timeout=timeout)
     if workers == 1:

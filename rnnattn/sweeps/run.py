@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -22,7 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from rnnattn.checkpoint import atomic_write_bytes
+from rnnattn.limits import MAX_RESULTS_BYTES, check_json_shape
+from rnnattn.safeio import UnsafeFileError, atomic_write_bytes, printable, read_regular
 from rnnattn.sweeps.executors import Executor, LocalExecutor, Outcome, RunFn, default_workers
 from rnnattn.sweeps.spec import Run, SweepSpec, canonical_json, function_ref
 
@@ -74,11 +76,18 @@ def outcome_record(outcome: Outcome, sweep: str, fn_ref: str) -> dict[str, Any]:
 
 def append_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
     """Append one record as one line with a single ``write`` + ``fsync`` (readers never see half a row unless
-    the
-    machine dies mid-write, and :func:`read_records` drops such a torn tail)."""
+    the machine dies mid-write, and :func:`read_records` drops such a torn tail)."""
     line = (json.dumps(record, allow_nan=True, separators=(",", ":")) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # O_NOFOLLOW | O_NONBLOCK and a regular-file check: a results.jsonl that is a symlink (to a file outside the
+    # sweep's folder) or a FIFO is refused, never appended to or blocked on.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot append to the results file ({e.strerror})", printable(path)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeFileError(f"{printable(path)}: not a regular file; refusing to append results to it")
         os.write(fd, line)
         os.fsync(fd)
     finally:
@@ -87,12 +96,11 @@ def append_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
 
 def read_records(path: str | os.PathLike, repair: bool = True) -> list[dict[str, Any]]:
     """All records of a results file (empty if it does not exist). With ``repair``, a torn last line is
-    removed
-    from the file so later appends start on a fresh line."""
+    removed from the file so later appends start on a fresh line."""
     path = Path(path)
     if not path.exists():
         return []
-    data = path.read_bytes()
+    data = read_regular(path, MAX_RESULTS_BYTES, "sweep results file")
     lines = data.split(b"\n")
     records, bad = [], []
     for i, line in enumerate(lines):
@@ -100,14 +108,20 @@ def read_records(path: str | os.PathLike, repair: bool = True) -> list[dict[str,
             continue
         try:
             rec = json.loads(line)
-            if not isinstance(rec, dict) or "run_id" not in rec:
+            if (
+                not isinstance(rec, dict)
+                or not isinstance(rec.get("run_id"), str)
+                or not isinstance(rec.get("params", {}), dict)
+                or not isinstance(rec.get("result") or {}, dict)
+            ):
                 raise ValueError("not a run record")
+            check_json_shape(rec, "run record")
             records.append(rec)
-        except ValueError:
+        except (ValueError, RecursionError):
             bad.append(i)
     torn_tail = bool(data) and not data.endswith(b"\n")
     if bad and bad != [len(lines) - 1]:
-        warnings.warn(f"{path}: skipped {len(bad)} unreadable line(s) {[b + 1 for b in bad][:5]}", stacklevel=2)
+        warnings.warn(f"{printable(path)}: skipped {len(bad)} unreadable line(s) {[b + 1 for b in bad][:5]}", stacklevel=2)
     if repair and (torn_tail or bad):
         good = b"".join(json.dumps(r, allow_nan=True, separators=(",", ":")).encode() + b"\n" for r in records)
         atomic_write_bytes(path, good, overwrite=True)
@@ -130,8 +144,7 @@ def _cell(value: Any) -> Any:
 
 def records_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per record: run_id, index, status, every parameter, every result (a result named like a
-    parameter
-    becomes ``<name>_result``), elapsed_s, worker, error. Non-scalar values become canonical JSON strings."""
+    parameter becomes ``<name>_result``), elapsed_s, worker, error. Non-scalar values become canonical JSON strings."""
     rows = []
     for rec in records:
         row: dict[str, Any] = {
@@ -181,21 +194,17 @@ def run_sweep(
     complete.
 
     Args:
-        fn: the run function ``fn(params: dict) -> dict`` (module-level, so workers can import it); ``None``
-        uses
+        fn: the run function ``fn(params: dict) -> dict`` (module-level, so workers can import it); ``None`` uses
             ``spec.fn``.
         spec: the sweep.
-        executor: where runs execute; default a :class:`LocalExecutor` with one worker per core (at most one
-        per
+        executor: where runs execute; default a :class:`LocalExecutor` with one worker per core (at most one per
             remaining run), created and closed here. An executor you pass stays open.
-        results_path: the JSON Lines results file (default ``sweeps/<name>/results.jsonl``); created if
-        missing.
-            Runs it records as ``ok`` are skipped, so rerunning an interrupted sweep resumes it.
+        results_path: the JSON Lines results file (default ``sweeps/<name>/results.jsonl``); created if missing. Runs it
+            records as ``ok`` are skipped, so rerunning an interrupted sweep resumes it.
         progress: show a tqdm progress bar.
-        on_error: ``"raise"``: on the first failed run, cancel runs not yet started, record those still
-        running as
-            they finish, then raise :class:`SweepError`; ``"continue"``: record failures and go on (they
-            appear with ``status == "error"`` and are retried by the next call).
+        on_error: ``"raise"``: on the first failed run, cancel runs not yet started, record those still running as they
+            finish, then raise :class:`SweepError`; ``"continue"``: record failures and go on (they appear with
+            ``status == "error"`` and are retried by the next call).
         csv_path: where to write the final table as CSV (default: ``results_path`` with ``.csv``; ``False``:
         none).
         callback: called with each :class:`Outcome` in the main process as it arrives (live plots, logging).

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from rnnattn.sweeps.registry import run_function
 from rnnattn.models import (
     GatedLinearRNN,
     GatedLinearRNNConfig,
@@ -231,6 +232,7 @@ def _save(model: Model, task, params: dict[str, Any], p: dict[str, Any], summary
     return str(path)
 
 
+@run_function(output_paths=("save_dir",))
 def train_run(params: dict[str, Any]) -> dict[str, Any]:
     """Train one model per ``params`` (see the module docstring); returns its losses and size.
 

@@ -3,9 +3,8 @@
 A :class:`SweepSpec` names the function that performs one run (``"module:function"``), the fixed parameters
 every run shares (``base``), the axes of a Cartesian grid (``grid``) and the seeds. :meth:`SweepSpec.runs`
 expands it, in a fixed order, into :class:`Run` objects whose ``run_id`` depends only on the run's parameters,
-never on its position
-in the grid: adding a size or a seed to a sweep keeps every id that existed, so a resumed sweep skips exactly
-the runs that are already done.
+never on its position in the grid: adding a size or a seed to a sweep keeps every id that existed, so a resumed sweep
+skips exactly the runs that are already done.
 
 Example::
 
@@ -22,12 +21,19 @@ import importlib
 import itertools
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rnnattn.config import Config
+from rnnattn.limits import MAX_SPEC_BYTES, MAX_SWEEP_NAME, MAX_SWEEP_RUNS, ResourceLimitError, check_json_shape
+from rnnattn.safeio import printable, read_regular
+from rnnattn.sweeps.registry import lookup, registered_run_functions
+
+#: a sweep name is a folder name: letters, digits, ``._-``, starting with a letter or digit (so never ``.``/``..``)
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -56,6 +62,22 @@ def _check_json(owner: str, name: str, value: Any) -> None:
             _check_json(owner, f"{name}.{k}", v)
         return
     raise ValueError(f"{owner}: {name} must be JSON (numbers, strings, lists, mappings), got {type(value).__name__}")
+
+
+def _check_count(grid: dict[str, Any], seeds: Any) -> None:
+    """Refuse a sweep of more than ``MAX_SWEEP_RUNS`` runs from the axis lengths alone, before expanding or even
+    copying the grid (a 10^12-run product must cost nothing)."""
+    total = len(seeds) if isinstance(seeds, list | tuple) else 1
+    for values in grid.values():
+        total *= len(values) if isinstance(values, list | tuple) else 1
+        if total > MAX_SWEEP_RUNS:
+            break
+    if total > MAX_SWEEP_RUNS:
+        sizes = " x ".join(str(len(v)) if isinstance(v, list | tuple) else "1" for v in list(grid.values())[:20])
+        raise ResourceLimitError(
+            f"SweepSpec: the grid ({sizes}) x {len(seeds) if isinstance(seeds, list | tuple) else 1} seeds has more "
+            f"than {MAX_SWEEP_RUNS:,} runs (rnnattn.limits.MAX_SWEEP_RUNS); split the sweep"
+        )
 
 
 def _freeze(value: Any) -> Any:
@@ -123,12 +145,20 @@ class SweepSpec(Config):
     base: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or any(c in self.name for c in "/\\\0"):
-            raise ValueError(f"SweepSpec: name must be a non-empty string without slashes, got {self.name!r}")
+        if (
+            not isinstance(self.name, str)
+            or len(self.name) > MAX_SWEEP_NAME
+            or not NAME_PATTERN.fullmatch(self.name)
+        ):
+            raise ValueError(
+                f"SweepSpec: name must be a plain folder name (letters, digits, '._-', starting with a letter or "
+                f"digit, at most {MAX_SWEEP_NAME} characters), got {printable(repr(self.name), 120)}"
+            )
         if not isinstance(self.fn, str) or self.fn.count(":") != 1 or not all(self.fn.split(":")):
-            raise ValueError(f"SweepSpec: fn must look like 'package.module:function', got {self.fn!r}")
+            raise ValueError(f"SweepSpec: fn must look like 'package.module:function', got {printable(repr(self.fn), 200)}")
         if not isinstance(self.grid, dict):
             raise ValueError(f"SweepSpec: grid must map axis names to lists of values, got {type(self.grid).__name__}")
+        _check_count(self.grid, self.seeds)  # before anything proportional to the grid is built
         grid = {}
         for axis, values in self.grid.items():
             if axis == "seed":
@@ -163,7 +193,7 @@ class SweepSpec(Config):
         """Parameters that vary across runs (grid axes, then ``seed``): the readable part of run ids."""
         return (*self.grid, "seed")
 
-    def __len__(self) -> int:
+    def __len__(self) -> int:  # noqa: D105 — at most MAX_SWEEP_RUNS (checked at construction)
         return math.prod(len(v) for v in self.grid.values()) * len(self.seeds)
 
     def runs(self) -> list[Run]:
@@ -191,62 +221,81 @@ class SweepSpec(Config):
     def from_json(cls, path: str | Path) -> SweepSpec:
         """Read a spec from a JSON file (the format written by :meth:`to_json`)."""
         path = Path(path)
+        where = printable(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_regular(path, MAX_SPEC_BYTES, "sweep spec").decode("utf-8"))
         except UnicodeDecodeError:
-            raise ValueError(f"{path}: not a UTF-8 text file (a sweep spec is JSON)") from None
+            raise ValueError(f"{where}: not a UTF-8 text file (a sweep spec is JSON)") from None
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        return cls.from_dict(data)
+            raise ValueError(f"{where}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        except RecursionError:
+            raise ValueError(f"{where}: JSON nested too deeply") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: a sweep spec is a JSON object, got {type(data).__name__}")
+        check_json_shape(data, "sweep spec")
+        try:
+            return cls.from_dict(data)
+        except TypeError as e:  # unknown or missing fields
+            raise ValueError(f"{where}: not a sweep spec ({printable(e, 200)})") from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
 
-TRUSTED_BY_DEFAULT = ("rnnattn",)
-
-
-def _is_trusted(module_name: str, trusted: tuple[str, ...]) -> bool:
+def _is_trusted(module_name: str, trusted: tuple[str, ...] | list[str]) -> bool:
     return any(module_name == t or module_name.startswith(t + ".") for t in trusted)
 
 
 def resolve_function(ref: str, trusted_modules: tuple[str, ...] | list[str] = ()) -> Callable[..., Any]:
-    """``"package.module:function"`` -> the function (a clear ValueError if it cannot be imported).
+    """``"package.module:function"`` -> the function (a clear ValueError if it is not allowed or not found).
 
-    A spec file is data that may come from someone else, and naming a function is running it: only functions in
-    ``rnnattn`` itself, or in a module (or package) the caller lists in ``trusted_modules`` (the CLI's
-    ``--trust-module``), are imported. ``subprocess:run`` in a downloaded spec is refused before any import.
+    A spec file is data that may come from someone else, and naming a function is running it. By default only
+    the run functions rnnattn registered (:mod:`rnnattn.sweeps.registry`) can be named, looked up by their exact
+    reference without importing anything the spec names. A module (or package) the caller lists in
+    ``trusted_modules`` (the CLI's ``--trust-module``) is imported and any public function in it may be named.
     """
     if not isinstance(ref, str) or ref.count(":") != 1:
-        raise ValueError(f"run function must look like 'package.module:function', got {ref!r}")
+        raise ValueError(f"run function must look like 'package.module:function', got {printable(repr(ref), 200)}")
     module_name, attr = ref.split(":")
-    trusted = (*TRUSTED_BY_DEFAULT, *trusted_modules)
-    if not _is_trusted(module_name, trusted):
-        raise ValueError(
-            f"sweep spec names run function {ref!r} outside rnnattn; refusing to import it "
-            f"(if you trust that code, pass --trust-module {module_name.split('.')[0]})"
+    if _is_trusted(module_name, trusted_modules):
+        return _import_trusted(ref, module_name, attr)
+    entry = lookup(ref)
+    if entry is None:
+        known = ", ".join(sorted(registered_run_functions())) or "none"
+        top = module_name.split(".")[0]
+        hint = (
+            "register it with @rnnattn.sweeps.run_function"
+            if top == "rnnattn"
+            else f"if you trust that code, pass --trust-module {printable(top, 80)}"
         )
-    if attr.startswith("_") or any(part.startswith("_") for part in attr.split(".")):
-        raise ValueError(f"run function {ref!r} must be a public name")
+        raise ValueError(
+            f"sweep spec names run function {printable(repr(ref), 200)}, which is not a registered rnnattn run "
+            f"function ({known}); refusing to run it ({hint})"
+        )
+    return entry.fn
+
+
+def _import_trusted(ref: str, module_name: str, attr: str) -> Callable[..., Any]:
+    shown = printable(repr(ref), 200)
+    if any(part.startswith("_") or not part.isidentifier() for part in attr.split(".")):
+        raise ValueError(f"run function {shown} must be a public name")
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise ValueError(f"cannot import the run function's module {module_name!r}: {e}") from None
+        raise ValueError(f"cannot import the run function's module {printable(repr(module_name), 200)}: {e}") from None
     obj: Any = module
     for part in attr.split("."):
         obj = getattr(obj, part, None)
         if obj is None:
-            raise ValueError(f"module {module_name!r} has no {attr!r}")
+            raise ValueError(f"module {printable(repr(module_name), 200)} has no {printable(repr(attr), 200)}")
     if not callable(obj):
-        raise ValueError(f"{ref} is not callable")
+        raise ValueError(f"{shown} is not callable")
     return obj
 
 
 def function_ref(fn: Callable[..., Any]) -> str:
     """``"module:qualname"`` of a function: recorded with every result so a results file is never silently
-    reused
-    by a different run function. (Closures get a ``<locals>`` name: fine in-process, not on remote
-    workers.)"""
+    reused by a different run function. (Closures get a ``<locals>`` name: fine in-process, not on remote workers.)"""
     module = getattr(fn, "__module__", None) or "?"
     qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
     return f"{module}:{qualname}"

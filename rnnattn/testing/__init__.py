@@ -4,10 +4,8 @@
   distance of a reference's (spec §2.6); on failure the message names the outputs and monomials that differ.
 - :func:`assert_outputs_close` — two models (or callables) agree on inputs ``x``, through
   ``torch.testing.assert_close`` with explicit tolerances.
-- The pytest plugin (:mod:`rnnattn.testing.plugin`, registered as the ``pytest11`` entry point ``rnnattn``)
-adds the
-  ``polynomial_baseline`` fixture that compares a model's polynomial with a JSON baseline stored beside the
-  test.
+- The pytest plugin (:mod:`rnnattn.testing.plugin`, registered as the ``pytest11`` entry point ``rnnattn``) adds the
+  ``polynomial_baseline`` fixture that compares a model's polynomial with a JSON baseline stored beside the test.
 
 Heavy modules (torch, the analysis stage) are imported inside the functions, so importing this package is
 cheap.
@@ -38,8 +36,7 @@ __all__ = [
 
 def polynomial_of(source: Any, max_degree: int | None = None):
     """The instantaneous :class:`~rnnattn.analysis.polynomial.Polynomial` of a model / checkpoint / path, or
-    the
-    polynomial itself; raised to ``max_degree`` (zero-padded) when given."""
+    the polynomial itself; raised to ``max_degree`` (zero-padded) when given."""
     from rnnattn.analysis.polynomial import Polynomial, instantaneous_polynomial
 
     p = source if isinstance(source, Polynomial) else instantaneous_polynomial(source)
@@ -73,8 +70,7 @@ class PolynomialComparison:
 
     def report(self, threshold: float | None = None, top: int = 5, atol: float = 0.0) -> str:
         """Lines naming each output over ``threshold`` (all outputs if None) and its largest coefficient
-        differences
-        (those above ``atol``)."""
+        differences (those above ``atol``)."""
         import numpy as np
 
         lines = []
@@ -122,8 +118,7 @@ def compare_polynomials(
     polynomials).
 
     Both are brought to the larger of their degrees (a cubic attention polynomial is a quartic with zero
-    degree-4
-    terms), then compared output by output with the relative L2 distance of spec §2.6.
+    degree-4 terms), then compared output by output with the relative L2 distance of spec §2.6.
     """
     import numpy as np
 
@@ -199,9 +194,7 @@ def assert_outputs_close(
     """Assert ``a(x)`` and ``b(x)`` agree elementwise (``|a - b| <= atol + rtol |b|``), compared in float64.
 
     ``a`` and ``b`` are models or callables ``x [B, T, D] -> y [B, T, D_out]``; tolerances are explicit (there
-    is no
-    sensible default across float32 training and float64 constructions). Models are run under
-    ``torch.no_grad``.
+    is no sensible default across float32 training and float64 constructions). Models are run under ``torch.no_grad``.
     """
     import torch
 

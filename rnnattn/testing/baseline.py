@@ -2,8 +2,7 @@
 
 A baseline file holds ``{"format": 1, "variables", "outputs", "max_degree", "monomials", "coefficients",
 "description"}`` with coefficients as exact decimal floats (JSON ``repr``), so a regenerated file is
-byte-identical
-when nothing changed. Used through the ``polynomial_baseline`` fixture of :mod:`rnnattn.testing.plugin`.
+byte-identical when nothing changed. Used through the ``polynomial_baseline`` fixture of :mod:`rnnattn.testing.plugin`.
 """
 
 from __future__ import annotations
@@ -44,8 +43,7 @@ def compare_with_baseline(
     poly: Any, baseline: dict[str, Any], rtol: float, atol: float, top: int = 8
 ) -> str | None:
     """``None`` if ``poly`` matches ``baseline`` (``|p - b| <= atol + rtol |b|`` for every coefficient), else
-    a
-    message naming the outputs and monomials that differ and by how much."""
+    a message naming the outputs and monomials that differ and by how much."""
     import numpy as np
 
     if baseline.get("format") != FORMAT:

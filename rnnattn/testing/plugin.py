@@ -1,10 +1,8 @@
 """pytest plugin of rnnattn (entry point ``pytest11: rnnattn = rnnattn.testing.plugin``).
 
-Provides the ``polynomial_baseline`` fixture, the ``rnnattn_baseline`` marker and the
-``--rnnattn-update-baselines``
-option. Loading this module imports only pytest and the standard library; torch and the analysis are imported
-when
-the fixture is first used.
+Provides the ``polynomial_baseline`` fixture, the ``rnnattn_baseline`` marker and the ``--rnnattn-update-baselines``
+option. Loading this module imports only pytest and the standard library; torch and the analysis are imported when the
+fixture is first used.
 """
 
 from __future__ import annotations

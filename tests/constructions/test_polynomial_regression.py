@@ -2,9 +2,7 @@
 
 Every exact construction of linear attention in a gated RNN (spec §2.1-2.3) must (1) keep its instantaneous
 polynomial within 1e-12 (relative L2, every output) of the attention layer it was built from, and (2) match
-the
-polynomial stored in ``baselines/test_polynomial_regression/`` — a change of the construction's coefficients
-(a
+the polynomial stored in ``baselines/test_polynomial_regression/`` — a change of the construction's coefficients (a
 different but still-equivalent parametrisation is fine for (1)) shows up here. Regenerate the baselines with
 ``python -m pytest tests/constructions/test_polynomial_regression.py --rnnattn-update-baselines``.
 """

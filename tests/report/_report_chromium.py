@@ -1,10 +1,8 @@
 """Drive headless Chromium over the DevTools protocol through ``--remote-debugging-pipe`` (stdlib only).
 
 The pipe protocol: the browser reads NUL-terminated JSON commands on fd 3 and writes NUL-terminated JSON
-messages
-on fd 4. ``Runtime.evaluate`` runs in the page even though the report's Content-Security-Policy forbids
-scripts (the
-protocol is not subject to page CSP), so the test can inspect images after layout; console messages, uncaught
+messages on fd 4. ``Runtime.evaluate`` runs in the page even though the report's Content-Security-Policy forbids scripts
+(the protocol is not subject to page CSP), so the test can inspect images after layout; console messages, uncaught
 exceptions and browser log entries (CSP violations, failed loads) are collected as they arrive.
 """
 

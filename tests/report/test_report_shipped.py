@@ -1,6 +1,5 @@
 """The reports of the shipped checkpoints: ``reports/<name>/report.{html,pdf}`` exist, are complete and
-belong to the
-current checkpoint file. Regenerate them with ``rnnattn report --all-shipped -o reports --force``."""
+belong to the current checkpoint file. Regenerate them with ``rnnattn report --all-shipped -o reports --force``."""
 
 import hashlib
 import io

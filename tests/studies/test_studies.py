@@ -1,6 +1,5 @@
 """The reproduction studies in analysis/: each runs end to end (sweep -> analysis -> report) and its report
-holds
-the paper-vs-rnnattn table and says which mode produced it.
+holds the paper-vs-rnnattn table and says which mode produced it.
 
 Default suite: ``--tiny`` smoke runs (a handful of training steps, in-process). ``-m slow``: the real
 ``--quick`` mode of every study (minutes each on a 2-core CPU).

@@ -55,8 +55,8 @@ def tiny_train(params: dict) -> dict:
 
 def counted(params: dict) -> dict:
     """Record each call in ``params["log"]`` (one line per call, any process); fail while the file
-    ``<log>.fail``
-    lists this run's x (the trigger lives outside params, so removing it does not change run ids); sleep."""
+    ``<log>.fail`` lists this run's x (the trigger lives outside params, so removing it does not change run ids);
+    sleep."""
     with open(params["log"], "a") as f:
         f.write(f"{params['x']},{params['seed']}\n")
     trigger = Path(params["log"] + ".fail")

@@ -66,7 +66,7 @@ def test_sweep_command_bad_input(tmp_path, capsys):
     assert "no such sweep specification" in capsys.readouterr().err
     spec = write_spec(tmp_path, tmp_path / "log", fn="rnnattn.no_such_module_xyz:f")
     assert main(["sweep", str(spec), "--out", str(tmp_path / "o")]) == 2
-    assert "cannot import" in capsys.readouterr().err
+    assert "not a registered rnnattn run function" in capsys.readouterr().err
     spec = write_spec(tmp_path, tmp_path / "log")
     assert main(["sweep", str(spec), "--workers", "0"]) == 2
     assert main(["sweep", str(spec), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"]) == 2

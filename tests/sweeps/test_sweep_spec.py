@@ -111,12 +111,14 @@ def test_from_json_errors(tmp_path):
 
 def test_resolve_function():
     assert resolve_function("json:dumps", trusted_modules=("json",)) is json.dumps
-    with pytest.raises(ValueError, match="outside rnnattn"):
+    with pytest.raises(ValueError, match="not a registered"):
         resolve_function("json:dumps")  # not trusted: a spec file must not name arbitrary code
-    with pytest.raises(ValueError, match="outside rnnattn"):
+    with pytest.raises(ValueError, match="not a registered"):
         resolve_function("subprocess:run", trusted_modules=("sub",))  # trust is by module path, not prefix
-    with pytest.raises(ValueError, match="cannot import"):
+    with pytest.raises(ValueError, match="not a registered"):
         resolve_function("rnnattn.no_such_module_xyz:f")
+    with pytest.raises(ValueError, match="cannot import"):
+        resolve_function("no_such_module_xyz:f", trusted_modules=("no_such_module_xyz",))
     with pytest.raises(ValueError, match="has no"):
         resolve_function("json:nope", trusted_modules=("json",))
     assert resolve_function("rnnattn.sweeps.runs:train_run").__name__ == "train_run"

@@ -1,6 +1,5 @@
 """Pass 4 — checking: run the interpreter and the compiled model side by side (tracr's silent miscompiles
-taught
-us to verify, not only validate)."""
+taught us to verify, not only validate)."""
 
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ class LSRLCompileCheckError(AssertionError):
 
 def probe_inputs(program: Program, n: int = 3, length: int = 8, seed: int = 0) -> list[np.ndarray]:
     """Random probe sequences ``[length, D]`` within the Input's declared bounds (default box ``[-2, 2]``), on
-    a grid
-    of quarters so that they are exactly representable in both modes."""
+    a grid of quarters so that they are exactly representable in both modes."""
     rng = np.random.default_rng(seed)
     inp = program.input
     lo, hi = [], []

@@ -68,8 +68,7 @@ def combine(terms: list[tuple[Number, Expr]], const: Number, exact: bool) -> Exp
 @dataclass
 class Unit:
     """A schedulable non-linear block (see module docstring). ``inputs``: one Expr per lane (relu/state) or
-    one
-    ``(a, b)`` pair per lane (mul). ``A``: ``{(i, j): a}`` local transition (state). ``s0``: initial state."""
+    one ``(a, b)`` pair per lane (mul). ``A``: ``{(i, j): a}`` local transition (state). ``s0``: initial state."""
 
     kind: str
     lanes: list[int]

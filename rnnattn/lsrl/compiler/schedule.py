@@ -1,10 +1,8 @@
 """Pass 2 — scheduling: assign every unit to a *stage* (a layer of one kind: ``relu``, ``mul`` or ``state``).
 
 A stage ``k`` reads only stage ``k-1``'s lanes, so a lane produced at stage ``p`` and last read at stage ``q``
-must be
-*carried* through stages ``p+1 .. q-1``. Carry costs per stage kind (in lanes): ``state`` 1 (a pass-through
-row, ``A = 0``, ``B = I``), ``mul`` 1 (``x * 1``), ``relu`` 1 if the lane's sign is known, else 2 (``[x+;
-x-]``).
+must be *carried* through stages ``p+1 .. q-1``. Carry costs per stage kind (in lanes): ``state`` 1 (a pass-through row,
+``A = 0``, ``B = I``), ``mul`` 1 (``x * 1``), ``relu`` 1 if the lane's sign is known, else 2 (``[x+; x-]``).
 
 This replaces the reference's debranching rewrites (App. A), whose pass-through duplication made the direct
 token program 296,609 states wide. We search over a handful of list-scheduling policies (which stage kind to

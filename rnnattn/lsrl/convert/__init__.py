@@ -1,11 +1,10 @@
 """Conversions of compiled LSRL models to the architectures of the paper's §6 and appendices.
 
-All conversions take a :class:`~rnnattn.lsrl.compiler.CompiledProgram` or a
-:class:`~rnnattn.lsrl.CompiledLSRL` (e.g. one with perturbed weights) and return a runnable, registered
-rnnattn model. With the paper's assumption that every nonlinearity (gates included) is a ReLU, all four are
-*exact* rewrites: in exact arithmetic they compute the same outputs; in floating point they differ from the
-compiled model only by rounding (the GRU product accumulates a running sum, so its rounding error grows like
-``eps * sum_t |a_t b_t|``).
+All conversions take a :class:`~rnnattn.lsrl.compiler.CompiledProgram` or a :class:`~rnnattn.lsrl.CompiledLSRL` (e.g.
+one with perturbed weights) and return a runnable, registered rnnattn model. With the paper's assumption that every
+nonlinearity (gates included) is a ReLU, all four are *exact* rewrites: in exact arithmetic they compute the same
+outputs; in floating point they differ from the compiled model only by rounding (the GRU product accumulates a running
+sum, so its rounding error grows like ``eps * sum_t |a_t b_t|``).
 
 | target | per ``state`` stage | per ``relu`` stage | per ``mul`` stage |
 |---|---|---|---|
