@@ -69,8 +69,7 @@ def value_basis_query(
     """``Q' = W_V^{-T} W_K^T W_Q`` (§2.2), and the condition number of ``W_V``.
 
     Raises ConstructionError when ``W_V`` is singular to working precision (smallest singular value below ``d
-    · eps · largest``): the compact forms store the key-values in the value basis and cannot undo a singular
-    ``W_V``.
+    · eps · largest``): the compact forms store the key-values in the value basis and cannot undo a singular ``W_V``.
     """
     s = torch.linalg.svdvals(W_V)
     d = W_V.shape[0]

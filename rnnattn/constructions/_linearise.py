@@ -41,8 +41,7 @@ def orient(
     """For each product ``(α, β)`` decide which factor goes through the sigmoid: the *less* shared one, so
     that references (keyed by the linear factor) are shared as much as possible. Ties put ``β`` through the
     sigmoid (for the canonical constructions that is the unit-scale value/query side). Returns ``(σ-factor,
-    linear factor, exact)`` where ``exact`` marks a constant factor (no linearisation needed, σ(SATURATE) =
-    1)."""
+    linear factor, exact)`` where ``exact`` marks a constant factor (no linearisation needed, σ(SATURATE) = 1)."""
     count = Counter()
     for a, b in products:
         for r in (a, b):

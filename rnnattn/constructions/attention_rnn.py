@@ -45,8 +45,7 @@ def attention_to_gated_rnn(
         form: ``"full"``, ``"compact"`` or ``"minimal"``.
         basis: ``"value"`` (default) or ``"input"``; ignored by ``"full"``.
     Returns:
-        ``GatedLinearRNN`` with ``d_input = d_output = d``; ``model(x)`` equals ``lsa(x)`` for ``x [B, T,
-        d]``.
+        ``GatedLinearRNN`` with ``d_input = d_output = d``; ``model(x)`` equals ``lsa(x)`` for ``x [B, T, d]``.
     Raises:
         ConstructionError: unsupported attention layer, or singular ``W_V`` for the value-basis compact forms.
 

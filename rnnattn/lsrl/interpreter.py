@@ -63,8 +63,7 @@ class Interpreter:
                 self.state[n] = np.tile(s0, (batch, 1)) if self.mode is Mode.FLOAT64 else list(s0)
 
     def step(self, x: Any, record: dict | None = None) -> Any:
-        """One token. ``x``: ``[D]`` (or ``[B, D]`` in float64). Returns the output ``[D_out]`` / ``[B,
-        D_out]``."""
+        """One token. ``x``: ``[D]`` (or ``[B, D]`` in float64). Returns the output ``[D_out]`` / ``[B, D_out]``."""
         f64 = self.mode is Mode.FLOAT64
         vals: dict[Variable, Any] = {}
         for n in self.program.nodes:

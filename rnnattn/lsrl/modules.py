@@ -63,8 +63,7 @@ class CompiledLSRLConfig(Config):
 
 
 class LSRLStage(nn.Module):
-    """One stage; parameters ``weight [in, prev]``, ``bias [in]`` and, for ``state``, ``A [w, w]``, ``init
-    [w]``."""
+    """One stage; parameters ``weight [in, prev]``, ``bias [in]`` and, for ``state``, ``A [w, w]``, ``init [w]``."""
 
     def __init__(self, kind: str, prev: int, width: int) -> None:
         super().__init__()

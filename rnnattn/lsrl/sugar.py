@@ -72,15 +72,13 @@ def f_constant(input: Variable, value: Any) -> Variable:
 
 
 def f_step(x: Variable, mu: Any = MU) -> Variable:
-    """``ReLU(mu x) - mu ReLU(x - 1/mu)``: 0 for ``x <= 0``, ``mu x`` on ``[0, 1/mu]``, 1 for ``x >=
-    1/mu``."""
+    """``ReLU(mu x) - mu ReLU(x - 1/mu)``: 0 for ``x <= 0``, ``mu x`` on ``[0, 1/mu]``, 1 for ``x >= 1/mu``."""
     mu = _check_mu(mu)
     return ReLU(x * mu) - ReLU(x - Fraction(1) / mu) * mu
 
 
 def f_bump(x: Variable, lower: Any, upper: Any, mu: Any = MU) -> Variable:
-    """``f_step(x - l) - f_step(x - u)``: 0 at ``x <= l``, 1 on ``[l + 1/mu, u]``, 0 again from ``u +
-    1/mu``."""
+    """``f_step(x - l) - f_step(x - u)``: 0 at ``x <= l``, 1 on ``[l + 1/mu, u]``, 0 again from ``u + 1/mu``."""
     lo, up = _like(x, lower), _like(x, upper)
     if isinstance(lo, Variable) != isinstance(up, Variable):
         raise ValueError("f_bump: lower and upper must both be numbers or both Variables")

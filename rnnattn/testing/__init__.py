@@ -51,8 +51,7 @@ class PolynomialComparison:
         outputs: output names compared.
         monomials: names of the common basis.
         model, reference: ``[n_out, K]`` coefficients.
-        distance: ``[n_out]`` relative L2 distance ``||p_i - q_i|| / ||q_i||`` (absolute when ``||q_i|| =
-        0``).
+        distance: ``[n_out]`` relative L2 distance ``||p_i - q_i|| / ||q_i||`` (absolute when ``||q_i|| = 0``).
         reference_norm: ``[n_out]`` ``||q_i||``.
     """
 

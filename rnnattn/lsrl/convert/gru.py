@@ -33,8 +33,7 @@ class GRULSRLConfig(ConvertedConfig):
 
 
 class ReLUGRULayer(nn.Module):
-    """One GRU layer with ReLU gates. ``W [3h, in]``, ``U [3h, h]``, ``b [3h]`` (order ``z, r, h~``), ``h0
-    [h]``."""
+    """One GRU layer with ReLU gates. ``W [3h, in]``, ``U [3h, h]``, ``b [3h]`` (order ``z, r, h~``), ``h0 [h]``."""
 
     def __init__(self, d_in: int, h: int) -> None:
         super().__init__()

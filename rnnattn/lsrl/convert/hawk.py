@@ -1,9 +1,9 @@
 """Hawk conversion (Griffin's recurrent block and gated MLP, paper App. E; residuals and norms omitted, ReLU
 for GeLU).
 
-Recurrent block: ``v = W_x x + b_x`` -> causal ``Conv1D`` (kernel ``K = max_len``) -> RG-LRU -> ``* ReLU(W_g x
-+ b_g)`` -> ``W_o . + b_o``. RG-LRU: ``r = ReLU(W_a c + b_a)``, ``i = ReLU(W_i c + b_i)``, ``a_t = ReLU(Lambda)^(8
-r_t)``, ``h_t = a_t h_{t-1} + sqrt(1 - a_t^2) (i_t c_t)``. Gated MLP: ``W_m ((W_e x + b_e) * ReLU(W_f x + b_f)) + b_m``.
+Recurrent block: ``v = W_x x + b_x`` -> causal ``Conv1D`` (kernel ``K = max_len``) -> RG-LRU -> ``* ReLU(W_g x + b_g)``
+-> ``W_o . + b_o``. RG-LRU: ``r = ReLU(W_a c + b_a)``, ``i = ReLU(W_i c + b_i)``, ``a_t = ReLU(Lambda)^(8 r_t)``,
+``h_t = a_t h_{t-1} + sqrt(1 - a_t^2) (i_t c_t)``. Gated MLP: ``W_m ((W_e x + b_e) * ReLU(W_f x + b_f)) + b_m``.
 
 * ``state`` stage (E.1): ``v = [u; 1]``; the conv unrolls the linear recurrence, ``M_0 = [I, A s_0]``, ``M_k =
   [A^k, A^k (A - I) s_0]`` so ``sum_{k<=t} M_k v_{t-k} = sum_k A^k u_{t-k} + A^{t+1} s_0`` (the constant

@@ -1,10 +1,8 @@
 """LSTM conversion (paper App. D) with ReLU as every nonlinearity (the paper's assumption ``sigma = ReLU``).
 
-Layer: ``[i; f; c~; o] = ReLU(W x_t + U h_{t-1} + b)``, ``c_t = f * c_{t-1} + i * c~``, ``h_t = o *
-ReLU(c_t)``.
+Layer: ``[i; f; c~; o] = ReLU(W x_t + U h_{t-1} + b)``, ``c_t = f * c_{t-1} + i * c~``, ``h_t = o * ReLU(c_t)``.
 
-* ``state`` stage (D.1 + Eq. 11): ``f = 0``, ``i = c~ = 1`` so ``h_t = o_t = ReLU([u; -u] + [[A,-A],[-A,A]]
-  h_{t-1})``.
+* ``state`` stage (D.1 + Eq. 11): ``f = 0``, ``i = c~ = 1`` so ``h_t = o_t = ReLU([u; -u] + [[A,-A],[-A,A]] h_{t-1})``.
 * ``relu`` stage (D.2): the same with ``U = 0``.
 * ``mul`` stage (D.3): ``f = 0``, ``o = 1``, ``i = a^s``, ``c~ = b^t`` for the four sign pairs, so ``h = a^s
   b^t >= 0`` and ``a b = h++ - h+- - h-+ + h--`` (the paper writes the product of non-negative factors;
