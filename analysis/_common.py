@@ -87,7 +87,7 @@ def parse_args(
 
 
 def setup_torch() -> None:
-    """One torch thread: on a small shared machine several threads per process are much slower (spec §4)."""
+    """One torch thread: on a small shared machine several threads per process are much slower (our measurement)."""
     import torch
 
     os.environ.setdefault("MPLBACKEND", "Agg")

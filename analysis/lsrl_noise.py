@@ -43,7 +43,7 @@ from rnnattn.lsrl import (
 VARIANTS = ("direct", "optimized", "step_optimized", "multiplicative", "multiplicative_optimized")
 SIGMAS = (0.0, 1e-9, 1e-7, 1e-5, 1e-3)
 
-# the reference implementation's results (spec lsrl.md §4)
+# the reference implementation's results (Petrov et al. Fig. 4)
 REF_VEC = {
     "direct": [
         "0.025 / 0.036 / 0",

@@ -4,7 +4,7 @@ Measures, for both universal-approximation programs (Lst. 1 continuous, d_in = d
 token map, n in {3, 5, 10}, 20 pairs) and every f_ifelse variant: compile time (float64 and exact), state
 size, dense parameters and non-zeros of the compiled model, and tokens per second of the exported torch module
 for one sequence and for a batch, plus the torch-free exact runner. Prints markdown tables with the
-reference's figures (spec ``lsrl.md`` §3) beside ours.
+figures of Petrov et al.'s public implementation for Listings 1-2 beside ours.
 
 Usage: ``python benchmarks/bench_lsrl.py [--quick] [--threads 1] [--batch 256]``
 """
@@ -27,7 +27,7 @@ from rnnattn.lsrl import (
     token_prompt,
 )
 
-# reference figures (spec lsrl.md §3): (state dim, dense params, nnz)
+# figures of Petrov et al.'s public implementation (Listings 1-2): (state dim, dense params, nnz)
 REF_CONT = {
     (1, "direct"): (52, 133_990, 1_889),
     (2, "direct"): (90, 386_310, 3_231),

@@ -1,4 +1,4 @@
-"""Benchmark of instantaneous-polynomial extraction (issue 5, spec §2.6).
+"""Benchmark of instantaneous-polynomial extraction (issue 5; the polynomials of §3.1).
 
 (a) d = 4 gated RNNs with N = M hidden/gating neurons: :func:`rnnattn.analysis.instantaneous_polynomial`
     (exact tensor contraction) against a naive sympy route on the same model (write ``D g^out(g^in(x̃))``

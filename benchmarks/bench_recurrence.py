@@ -9,7 +9,7 @@ forward and forward+backward;
 with the loop patched in (same weights, same data; losses are checked equal): time per step, the loop/fast
 ratio, and the achieved GFLOP/s against a dense matmul timed in the same run just before the configuration.
 
-FLOPs of a step are counted analytically per token (spec §4): ``6(d+1)·2N + 6N·2M + 6M·d_out`` for the four
+FLOPs of a step are counted analytically per token from Eq. 2: ``6(d+1)·2N + 6N·2M + 6M·d_out`` for the four
 gating matmuls and the readout (forward + backward = 3x forward), plus ``6N`` for the recurrence (forward
 multiply-add 2N, backward reverse scan 2N and the dlam product-sum 2N). The elementwise gating products
 (``3(N+M)``) are not counted.
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "## (b) GatedLinearRNN forward+backward step (MSE loss), fast op vs loop",
             "",
-            "FLOPs/token = 6(d+1)·2N + 6N·2M + 6M·d + 6N (spec §4 + the recurrence); "
+            "FLOPs/token = 6(d+1)·2N + 6N·2M + 6M·d + 6N (Eq. 2 + the recurrence); "
             "matmul = dense 1024x1024 float32 product timed before and after each row (mean, CPU time).",
             "",
             markdown_table(

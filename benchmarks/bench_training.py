@@ -1,8 +1,8 @@
 """Training throughput: steps/s of the rnnattn training step against a plain PyTorch loop and the FLOP limit.
 
-Measures, in one process with 1 thread (spec §4):
+Measures, in one process with 1 thread:
   * the FLOP limit: a dense matmul of the step's dominant shape, GFLOP/s -> steps/s at the step's FLOP count
-    (forward + backward ~ 3x forward; spec §4: 6(d+1)2N + 6N 2M + 6M d_out FLOP per token);
+    (forward + backward ~ 3x forward; from Eq. 2: 6(d+1)2N + 6N 2M + 6M d_out FLOP per token);
   * a plain PyTorch implementation (nn.Module, Python for-loop over time, torch AdamW);
   * the foundation model with autograd (``engine="autograd"``) and the fast engine (``engine="fast"``), both through
     ``rnnattn.training.train`` (data generation included);

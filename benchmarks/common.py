@@ -2,7 +2,7 @@
 markdown.
 
 The dev/CI box has 2 cores shared by other processes, so every benchmark (a) pins torch to a fixed thread
-count (1 by default: with 2 threads under contention OpenMP spinning was 10-50x slower, spec §4), (b) reports
+count (1 by default: with 2 threads under contention OpenMP spinning was 10-50x slower, our measurement), (b) reports
 medians of repeats, and (c) compares against a baseline measured *in the same run* (the sequential loop, a
 dense matmul), so that ratios stay meaningful even when absolute times drift with the load. The load average
 is recorded with the results for the same reason.

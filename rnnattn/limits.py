@@ -90,7 +90,7 @@ def _check_text(s: str, where: str) -> None:
 # -- polynomial extraction ----------------------------------------------------------------------------------------
 def polynomial_bytes(n_vars: int, degree: int, n_out: int, n_points: int | None = None) -> int:
     """Estimated peak bytes of extracting the degree-``degree`` instantaneous polynomial of a model with ``n_vars``
-    inputs and ``n_out`` outputs (rnnattn.analysis.polynomial; spec §2.6).
+    inputs and ``n_out`` outputs (rnnattn.analysis.polynomial; §3.1).
 
     Exact route: index tables over every index tuple of the ``p = n_vars + 1`` extended input, ``P^2`` pairs of
     quadratic monomials (``P = p(p+1)/2``) for the quartic, ``p^3`` triples for the cubic, each with ``n_vars``

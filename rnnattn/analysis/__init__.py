@@ -2,13 +2,15 @@
 
 Every function takes a model, a :class:`rnnattn.Checkpoint` or a checkpoint path and analyses a float64 copy;
 rewrites (``prune``, ``canonicalize``, ``merge_rank1``) are pure functions returning a new model and a record.
-Steps that do not apply to a model raise :class:`AnalysisNotApplicable` with the reason.
+:func:`equivalence` is the one pipeline: each of its steps returns its result or a :class:`NotApplicable` with
+the reason; the single-step functions raise :class:`AnalysisNotApplicable` instead. Results have short reprs and
+render in notebooks (``_repr_html_``, through :mod:`rnnattn.display`).
 """
 
 from rnnattn.analysis.canonical import canonicalize
 from rnnattn.analysis.distance import coefficient_differences, leading_terms, polynomial_distance
 from rnnattn.analysis.equivalence import equivalence
-from rnnattn.analysis.errors import AnalysisNotApplicable
+from rnnattn.analysis.errors import AnalysisNotApplicable, NotApplicable, ReferenceUnavailable
 from rnnattn.analysis.merge import merge_rank1
 from rnnattn.analysis.polynomial import Polynomial, fit_polynomial, instantaneous_polynomial, monomial_basis
 from rnnattn.analysis.probes import probe_scores
@@ -21,10 +23,7 @@ from rnnattn.analysis.references import (
     resolve_reference,
 )
 from rnnattn.analysis.results import (
-    PAPER_TABLE1,
     CanonicalResult,
-    EquivalenceResult,
-    EquivalenceThresholds,
     MergeResult,
     PolynomialDistance,
     ProbeResult,
@@ -32,9 +31,21 @@ from rnnattn.analysis.results import (
     RankOneMerge,
 )
 from rnnattn.analysis.roles import neuron_roles, role_counts
+from rnnattn.analysis.steps import (
+    Checks,
+    EquivalenceOptions,
+    EquivalenceResult,
+    EquivalenceThresholds,
+    LossResult,
+    PolynomialComparison,
+    RolesResult,
+    WeightsResult,
+)
 
 __all__ = [
     "AnalysisNotApplicable",
+    "NotApplicable",
+    "ReferenceUnavailable",
     "neuron_roles",
     "role_counts",
     "prune",
@@ -63,5 +74,10 @@ __all__ = [
     "PolynomialDistance",
     "EquivalenceResult",
     "EquivalenceThresholds",
-    "PAPER_TABLE1",
+    "EquivalenceOptions",
+    "LossResult",
+    "RolesResult",
+    "WeightsResult",
+    "PolynomialComparison",
+    "Checks",
 ]

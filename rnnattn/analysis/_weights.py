@@ -96,6 +96,20 @@ class GatedWeights:
         return model.eval()
 
 
+def named_weights(model: GatedLinearRNN) -> dict[str, np.ndarray]:
+    """The weights by name, as plotted in Fig. 2A: ``W_m_in``, ``W_x_in`` ``[N, p]``, ``W_m_out``, ``W_x_out``
+    ``[M, N]``, ``D`` ``[o, M]``, ``lam`` ``[N]`` (the decays; for dense ``A`` its eigenvalue moduli) and, for
+    dense recurrence, ``A [N, N]``. The one weight extraction of the analysis stage."""
+    w = GatedWeights.of(model)
+    out = {"W_m_in": w.W_in[0], "W_x_in": w.W_in[1], "W_m_out": w.W_out[0], "W_x_out": w.W_out[1], "D": w.D}
+    if w.dense:
+        out["A"] = w.rec
+        out["lam"] = np.abs(np.linalg.eigvals(w.rec))
+    else:
+        out["lam"] = w.lam
+    return out
+
+
 def check_inputs(d: int, seed: int = 1234, batch: int = 16, seq_len: int = 32) -> torch.Tensor:
     """Random float64 inputs ``[batch, seq_len, d]`` ~ N(0, I) used to verify that a rewrite preserves the output."""
     g = torch.Generator().manual_seed(seed)

@@ -1,4 +1,4 @@
-"""Distance between instantaneous polynomials (Table 1's "polynomial distance", spec §2.6).
+"""Distance between instantaneous polynomials (Table 1's "polynomial distance", §3.1).
 
 The paper: "normalized Euclidean distance between these coefficient vectors ..., average over all 4 output
 units". rnnattn's headline reading (``normalisation="relative"``) is ``mean_i ||p_i - q_i||_2 / ||q_i||_2``

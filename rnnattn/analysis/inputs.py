@@ -1,7 +1,7 @@
 """Probe inputs: drawn from the checkpoint's task (``metadata["task"]``, rebuilt with
 :func:`rnnattn.tasks.task_from_dict`) when there is one, else x ~ N(0, I).
 
-The paper leaves the teacher-student input distribution open (spec §1.6); rnnattn's default is N(0, I). Every
+The paper leaves the teacher-student input distribution open (§3.1, App. B.1); rnnattn's default is N(0, I). Every
 result states the distribution it used. For tasks scored at some positions only (in-context regression: the
 query step), :class:`ProbeInputs` carries those positions so losses are compared where the task defines them.
 """

@@ -1,7 +1,9 @@
 """Inputs of every analysis function: a model, a :class:`~rnnattn.Checkpoint` or a checkpoint path.
 
 Analysis runs in float64 on a *copy* of the model (training runs in float32; the figures of Table 1 go down to
-1e-10, below float32 resolution), so the caller's model is never modified.
+1e-10, below float32 resolution), so the caller's model is never modified. Each public function resolves (loads,
+copies) its input once with :func:`resolve` and hands the copy to the step functions, which never copy again;
+a :class:`Subject` passed back in is used as is.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import torch
 
-from rnnattn.analysis.errors import AnalysisNotApplicable
+from rnnattn.analysis.errors import AnalysisNotApplicable, NotApplicable
 from rnnattn.checkpoint import Checkpoint, load_checkpoint
 from rnnattn.models.attention import LinearSelfAttention
 from rnnattn.models.base import Model
@@ -62,23 +64,34 @@ def resolve(source: ModelSource, what: str = "model") -> Subject:
     )
 
 
+_NOT_EQ2 = {
+    "LSTM": "its gates pass through sigmoid/tanh nonlinearities, so it has no exact polynomial form, no bilinear "
+    "gating rows and no diagonal lambda to prune or canonicalise (Eq. 2 structure is absent)",
+    "GRU": "its gates pass through sigmoid/tanh nonlinearities and the update gate mixes h_{t-1} into the "
+    "product (App. A.3), so the Eq. 2 structure (bilinear gating, linear recurrence) is absent",
+    "LRU": "its gating is a sigmoid GLU and its lambda is complex, so the exact polynomial/row analysis of "
+    "Eq. 2 does not apply",
+    "SequenceModel": "a stack of layers has no single Eq. 2 gating/recurrence to analyse; analyse a single "
+    "GatedLinearRNN layer instead",
+    "LinearSelfAttention": "it is the attention layer itself (use it as the reference)",
+}
+
+
+def gated_or_na(model: Model, step: str) -> GatedLinearRNN | NotApplicable:
+    """``model`` if it is a :class:`GatedLinearRNN` (Eq. 2), else :class:`NotApplicable` saying why not."""
+    if isinstance(model, GatedLinearRNN):
+        return model
+    name = type(model).__name__
+    reason = _NOT_EQ2.get(name, "only GatedLinearRNN (Eq. 2) models have this structure")
+    return NotApplicable(step, f"{name} is not an Eq. 2 gated RNN: {reason}")
+
+
 def require_gated_rnn(model: Model, step: str) -> GatedLinearRNN:
     """Return ``model`` if it is a :class:`GatedLinearRNN`, else raise :class:`AnalysisNotApplicable` with a reason."""
     if isinstance(model, GatedLinearRNN):
         return model
-    reasons = {
-        "LSTM": "its gates pass through sigmoid/tanh nonlinearities, so it has no exact polynomial form, no bilinear "
-        "gating rows and no diagonal lambda to prune or canonicalise (Eq. 2 structure is absent)",
-        "GRU": "its gates pass through sigmoid/tanh nonlinearities and the update gate mixes h_{t-1} into the "
-        "product (App. A.3), so the Eq. 2 structure (bilinear gating, linear recurrence) is absent",
-        "LRU": "its gating is a sigmoid GLU and its lambda is complex, so the exact polynomial/row analysis of "
-        "Eq. 2 does not apply",
-        "SequenceModel": "a stack of layers has no single Eq. 2 gating/recurrence to analyse; analyse a single "
-        "GatedLinearRNN layer instead",
-        "LinearSelfAttention": "it is the attention layer itself (use it as the reference)",
-    }
-    reason = reasons.get(type(model).__name__, "only GatedLinearRNN (Eq. 2) models have this structure")
-    raise AnalysisNotApplicable(step, model, reason)
+    raise AnalysisNotApplicable(step, model, _NOT_EQ2.get(type(model).__name__, "only GatedLinearRNN (Eq. 2) "
+                                                          "models have this structure"))
 
 
 def require_lsa(model: Model, step: str) -> LinearSelfAttention:
@@ -123,6 +136,18 @@ def labels(model: Model, kind: str, n: int) -> list[str]:
         if isinstance(got, list | tuple) and len(got) == n:
             return [str(s) for s in got]
     return [f"{'h' if kind == 'hidden' else 'g'}{i}" for i in range(n)]
+
+
+def display_path(path: str | os.PathLike | None) -> str | None:
+    """How a report names a file: relative to the working folder when inside it, else the bare file name (never
+    the absolute path of the machine that built the report)."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return p.name
 
 
 def input_names(model: Model) -> list[str]:

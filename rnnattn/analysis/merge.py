@@ -1,4 +1,4 @@
-r"""Rank-1 merging of output-gating rows (App. B.2, Eq. 20; spec §2.6).
+r"""Rank-1 merging of output-gating rows (App. B.2, Eq. 20).
 
 Gating rows ``S`` contribute :math:`h^\top K_i h` to output i, with kernel :math:`K_i = \sum_{j \in S}
 D_{ij}\, W^{out}_{m,j} W^{out\top}_{x,j}` (kept unsymmetrised, as the paper: the symmetric part of a rank-1
@@ -19,7 +19,7 @@ import torch
 
 from rnnattn.analysis._weights import GatedWeights, max_change
 from rnnattn.analysis.canonical import conforming_rows
-from rnnattn.analysis.errors import AnalysisNotApplicable
+from rnnattn.analysis.errors import NotApplicable
 from rnnattn.analysis.loading import ModelSource, hidden_lambda, require_gated_rnn, resolve
 from rnnattn.analysis.prune import Data, LossFn, _split, half_mse
 from rnnattn.analysis.results import MergeResult, RankOneMerge
@@ -160,6 +160,25 @@ def merge_rank1(
         :class:`MergeResult`: the new model and, per group, a :class:`RankOneMerge` with the singular values.
     """
     m: GatedLinearRNN = require_gated_rnn(resolve(model).model, "merge_rank1")
+    res = merge_gated(m, rows, tol, hi, lo, data, loss_fn, finetune_steps, lr)
+    if isinstance(res, NotApplicable):
+        raise res.error(m)
+    return res
+
+
+def merge_gated(
+    m: GatedLinearRNN,
+    rows: Sequence[int] | Sequence[Sequence[int]] | None = None,
+    tol: float = 1e-6,
+    hi: float = 0.99,
+    lo: float = 0.01,
+    data: Data = None,
+    loss_fn: LossFn | None = None,
+    finetune_steps: int = 0,
+    lr: float = 1e-6,
+) -> MergeResult | NotApplicable:
+    """:func:`merge_rank1` on an already resolved float64 model (no copy); :class:`NotApplicable` when rows are
+    to be auto-detected but a dense ``A`` gives neurons no individual lambda."""
     w = GatedWeights.of(m)
     lam = hidden_lambda(m)
     memory = forget = None
@@ -168,11 +187,10 @@ def merge_rank1(
         memory, forget = role == "memory", role == "forget"
     if rows is None:
         if memory is None:
-            raise AnalysisNotApplicable(
+            return NotApplicable(
                 "merge_rank1",
-                m,
-                "auto-detecting non-conforming rows needs per-neuron "
-                "lambda, and dense A is not diagonal; pass rows=[...] explicitly",
+                "auto-detecting non-conforming rows needs per-neuron lambda, and dense A is not diagonal; "
+                "pass rows=[...] explicitly",
             )
         groups = [list(np.flatnonzero(~conforming_rows(w.W_out[0], w.W_out[1], memory, forget, 1e-3)))]
     elif len(rows) and isinstance(rows[0], Sequence | np.ndarray):

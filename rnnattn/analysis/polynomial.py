@@ -1,4 +1,4 @@
-r"""Instantaneous polynomials (§3.1, spec §2.6): what a layer computes on one token from a zero state.
+r"""Instantaneous polynomials (§3.1): what a layer computes on one token from a zero state.
 
 For the gated RNN of Eq. 2 the instantaneous map is :math:`P(x) = D\,g^{out}(g^{in}(\tilde x))`, a quartic
 form in :math:`z = \tilde x = (x, 1)`; for linear self-attention (Eq. 1) it is the cubic form :math:`(W_V
@@ -264,7 +264,7 @@ def fit_polynomial(
     """Least-squares fit of ``fn: [n, n_vars] -> [n, n_out]`` on the monomials of degree <= ``max_degree``.
 
     Exact (up to conditioning, ~1e-12 relative) when ``fn`` is such a polynomial; samples ``n_points``
-    (default 4 x #monomials, spec §2.6 asks for >= 2x) points ~ N(0, I) in float64.
+    (default 4 x #monomials; at least 2x keeps the fit well conditioned) points ~ N(0, I) in float64.
     """
     n_mono = len(monomial_basis(n_vars, max_degree))
     n_points = n_points or 4 * n_mono
@@ -302,7 +302,7 @@ def _pairs(p: int, n_vars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def gated_rnn_polynomial(model: GatedLinearRNN) -> Polynomial:
-    """Exact quartic instantaneous polynomial of a gated RNN (spec §2.6); see the module docstring.
+    """Exact quartic instantaneous polynomial of a gated RNN (§3.1); see the module docstring.
 
     Implementation: ``z^T A_k z`` only sees the symmetric part of ``A_k``, so each ``A_k`` (and ``B_k``) is
     packed into its ``p(p+1)/2`` quadratic-monomial coefficients first; then ``T'^(i) = Â^T diag(D_i) B̂`` holds
@@ -333,7 +333,7 @@ def gated_rnn_polynomial(model: GatedLinearRNN) -> Polynomial:
 
 
 def gated_rnn_polynomial_full(model: GatedLinearRNN) -> Polynomial:
-    """The literal ``p^4`` contraction of spec §2.6 (reference for :func:`gated_rnn_polynomial`; slower)."""
+    """The literal ``p^4`` contraction of the module docstring (reference for :func:`gated_rnn_polynomial`; slower)."""
     Wm_in, Wx_in = _np(model.W_m_in), _np(model.W_x_in)
     Wm_out, Wx_out, D = _np(model.W_m_out), _np(model.W_x_out), _np(model.D)
     N, p = Wm_in.shape

@@ -1,4 +1,4 @@
-"""KV and Q scores of Table 1 (spec §2.6).
+"""KV and Q scores of Table 1 (§3.1; regressions with scikit-learn as in App. D).
 
 KV score: ``1 - R^2`` (uniform average over the d_v x d_k targets) of a linear regression with intercept from
     the hidden states of the *perfect memory* neurons (|lambda| > hi) to the flattened cumulative key-values
@@ -24,6 +24,7 @@ from rnnattn.analysis.inputs import probe_inputs
 from rnnattn.analysis.loading import ModelSource, hidden_lambda, require_gated_rnn, resolve
 from rnnattn.analysis.references import resolve_reference
 from rnnattn.analysis.results import ProbeResult
+from rnnattn.models.attention import LinearSelfAttention
 from rnnattn.models.gated_rnn import GatedLinearRNN
 
 
@@ -76,6 +77,13 @@ def probe_scores(
         described = f"given inputs, {x.shape[0]} sequences x {x.shape[1]} steps"
     if ref.d_input != m.d_input:
         raise ValueError(f"probe_scores: student reads {m.d_input} features, the reference {ref.d_input}")
+    return probe_gated(m, ref, x, described, hi, lo)
+
+
+def probe_gated(
+    m: GatedLinearRNN, ref: LinearSelfAttention, x: torch.Tensor, described: str, hi: float = 0.99, lo: float = 0.01
+) -> ProbeResult:
+    """:func:`probe_scores` on resolved float64 models and given inputs ``x [B, T, d]`` (no copy)."""
     with torch.no_grad():
         _, cs = m.run_with_cache(x, names=["hook_h"])
         _, cr = ref.run_with_cache(x, names=["hook_q", "hook_kv"])

@@ -1,7 +1,8 @@
-"""Pruning (§3.1, spec §2.6): remove hidden neurons and output-gating rows whose weights are zero.
+"""Pruning (§3.1, Table 1): remove hidden neurons and output-gating rows whose weights are zero.
 
 Weight rules, applied until nothing changes (zero means ``max|row| / max|W| < threshold`` for the whole matrix
-``W`` the row belongs to; the spec's choice, since AdamW's decay alone cannot produce exact zeros):
+``W`` the row belongs to; our choice, as the paper leaves it open, since AdamW's decay alone cannot produce exact
+zeros):
 
 * gating row k goes if row k of ``W_m^out`` or of ``W_x^out`` is zero, or column k of ``D`` is zero;
 * hidden neuron n goes if row n of ``W_m^in`` or of ``W_x^in`` is zero (it never receives input), or if both
@@ -21,6 +22,7 @@ import pandas as pd
 import torch
 
 from rnnattn.analysis._weights import GatedWeights, check_inputs, max_change
+from rnnattn.analysis.errors import NotApplicable
 from rnnattn.analysis.loading import ModelSource, require_gated_rnn, resolve
 from rnnattn.analysis.results import PruneResult
 from rnnattn.models.gated_rnn import GatedLinearRNN
@@ -30,7 +32,8 @@ Data = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
 
 
 def half_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The paper's loss: 0.5 x mean squared error over batch, time and outputs (spec §2.5)."""
+    """The paper's loss: 0.5 x mean squared error over batch, time and outputs (the normalisation that reproduces App.
+    C.2's optimal loss)."""
     return 0.5 * ((pred - target) ** 2).mean()
 
 
@@ -122,34 +125,39 @@ def prune(
             loss change first) while ``|loss - loss_before_ablation| <= ablation_tol``.
     Returns:
         :class:`PruneResult` (new model, removed-units table, counts, losses, max output change).
+    Raises:
+        AnalysisNotApplicable: not an Eq. 2 gated RNN, or the threshold removes every unit.
 
     Example:
         >>> res = prune(student, threshold=1e-3)
         >>> res.summary  # hidden/gating before, after, removed
     """
     m: GatedLinearRNN = require_gated_rnn(resolve(model).model, "prune")
-    if not threshold >= 0:
-        raise ValueError(f"prune: threshold must be >= 0, got {threshold}")
-    loss_fn = loss_fn or half_mse
-    x, y = _split(data, m.d_input)
-    with torch.no_grad():
-        y_ref = m(x)
-    target = y if y is not None else y_ref
-    w0 = GatedWeights.of(m)
+    res = prune_gated(m, threshold, data, loss_fn, ablation_tol)
+    if isinstance(res, NotApplicable):
+        raise res.error(m)
+    return res
+
+
+def _scales(w: GatedWeights) -> dict[str, float]:
     amax = lambda a: float(np.abs(a).max()) if a.size else 0.0  # noqa: E731
-    scales = {
-        "mi": amax(w0.W_in[0]),
-        "xi": amax(w0.W_in[1]),
-        "mo": amax(w0.W_out[0]),
-        "xo": amax(w0.W_out[1]),
-        "D": amax(w0.D),
-        "A": amax(w0.rec) if w0.dense else 0.0,
+    return {
+        "mi": amax(w.W_in[0]),
+        "xi": amax(w.W_in[1]),
+        "mo": amax(w.W_out[0]),
+        "xo": amax(w.W_out[1]),
+        "D": amax(w.D),
+        "A": amax(w.rec) if w.dense else 0.0,
     }
-    hid = np.arange(w0.n_hidden)
-    gat = np.arange(w0.n_gating)
+
+
+def _weight_rules(w0: GatedWeights, threshold: float) -> tuple[np.ndarray, np.ndarray, list[dict], int]:
+    """Apply the weight rules until nothing changes: ``(hidden kept, gating kept, removal records, rounds)``."""
+    scales = _scales(w0)
+    hid, gat = np.arange(w0.n_hidden), np.arange(w0.n_gating)
     records: list[dict] = []
     rnd = 0
-    while True:
+    while hid.size and gat.size:
         w = w0.select_hidden(hid).select_gating(gat)
         hidden, gating = _weight_round(w, threshold, scales, rnd)
         if not hidden and not gating:
@@ -162,11 +170,63 @@ def prune(
         hid = np.setdiff1d(hid, [r["index"] for r in hidden])
         gat = np.setdiff1d(gat, [r["index"] for r in gating])
         rnd += 1
-        if hid.size == 0 or gat.size == 0:
-            raise ValueError(
-                f"prune: threshold {threshold} removes every {'hidden neuron' if hid.size == 0 else 'gating row'}"
-                " (the model computes ~0); nothing meaningful remains"
+    return hid, gat, records, rnd
+
+
+def _ablate(
+    w0: GatedWeights, hid: np.ndarray, gat: np.ndarray, loss_of: Callable, tol: float, rnd: int
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """Remove units one at a time, smallest single-unit loss change first, while the cumulative change from the
+    loss before ablation stays within ``tol``."""
+    base = loss_of(hid, gat)
+    units = [("hidden", int(i)) for i in hid] + [("gating", int(k)) for k in gat]
+
+    def without(kind: str, i: int, h: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (h[h != i], g) if kind == "hidden" else (h, g[g != i])
+
+    single = []
+    for kind, i in units:
+        h2, g2 = without(kind, i, hid, gat)
+        single.append(abs(loss_of(h2, g2) - base) if h2.size and g2.size else np.inf)
+    records = []
+    for j in np.argsort(single, kind="stable"):
+        kind, i = units[j]
+        if single[j] > tol:
+            break
+        h2, g2 = without(kind, i, hid, gat)
+        if h2.size == 0 or g2.size == 0:
+            continue
+        delta = abs(loss_of(h2, g2) - base)
+        if delta <= tol:
+            label = (w0.hidden_labels if kind == "hidden" else w0.gating_labels)[i]
+            records.append(
+                {"kind": kind, "index": i, "label": label, "rule": "ablation", "score": float(delta), "round": rnd}
             )
+            hid, gat = h2, g2
+    return hid, gat, records
+
+
+def prune_gated(
+    m: GatedLinearRNN,
+    threshold: float = 1e-3,
+    data: Data = None,
+    loss_fn: LossFn | None = None,
+    ablation_tol: float | None = None,
+) -> PruneResult | NotApplicable:
+    """:func:`prune` on an already resolved float64 model (no copy); :class:`NotApplicable` when the threshold
+    would remove every hidden neuron or every gating row (the model computes ~0)."""
+    if not threshold >= 0:
+        raise ValueError(f"prune: threshold must be >= 0, got {threshold}")
+    loss_fn = loss_fn or half_mse
+    x, y = _split(data, m.d_input)
+    with torch.no_grad():
+        y_ref = m(x)
+    target = y if y is not None else y_ref
+    w0 = GatedWeights.of(m)
+    hid, gat, records, rnd = _weight_rules(w0, threshold)
+    if hid.size == 0 or gat.size == 0:
+        what = "hidden neuron" if hid.size == 0 else "gating row"
+        return NotApplicable("prune", f"threshold {threshold} removes every {what} (the model computes ~0)")
 
     def build(h: np.ndarray, g: np.ndarray) -> GatedLinearRNN:
         return w0.select_hidden(h).select_gating(g).to_model(m)
@@ -176,47 +236,16 @@ def prune(
             return float(loss_fn(build(h, g)(x), target))
 
     if ablation_tol is not None:
-        base = loss_of(hid, gat)
-        units = [("hidden", int(i)) for i in hid] + [("gating", int(k)) for k in gat]
-
-        def without(kind: str, i: int, h: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return (h[h != i], g) if kind == "hidden" else (h, g[g != i])
-
-        single = []
-        for kind, i in units:
-            h2, g2 = without(kind, i, hid, gat)
-            single.append(abs(loss_of(h2, g2) - base) if h2.size and g2.size else np.inf)
-        for j in np.argsort(single, kind="stable"):
-            kind, i = units[j]
-            if single[j] > ablation_tol:
-                break
-            h2, g2 = without(kind, i, hid, gat)
-            if h2.size == 0 or g2.size == 0:
-                continue
-            delta = abs(loss_of(h2, g2) - base)
-            if delta <= ablation_tol:
-                labels_ = w0.hidden_labels if kind == "hidden" else w0.gating_labels
-                records.append(
-                    {
-                        "kind": kind,
-                        "index": i,
-                        "label": labels_[i],
-                        "rule": "ablation",
-                        "score": float(delta),
-                        "round": rnd,
-                    }
-                )
-                hid, gat = h2, g2
-
+        hid, gat, more = _ablate(w0, hid, gat, loss_of, ablation_tol, rnd)
+        records += more
     pruned = build(hid, gat)
     with torch.no_grad():
         loss_before = float(loss_fn(y_ref, y)) if y is not None else float("nan")
         loss_after = float(loss_fn(pruned(x), y)) if y is not None else float("nan")
     change, _ = max_change(m, pruned, x)
-    removed = pd.DataFrame(records, columns=["kind", "index", "label", "rule", "score", "round"])
     return PruneResult(
         model=pruned,
-        removed=removed,
+        removed=pd.DataFrame(records, columns=["kind", "index", "label", "rule", "score", "round"]),
         hidden_kept=hid,
         gating_kept=gat,
         n_hidden_before=w0.n_hidden,

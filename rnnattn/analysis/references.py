@@ -20,16 +20,19 @@ from typing import Any
 
 import torch
 
+from rnnattn.analysis.errors import ReferenceUnavailable
 from rnnattn.analysis.loading import ModelSource, Subject, float64_copy, resolve
 from rnnattn.analysis.polynomial import Polynomial, attention_polynomial
+from rnnattn.analysis.results import Result
+from rnnattn.constructions import source_of
 from rnnattn.models.attention import LinearSelfAttention, LinearSelfAttentionConfig
 from rnnattn.models.base import Model
 
 REFERENCE_KINDS = ("teacher", "one_step_gd", "construction")
 
 
-@dataclass
-class Reference:
+@dataclass(repr=False)
+class Reference(Result):
     """A resolved reference: ``kind`` ("teacher" | "one_step_gd" | "construction" | "model"), the attention model
     and its cubic polynomial, and a one-line ``description``."""
 
@@ -106,36 +109,39 @@ def gd_reference_from_metadata(metadata: dict[str, Any], d_output: int | None = 
     task = {**_task_dict(metadata), **{k: v for k, v in metadata.items() if k in ("eta", "d_x", "d_y")}}
     d_x, d_y = _first(task, "d_x"), _first(task, "d_y")
     if d_x is None or d_y is None:
-        raise ValueError("reference 'one_step_gd' needs d_x and d_y in the checkpoint's task metadata")
+        raise ReferenceUnavailable("reference 'one_step_gd' needs d_x and d_y in the checkpoint's task metadata")
     eta = _first(task, "eta", "gd_eta", "eta_star")
     if eta is None:
         n = _first(task, "n_context", "T", "n_pairs", "seq_len_context")
         if n is None:
-            raise ValueError(
+            raise ReferenceUnavailable(
                 "reference 'one_step_gd' needs eta, or the number of context pairs (n_context), in "
                 "the task metadata"
             )
         kurt = 3.0 if _first(task, "x_dist", default="uniform") == "normal" else 9.0 / 5.0
         eta = optimal_gd_eta(int(n), int(d_x), float(_first(task, "x_var", "sigma_x2", default=1.0)), kurt)
+    if d_output not in (None, int(d_y), int(d_x) + int(d_y)):
+        raise ReferenceUnavailable(
+            f"reference 'one_step_gd': the student has {d_output} outputs, one GD step predicts d_y={d_y} "
+            f"(or the whole token, {int(d_x) + int(d_y)})"
+        )
     return one_step_gd_lsa(float(eta), int(d_x), int(d_y), d_output)
 
 
 def _as_lsa(model: Model, kind: str, description: str) -> Reference:
     if not isinstance(model, LinearSelfAttention):
-        raise ValueError(f"reference ({kind}) must be a LinearSelfAttention, got {type(model).__name__}")
+        raise ReferenceUnavailable(
+            f"reference ({kind}) must be a LinearSelfAttention (Eq. 1), got {type(model).__name__}"
+        )
     m = model if next(model.parameters()).dtype == torch.float64 else float64_copy(model)
     return Reference(kind, m, attention_polynomial(m), description)
 
 
 def _construction_source(model: Model) -> Model | None:
     try:
-        from rnnattn.constructions import source_of  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    try:
         return source_of(model)
-    except (ValueError, KeyError, LookupError):
-        return None
+    except ValueError as e:  # source_of's documented error: a malformed provenance record
+        raise ReferenceUnavailable(str(e)) from None
 
 
 def resolve_reference(
@@ -148,7 +154,8 @@ def resolve_reference(
         reference: ``None`` (from metadata), "teacher", "one_step_gd", "construction", or a
             LinearSelfAttention model / checkpoint / path.
     Raises:
-        ValueError: no reference can be found (one-line reason saying what to pass).
+        ReferenceUnavailable: no reference can be found or the one asked for cannot be used (one-line reason
+            saying what to pass).
     """
     subj = resolve(subject)
     meta = subj.metadata
@@ -159,14 +166,14 @@ def resolve_reference(
             and reference not in REFERENCE_KINDS
             and not reference.endswith(".safetensors")
         ):
-            raise ValueError(
+            raise ReferenceUnavailable(
                 f"reference must be one of {REFERENCE_KINDS}, a model or a checkpoint path, got {reference!r}"
             )
         return _as_lsa(resolve(reference, "reference").model, "model", "given reference model")
     kind = wanted or meta.get("reference")
     if kind == "teacher" or (kind is None and "teacher" in subj.extras):
         if "teacher" not in subj.extras:
-            raise ValueError("reference 'teacher' requested but the checkpoint holds no extras['teacher']")
+            raise ReferenceUnavailable("reference 'teacher' requested but the checkpoint holds no extras['teacher']")
         return _as_lsa(subj.extras["teacher"], "teacher", "the teacher saved with the checkpoint")
     if kind == "one_step_gd":
         lsa = gd_reference_from_metadata(meta, subj.model.d_output)
@@ -175,10 +182,10 @@ def resolve_reference(
     if src is not None:
         return _as_lsa(src, "construction", "the attention layer the construction was built from")
     if kind == "construction":
-        raise ValueError(
+        raise ReferenceUnavailable(
             "reference 'construction' requested but rnnattn.constructions.source_of found no source"
         )
-    raise ValueError(
+    raise ReferenceUnavailable(
         "no reference found: pass reference=<LinearSelfAttention or checkpoint>, or save the student "
         "with metadata reference='teacher' (extras={'teacher': lsa}) or reference='one_step_gd'"
     )

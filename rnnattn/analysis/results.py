@@ -1,9 +1,8 @@
-"""Result value objects of the analysis stage: plain dataclasses holding DataFrames, numpy arrays and numbers.
+"""Result value objects of the analysis steps: plain dataclasses holding DataFrames, numpy arrays and numbers.
 
-Every result has ``to_dict()`` (JSON-serialisable: DataFrames become lists of records, arrays nested lists) so
-the report stage and the CLI can store it; :class:`EquivalenceResult` also renders itself in notebooks
-(``_repr_html_``). Field names are part of the public API (the report stage reads them): change them only
-together.
+Every result has ``to_dict()`` (JSON-serialisable: DataFrames become lists of records, arrays nested lists), a
+short ``repr`` (numbers and shapes, never a module tree or a whole array) and ``_repr_html_`` for notebooks,
+rendered by :mod:`rnnattn.display`. The whole pipeline's result is in :mod:`rnnattn.analysis.steps`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import pandas as pd
 from rnnattn.config import Config
 
 if TYPE_CHECKING:
-    from rnnattn.analysis.polynomial import Polynomial
     from rnnattn.models.base import Model
 
 
@@ -50,14 +48,68 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-class _ToDict:
+def short(value: Any) -> str:
+    """A short description of a field value for ``repr``: numbers, shapes and class names, never whole arrays."""
+    from rnnattn.models.base import Model
+
+    if isinstance(value, Model):
+        return f"<{type(value).__name__}, {value.n_parameters()} parameters>"
+    if isinstance(value, pd.DataFrame):
+        return f"<DataFrame {len(value)} rows>"
+    if isinstance(value, np.ndarray):
+        return repr(value.tolist()) if value.size <= 6 else f"<array {value.shape}>"
+    if isinstance(value, float | np.floating):
+        return f"{float(value):.3g}"
+    if isinstance(value, list | tuple) and len(value) > 4:
+        return f"<{len(value)} items>"
+    if isinstance(value, str) and len(value) > 60:
+        return repr(value[:57] + "...")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type) and not isinstance(value, Result):
+        return repr(value)[:80]
+    if isinstance(value, Result):
+        return f"<{type(value).__name__}>"
+    return repr(value)
+
+
+class Result:
+    """Base of the analysis results: ``to_dict``, a short ``repr`` and an escaped ``_repr_html_``.
+
+    Subclasses are ``@dataclass(repr=False)`` so this ``__repr__`` applies; ``_html_blocks`` adds tables."""
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable view (models are summarised by class + config)."""
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
 
+    def _scalars(self) -> list[tuple[str, Any]]:
+        return [
+            (f.name, getattr(self, f.name))
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if isinstance(getattr(self, f.name), int | float | str | bool | np.number) or getattr(self, f.name) is None
+        ]
 
-@dataclass
-class PruneResult(_ToDict):
+    def __repr__(self) -> str:
+        parts = [f"{k}={short(v)}" for k, v in self._scalars()]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _html_blocks(self) -> list:
+        from rnnattn.display import Table
+
+        return [
+            Table(getattr(self, f.name), title=f.name, max_rows=20)
+            for f in dataclasses.fields(self)  # type: ignore[arg-type]
+            if isinstance(getattr(self, f.name), pd.DataFrame)
+        ]
+
+    def _repr_html_(self) -> str:
+        from rnnattn.display import KeyValues, format_value, fragment
+
+        kv = KeyValues([(k, format_value(v)) for k, v in self._scalars()])
+        return fragment(type(self).__name__, "", kv, *self._html_blocks())
+
+
+
+@dataclass(repr=False)
+class PruneResult(Result):
     """Outcome of :func:`rnnattn.analysis.prune`.
 
     Attributes:
@@ -107,9 +159,14 @@ class PruneResult(_ToDict):
             ]
         )
 
+    def _html_blocks(self) -> list:
+        from rnnattn.display import Table
 
-@dataclass
-class CanonicalResult(_ToDict):
+        return [Table(self.summary, title="units"), *super()._html_blocks()]
+
+
+@dataclass(repr=False)
+class CanonicalResult(Result):
     """Outcome of :func:`rnnattn.analysis.canonicalize` (an equivalence-preserving rewrite).
 
     Attributes:
@@ -141,8 +198,8 @@ class CanonicalResult(_ToDict):
     max_output_change: float
 
 
-@dataclass
-class RankOneMerge(_ToDict):
+@dataclass(repr=False)
+class RankOneMerge(Result):
     """One merge of App. B.2 (Eq. 20): gating rows ``rows`` replaced by a single row ``sqrt(s) u``, ``sqrt(s) v``.
 
     Attributes:
@@ -178,8 +235,8 @@ class RankOneMerge(_ToDict):
     reason: str
 
 
-@dataclass
-class MergeResult(_ToDict):
+@dataclass(repr=False)
+class MergeResult(Result):
     """Outcome of :func:`rnnattn.analysis.merge_rank1`.
 
     Attributes:
@@ -202,10 +259,33 @@ class MergeResult(_ToDict):
     loss_after_finetune: float = float("nan")
     finetune_steps: int = 0
 
+    @property
+    def evidence(self) -> pd.DataFrame:
+        """One row per merge group: rows, sigma2/sigma1 of the output stack and of the kernel, merged, reason."""
+        return pd.DataFrame(
+            [
+                {
+                    "rows": ", ".join(str(int(i)) for i in m.rows),
+                    "σ2/σ1 outputs": m.output_ratio,
+                    "σ2/σ1 kernel": m.kernel_ratio,
+                    "merged": m.merged,
+                    "conforming": m.conforming,
+                    "reason": m.reason,
+                }
+                for m in self.merges
+            ],
+            columns=["rows", "σ2/σ1 outputs", "σ2/σ1 kernel", "merged", "conforming", "reason"],
+        )
 
-@dataclass
-class ProbeResult(_ToDict):
-    """KV and Q scores of Table 1 (spec §2.6): ``1 - R^2`` of linear regressions (with intercept, uniform average
+    def _html_blocks(self) -> list:
+        from rnnattn.display import Table
+
+        return [Table(self.evidence, title="merge evidence (App. B.2)")]
+
+
+@dataclass(repr=False)
+class ProbeResult(Result):
+    """KV and Q scores of Table 1 (§3.1): ``1 - R^2`` of linear regressions (with intercept, uniform average
     over targets) from the memory neurons' states to the cumulative key-values, and from the forget neurons'
     states to the queries, pooled over batch x time.
 
@@ -234,10 +314,15 @@ class ProbeResult(_ToDict):
     features: str = "neurons"
     notes: list[str] = field(default_factory=list)
 
+    def _html_blocks(self) -> list:
+        from rnnattn.display import Text
 
-@dataclass
-class PolynomialDistance(_ToDict):
-    """Distance between two instantaneous polynomials, per output (spec §2.6), on their common monomial basis.
+        return [*super()._html_blocks(), *(Text(n, "note") for n in self.notes)]
+
+
+@dataclass(repr=False)
+class PolynomialDistance(Result):
+    """Distance between two instantaneous polynomials, per output (Table 1, §3.1), on their common monomial basis.
 
     The paper's "normalized Euclidean distance ... averaged over the outputs" is read as
     ``relative[i] = ||c_i^p - c_i^q||_2 / ||c_i^q||_2`` (``q`` is the reference), ``value = mean(relative)``.
@@ -272,115 +357,3 @@ class PolynomialDistance(_ToDict):
             "unit": "mean_i ||p_i/||p_i|| - q_i/||q_i||||",
         }[self.normalisation]
         return f"{what}, over {self.n_monomials} monomial coefficients per output"
-
-
-@dataclass(frozen=True)
-class EquivalenceThresholds(Config):
-    """Pass thresholds of :func:`rnnattn.analysis.equivalence` (defaults: the paper's Table 1 order of magnitude,
-    loosened about 10x, since the paper reports one run).
-
-    Attributes:
-        loss: 0.5 * MSE of student vs reference on the probe inputs must be below this.
-        kv_score, q_score: ``1 - R^2`` of the probes must be below these.
-        polynomial_distance: mean relative polynomial distance must be below this.
-        prune_max_output_change: pruning must not move any output by more than this (relative to max |y|).
-    """
-
-    loss: float = 1e-6
-    kv_score: float = 1e-6
-    q_score: float = 1e-6
-    polynomial_distance: float = 5e-3
-    prune_max_output_change: float = 1e-4
-
-
-# The paper's Table 1 and §3.1 pruning figures, for side-by-side display.
-PAPER_TABLE1: dict[str, float] = {
-    "loss": 4.97e-8,
-    "kv_score": 4.52e-8,
-    "q_score": 2.06e-10,
-    "polynomial_distance": 3.73e-4,
-    "hidden_removed": 86,
-    "hidden_before": 100,
-    "gating_removed": 87,
-    "gating_before": 100,
-}
-
-
-@dataclass
-class EquivalenceResult(_ToDict):
-    """Everything :func:`rnnattn.analysis.equivalence` found: is the student the reference in disguise?
-
-    Fields (all plain numbers, strings, numpy arrays, DataFrames or the result objects above; ``None`` where a
-    step did not apply, with the reason in ``notes``):
-
-    - ``student``: the analysed student (float64 copy, unchanged). ``reference``: the reference model
-      (LinearSelfAttention) or ``None`` if only a polynomial reference exists.
-    - ``reference_kind``: "teacher" | "one_step_gd" | "construction" | "model" | "polynomial".
-    - ``model_summary``: DataFrame ``item``, ``student``, ``reference`` (class, sizes, parameters, recurrence,
-      source).
-    - ``lam``: ``[N]`` |lambda| of the student (eigenvalue moduli for dense A): the lambda histogram data.
-    - ``roles``: DataFrame from :func:`neuron_roles` (one row per hidden neuron: ``neuron``, ``label``,
-      ``lam``, ``role``, reading columns). ``role_counts``: ``{"memory", "forget", "other"}`` counts.
-    - ``loss``: 0.5 * mean squared error of student vs reference outputs on the probe inputs (the paper's
-      loss).
-    - ``prune``: :class:`PruneResult` (``.summary`` DataFrame: before/after/removed per unit kind).
-    - ``canonical``: :class:`CanonicalResult` of the pruned model.
-    - ``weights``: dict of numpy arrays of the pruned + canonicalised (+ merged, if ``merge`` ran) model:
-      ``W_m_in``, ``W_x_in`` ``[N, d+1]``, ``lam`` ``[N]`` (or ``A [N, N]``), ``W_m_out``, ``W_x_out`` ``[M,
-      N]``, ``D`` ``[d_out, M]``; ``weight_labels``: ``{"hidden": [...], "gating": [...], "inputs": [...],
-      "outputs": [...]}`` axis labels for plotting.
-    - ``probes``: :class:`ProbeResult` (``kv_score``, ``q_score``, per-target ``kv_detail``/``q_detail``).
-    - ``student_polynomial``, ``reference_polynomial``: :class:`~rnnattn.analysis.polynomial.Polynomial`
-      (``.table`` DataFrame of monomials, ``.to_sympy()``, ``.to_latex()``).
-    - ``polynomial_distance``: :class:`PolynomialDistance` (``value``, per-output ``table``, normalisation
-      stated).
-    - ``coefficient_differences``: DataFrame of the largest |student - reference| coefficients: ``output``,
-      ``monomial``, ``degree``, ``student``, ``reference``, ``difference``.
-    - ``leading_terms``: DataFrame, per output the largest reference terms: ``output``, ``monomial``,
-      ``student``, ``reference``.
-    - ``merges``: :class:`MergeResult` (rank-1 merges of App. B.2 with kernels, u, v, singular values) or
-      ``None``.
-    - ``checks``: DataFrame of the verdict: ``check``, ``value``, ``threshold``, ``passed``.
-      ``verdict``: True when every applicable check passed. ``verdict_text``: one line.
-    - ``thresholds``: :class:`EquivalenceThresholds` used.
-    - ``paper_table1``: DataFrame ``quantity``, ``paper``, ``rnnattn`` (Table 1 + pruning counts side by
-      side).
-    - ``settings``: dict of the choices made (hi, lo, prune threshold, ablation tol, input distribution, n
-      sequences, seq len, seed, distance normalisation).
-    - ``notes``: list of one-line remarks (steps not applicable and why; choices the paper leaves open).
-    """
-
-    student: Model
-    reference: Model | None
-    reference_kind: str
-    model_summary: pd.DataFrame
-    lam: np.ndarray
-    roles: pd.DataFrame
-    role_counts: dict[str, int]
-    loss: float
-    prune: PruneResult | None
-    canonical: CanonicalResult | None
-    weights: dict[str, np.ndarray]
-    weight_labels: dict[str, list[str]]
-    probes: ProbeResult | None
-    student_polynomial: Polynomial
-    reference_polynomial: Polynomial
-    polynomial_distance: PolynomialDistance
-    coefficient_differences: pd.DataFrame
-    leading_terms: pd.DataFrame
-    merges: MergeResult | None
-    checks: pd.DataFrame
-    verdict: bool
-    verdict_text: str
-    thresholds: EquivalenceThresholds
-    paper_table1: pd.DataFrame
-    settings: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
-
-    def _repr_html_(self) -> str:
-        from rnnattn.analysis._html import equivalence_html
-
-        return equivalence_html(self)
-
-    def __repr__(self) -> str:
-        return f"EquivalenceResult(verdict={self.verdict}, {self.verdict_text})"

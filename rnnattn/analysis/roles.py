@@ -45,7 +45,8 @@ def neuron_roles(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
 
     Args:
         model: a :class:`GatedLinearRNN` (model, checkpoint or path).
-        hi, lo: ``|lambda| > hi`` is "memory", ``< lo`` "forget" (spec §2.6 thresholds).
+        hi, lo: ``|lambda| > hi`` is "memory", ``< lo`` "forget" (§3.1's perfect-memory / perfect-forget neurons; the
+        thresholds are ours).
         tol: relative magnitude (``|w| / max|W|`` of the matrix) below which a weight counts as zero.
     Returns:
         DataFrame with columns ``neuron``, ``label``, ``lam`` (|lambda|), ``role``, ``input_kind``
@@ -58,30 +59,39 @@ def neuron_roles(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
     Raises:
         AnalysisNotApplicable: for models other than :class:`GatedLinearRNN`.
     """
-    m: GatedLinearRNN = require_gated_rnn(resolve(model).model, "neuron_roles")
+    return roles_gated(require_gated_rnn(resolve(model).model, "neuron_roles"), hi, lo, tol)
+
+
+def _eigenmode_roles(m: GatedLinearRNN, hi: float, lo: float) -> pd.DataFrame:
+    """Roles of the eigenmodes of a genuinely dense ``A``: decays but no per-mode input rows."""
+    n = m.config.n_hidden
+    ev = torch.linalg.eigvals(m.A.detach().to(torch.float64)).numpy()
+    ev = ev[np.argsort(-np.abs(ev), kind="stable")]
+    df = pd.DataFrame(
+        {
+            "neuron": np.arange(n),
+            "label": [f"mode{i}" for i in range(n)],
+            "lam": np.abs(ev),
+            "lam_complex": ev,
+            "role": role_of(np.abs(ev), hi, lo),
+            "input_kind": "n/a",
+        }
+    )
+    for col in ("reads_const_m", "reads_const_x", "in_m_norm", "in_x_norm", "out_m_norm", "out_x_norm"):
+        df[col] = np.nan
+    df.attrs["note"] = (
+        "dense non-diagonal A: rows are eigenmodes of A (|eigenvalue| as lambda); what a mode "
+        "reads is not defined, since V^-1 mixes the bilinear input rows"
+    )
+    return df
+
+
+def roles_gated(m: GatedLinearRNN, hi: float = 0.99, lo: float = 0.01, tol: float = 1e-3) -> pd.DataFrame:
+    """:func:`neuron_roles` of an already resolved model (no copy)."""
     lam_t = hidden_lambda(m)
     n = m.config.n_hidden
     if lam_t is None:  # genuinely dense: eigen-decomposition gives decays but no per-mode input rows
-        ev = torch.linalg.eigvals(m.A.detach().to(torch.float64)).numpy()
-        order = np.argsort(-np.abs(ev), kind="stable")
-        ev = ev[order]
-        df = pd.DataFrame(
-            {
-                "neuron": np.arange(n),
-                "label": [f"mode{i}" for i in range(n)],
-                "lam": np.abs(ev),
-                "lam_complex": ev,
-                "role": role_of(np.abs(ev), hi, lo),
-                "input_kind": "n/a",
-            }
-        )
-        for col in ("reads_const_m", "reads_const_x", "in_m_norm", "in_x_norm", "out_m_norm", "out_x_norm"):
-            df[col] = np.nan
-        df.attrs["note"] = (
-            "dense non-diagonal A: rows are eigenmodes of A (|eigenvalue| as lambda); what a mode "
-            "reads is not defined, since V^-1 mixes the bilinear input rows"
-        )
-        return df
+        return _eigenmode_roles(m, hi, lo)
     lam = lam_t.numpy()
     Wm_in, Wx_in = m.W_m_in.detach().numpy(), m.W_x_in.detach().numpy()
     Wm_out, Wx_out = m.W_m_out.detach().numpy(), m.W_x_out.detach().numpy()

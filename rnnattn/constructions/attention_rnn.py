@@ -1,4 +1,4 @@
-"""Linear self-attention inside a gated linear RNN: Fig. 1, §2.2 and the minimal form (spec §2.1-2.3)."""
+"""Linear self-attention inside a gated linear RNN: Fig. 1, §2.2 and rnnattn's minimal form (not in the paper)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,14 @@ def attention_to_gated_rnn(
 
     Writing ``v = W_V x, k = W_K x, q = W_Q x`` and ``x̃ = (x, 1)``:
 
-    * ``form="full"`` (Fig. 1, spec §2.1): ``d² + d`` hidden units, ``d²`` gating rows. KV unit ``(i, j)`` (index
+    * ``form="full"`` (Fig. 1, §2.1): ``d² + d`` hidden units, ``d²`` gating rows. KV unit ``(i, j)`` (index
       ``i d + j``) reads ``k_j v_i`` with ``λ = 1``; query unit ``d² + j`` reads ``q_j · 1`` with ``λ = 0``; gating row
       ``(i, j)`` multiplies them and ``D = I ⊗ 1ᵀ`` sums over ``j``: ``y_i = Σ_j KV_ij q_j``.
     * ``form="compact"`` (§2.2): ``d(d+1)/2 + d`` hidden, ``d²`` gating rows. KV units ``S_ab = Σ v_a v_b``
       (``a ≤ b``), query units ``p = Q' x`` with ``Q' = W_V^{-T} W_K^T W_Q``; row ``(i, j)`` is ``S_{min,max}
       p_j``. Needs ``W_V`` invertible.
-    * ``form="minimal"`` (spec §2.3): the same hidden units, ``d(d+1)/2`` gating rows: ``S_ab (p_a + p_b)`` for
+    * ``form="minimal"`` (rnnattn's, not in the paper): the same hidden units, ``d(d+1)/2`` gating rows:
+    ``S_ab (p_a + p_b)`` for
       ``a < b`` (to outputs ``a`` and ``b``) and ``(S_ii − Σ_{j≠i} S_ij) p_i``.
 
     ``basis="input"`` (compact/minimal only) stores the raw second moments ``Σ x_a x_b`` and ``p = W_K^T W_Q
@@ -100,7 +101,7 @@ def _full(W_Q, W_K, W_V):
             D[i, r] = 1
     Wm_in[d * d :, :d] = W_Q
     Wx_in[d * d :, d] = (
-        1  # query units: q_j · 1 (the constant lives in the x-branch, spec §2.6 canonical form)
+        1  # query units: q_j · 1 (the constant lives in the x-branch, canonical form of Fig. 2A)
     )
     nu = torch.cat([torch.full((d * d,), -math.inf, dtype=dtype), torch.full((d,), math.inf, dtype=dtype)])
     labels = {

@@ -1,4 +1,4 @@
-"""Neuron counts of every construction, measured by building them (Table 3 / §2.2 / spec §2.3, §5)."""
+"""Neuron counts of every construction, measured by building them (Table 3 / §2.2 / rnnattn's minimal form)."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def construction_sizes(
     all layers). The LSTM/LRU rows count the sigmoid-linearised units (each linearised product needs a unit
     and a reference, shared where possible). For each ``(d_x, d_y)`` in ``icl`` a row gives the *active* units
     of the full construction of the one-step-GD attention layer (:func:`gd_attention`, :func:`active_units`):
-    ``d_x d_y + d_x`` hidden, ``d_x d_y`` gating — 12 / 9 for the ICL task of §4 (spec §1.3, §5).
+    ``d_x d_y + d_x`` hidden, ``d_x d_y`` gating — 12 / 9 for the ICL task of §4 (§4.2, Fig. 3B).
 
     Args:
         ds: attention sizes ``d``.

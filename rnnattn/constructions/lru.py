@@ -98,7 +98,8 @@ def _row(v: torch.Tensor, width: int) -> torch.Tensor:
 def gated_rnn_to_lru(rnn: GatedLinearRNN, eps: float | None = None, variant: str = "out") -> SequenceModel:
     r"""LRU layers approximating a diagonal gated RNN (Eq. 2; App. A.1).
 
-    * ``variant="out"`` (vanilla LRU, two layers, spec §2.4): layer 1 has ``λ = 0``, ``B = C = I`` so its output GLU
+    * ``variant="out"`` (vanilla LRU, two layers, App. A.1, Table 3): layer 1 has ``λ = 0``, ``B = C = I`` so its output
+    GLU
       acts on the token and plays ``g^in`` (GLU biases supply x̃'s constant); layer 2 has the gated RNN's ``λ``, ``B``
       recombining the GLU units into ``g^in``, ``C`` exposing ``h``, and its GLU plays ``g^out``.
     * ``variant="in_out"`` (one layer): input GLU = ``g^in``, recurrence, output GLU = ``g^out``.

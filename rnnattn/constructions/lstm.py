@@ -123,7 +123,7 @@ def lsa_terms(lsa: LinearSelfAttention, form: str, basis: str, who: str):
 
     Returns ``(A, B, Cq [R, d], Out [d, R], info)``. ``full``: ``r = (i, j)``, ``a = W_K[j], b = W_V[i], c =
     W_Q[j], out = e_i`` (Table 4 left). ``compact``: ``a, b = F[min(i,j)], F[max(i,j)], c = P[j]``.
-    ``minimal``: the ``d(d+1)/2`` rows of spec §2.3, the diagonal ones as the rank-1 product ``F[i]·(F[i] −
+    ``minimal``: the ``d(d+1)/2`` rows of the minimal form, the diagonal ones as the rank-1 product ``F[i]·(F[i] −
     Σ_{j≠i} F[j])``. ``F, P, R`` as in :func:`attention_to_gated_rnn`'s compact forms.
     """
     W_Q, W_K, W_V = lsa_weights(lsa, who)

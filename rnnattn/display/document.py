@@ -1,12 +1,9 @@
-"""The report as data: sections made of blocks (text, key-value lists, tables, figures), rendered to HTML and
-PDF.
+"""The display document model: sections made of blocks (text, key-value lists, tables, figures).
 
-Both renderers (:mod:`rnnattn.report.html`, :mod:`rnnattn.report.pdf`) walk the same :class:`Report`, so the
-two
-files always hold the same sections, readings, tables and figures. Blocks hold raw values (strings,
-DataFrames,
-matplotlib figures); escaping is the renderers' job — HTML through jinja2 autoescape, PDF by turning off
-mathtext.
+Every page rnnattn writes is built from these: the equivalence report (HTML and PDF), the reproduction studies'
+pages and the notebook displays (``_repr_html_``). Blocks hold raw values (strings, DataFrames, matplotlib
+figures); escaping is the renderers' job: HTML through jinja2 autoescape (:mod:`rnnattn.display.html`), PDF by
+turning off mathtext (:mod:`rnnattn.report.pdf`).
 """
 
 from __future__ import annotations
@@ -38,8 +35,10 @@ class KeyValues:
 
 @dataclass
 class Table:
-    """A table from a DataFrame. ``max_rows`` truncates long tables (the renderers say how many rows were
-    cut)."""
+    """A table from a DataFrame. ``max_rows`` truncates long tables (the renderers say how many rows were cut).
+
+    Cells are formatted one by one (:func:`format_value`), so a column mixing numbers and text (``4.97e-8``
+    beside ``"86/100"``) shows each number in its own scale."""
 
     df: pd.DataFrame
     title: str = ""
@@ -53,8 +52,7 @@ class Figure:
     """A matplotlib figure (a ``matplotlib.figure.Figure``, not pyplot state) with a title and an alt text.
 
     ``png`` renders it once at ``dpi`` and caches the bytes; both renderers embed those bytes, so HTML and PDF
-    show
-    the same picture.
+    show the same picture.
     """
 
     fig: Any
@@ -87,10 +85,8 @@ class Section:
     """One report section: a title, a one-line ``reading`` of what it shows, and its blocks.
 
     ``status`` is ``"not_applicable"`` when the analysis step does not apply to the model (e.g. pruning an
-    LSTM):
-    the section then holds the reason instead of numbers. ``"failed"`` records an analysis error without
-    stopping
-    the rest of the report.
+    LSTM): the section then holds the reason instead of numbers. ``"failed"`` records an analysis error without
+    stopping the rest of the report.
     """
 
     key: str
@@ -122,8 +118,7 @@ class Report:
 
 
 def format_value(v: Any, digits: int = 3) -> str:
-    """A short display string: floats in 3 significant digits (scientific when small or large), others as
-    str."""
+    """A short display string: floats in 3 significant digits (scientific when small or large), others as str."""
     import math
     import numbers
 

@@ -54,7 +54,7 @@ class GatedLinearRNNConfig(Config):
 
 @register_model
 class GatedLinearRNN(Model):
-    r"""Gated diagonal (or dense) linear RNN, Eq. 2 of Zucchet et al. with the causal convention of spec §1.1:
+    r"""Gated diagonal (or dense) linear RNN, Eq. 2 of Zucchet et al. (§1.2), read causally (h_t reads x_t):
 
     .. math::
         g(z) = (W_m z) \odot (W_x z),\quad
@@ -83,7 +83,7 @@ class GatedLinearRNN(Model):
         super().__init__(config)
         c = config
         d_aug = c.d_input + int(c.append_one)
-        # LeCun-normal (Flax Dense default, spec §1.6): std 1/sqrt(fan_in).
+        # LeCun-normal (Flax Dense default; the paper leaves initialisation open): std 1/sqrt(fan_in).
         N, M = c.n_hidden, c.n_gating
         self.W_in = init_param((2, N, d_aug), lambda: torch.randn(2, N, d_aug) / math.sqrt(d_aug))
         if c.recurrence == "diagonal":

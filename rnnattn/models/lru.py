@@ -81,7 +81,7 @@ class GLU(nn.Module):
 
 @register_model
 class LRU(Model):
-    r"""LRU layer, Eqs. 6-9 of Zucchet et al. (App. A.1), with the causal convention of spec §1.1:
+    r"""LRU layer, Eqs. 6-9 of Zucchet et al. (App. A.1), read causally (h_t reads x_t):
 
     .. math::
         u_t = \mathrm{GLU}_{in}(x_t)\ (\text{or } x_t),\quad

@@ -1,16 +1,13 @@
 """``build_report``: analyse a checkpoint (or model) and write its equivalence report as HTML and PDF.
 
-The report runs :func:`rnnattn.analysis.equivalence` against the reference the checkpoint records (teacher,
-one-step
-GD, construction source) or the one given. When the whole pipeline cannot run — no reference, or a model that
-is not
-an Eq. 2 gated RNN — the steps that still apply are run one by one and every other section says why it does
-not
-apply, so a report is written for any rnnattn model.
+The report runs :func:`rnnattn.analysis.equivalence` (the one pipeline) against the reference the checkpoint
+records (teacher, one-step GD, construction source) or the one given, and renders every step's result; a step
+that does not apply (no reference, a model without the Eq. 2 structure, non-finite weights) gives a section
+saying why, so a report is written for any rnnattn model. Paths in the report are relative to the working
+folder (or bare file names): a report never records the building machine's folders.
 
 Example:
-    >>> paths = build_report("checkpoints/teacher_student_d4.safetensors",
-    out_dir="reports/teacher_student_d4")
+    >>> paths = build_report("checkpoints/teacher_student_d4.safetensors", out_dir="reports/teacher_student_d4")
     >>> paths.html, paths.pdf
 """
 
@@ -25,18 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from rnnattn._version import __version__
-from rnnattn.analysis.errors import AnalysisNotApplicable
-from rnnattn.analysis.loading import Subject, resolve
+from rnnattn.analysis.equivalence import equivalence
+from rnnattn.analysis.loading import Subject, display_path, resolve
 from rnnattn.checkpoint import Checkpoint, atomic_write_bytes, load_checkpoint
+from rnnattn.display import Report
 from rnnattn.models.base import Model
 from rnnattn.report.comparison import merges_section, polynomial_section, verdict_section
-from rnnattn.report.document import Report
 from rnnattn.report.sections import (
-    Context,
+    ReportInputs,
     lambda_section,
     probes_section,
     pruning_section,
@@ -45,8 +41,9 @@ from rnnattn.report.sections import (
 )
 
 FORMATS = ("html", "pdf")
-MAX_MERGE_ROWS = 16  # partial reports only: beyond this the model has no block form to speak of
 SECTION_KEYS = ("summary", "lambda", "pruning", "weights", "probes", "polynomial", "merges", "verdict")
+SECTIONS = (summary_section, lambda_section, pruning_section, weights_section, probes_section, polynomial_section,
+            merges_section, verdict_section)
 
 
 @dataclass(frozen=True)
@@ -66,30 +63,22 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
 
 
-# -- inputs
-# ------------------------------------------------------------------------------------------------------
 def _load(source: Model | Checkpoint | str | os.PathLike) -> tuple[Subject, str]:
     if isinstance(source, str | os.PathLike):
-        path = Path(source)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # NaN weights are reported by the analysis, not as a warning here
-            source = load_checkpoint(path)
+            source = load_checkpoint(Path(source))
     if isinstance(source, Checkpoint):
         name = source.path.stem if source.path else type(source.model).__name__.lower()
     elif isinstance(source, Model):
         name = str(source.metadata.get("name") or type(source).__name__.lower())
     else:
-        raise TypeError(
-            f"build_report needs a model, a Checkpoint or a checkpoint path, got {type(source).__name__}"
-        )
+        raise TypeError(f"build_report needs a model, a Checkpoint or a checkpoint path, got {type(source).__name__}")
     return resolve(source), name
 
 
-def find_log(
-    path: Path | None, metadata: dict[str, Any]
-) -> tuple[pd.DataFrame | None, Path | None, list[str]]:
-    """The training log (CSV) beside a checkpoint: ``metadata["training"]["log"]`` if it names a file in the
-    same
+def find_log(path: Path | None, metadata: dict[str, Any]) -> tuple[pd.DataFrame | None, Path | None, list[str]]:
+    """The training log (CSV) beside a checkpoint: ``metadata["training"]["log"]`` if it names a file in the same
     folder, else ``<stem>.csv``, ``<stem>.log.csv``, ``<stem>_log.csv``, or ``log.csv`` for a run directory's
     ``model.safetensors``. Only the checkpoint's own folder is searched (metadata cannot point elsewhere)."""
     if path is None:
@@ -109,84 +98,9 @@ def find_log(
         if p.is_file():
             try:
                 return pd.read_csv(p), p, searched
-            except (OSError, ValueError, pd.errors.ParserError):
+            except (OSError, ValueError, pd.errors.ParserError):  # an unreadable log is reported as missing
                 continue
     return None, None, searched
-
-
-# -- analysis
-# ----------------------------------------------------------------------------------------------------
-def _partial(ctx: Context, kw: dict[str, Any]) -> None:
-    """Run the steps that apply without the full pipeline, recording why the others do not."""
-    from rnnattn.analysis import canonicalize, instantaneous_polynomial, merge_rank1, neuron_roles, prune
-    from rnnattn.models.gated_rnn import GatedLinearRNN
-    from rnnattn.models.summary import decays
-
-    m, part, why = ctx.model, ctx.partial, ctx.reasons
-    hi, lo = kw.get("hi", 0.99), kw.get("lo", 0.01)
-    why["probes"] = f"the KV/Q probes need the reference's keys, values and queries — {ctx.reason}"
-    if not isinstance(m, GatedLinearRNN):
-        for step in ("prune", "canonicalize", "merge_rank1", "polynomial"):
-            why[step] = ctx.reason
-        lams = decays(m)
-        if lams:
-            part["lam"] = np.concatenate([v.numpy() for v in lams.values()])
-            why["lambda"] = (
-                f"|λ| of {', '.join(k or type(m).__name__ for k in lams)}; roles by the thresholds "
-                "only (the Eq. 2 reading analysis does not apply)."
-            )
-        else:
-            why["lambda"] = (
-                f"{type(m).__name__} has no input-independent decay λ (its forget/update gate depends on "
-                "the input), so there is no λ histogram."
-            )
-        return
-    roles = neuron_roles(m, hi, lo)
-    part["roles"], part["lam"] = roles, roles["lam"].to_numpy(dtype=np.float64)
-    pr = prune(m, kw.get("prune_threshold", 1e-3))
-    part["prune"] = pr
-    final = pr.model
-    try:
-        can = canonicalize(pr.model, hi, lo)
-        part["canonical"], final = can, can.model
-        n_bad = int((~can.gating_conforming).sum())
-        if 2 <= n_bad <= MAX_MERGE_ROWS:
-            part["merges"] = merge_rank1(final, None, kw.get("merge_tol", 1e-3), hi, lo)
-        elif n_bad > MAX_MERGE_ROWS:
-            why["merge_rank1"] = (
-                f"{n_bad} gating rows are outside the block form: the merge search of App. B.2 "
-                f"targets a few leftover rows (at most {MAX_MERGE_ROWS} here), not an unstructured "
-                "model"
-            )
-    except AnalysisNotApplicable as e:
-        why["canonicalize"] = why["merge_rank1"] = str(e)
-    g = lambda t: t.detach().to(float).cpu().numpy() if hasattr(t, "detach") else t  # noqa: E731
-    part["weights"] = {
-        "W_m_in": g(final.W_m_in),
-        "W_x_in": g(final.W_x_in),
-        "W_m_out": g(final.W_m_out),
-        "W_x_out": g(final.W_x_out),
-        "D": g(final.D),
-    }
-    if final.config.recurrence == "diagonal":
-        part["weights"]["lam"] = g(final.lam)
-    part["student_polynomial"] = instantaneous_polynomial(final)
-
-
-def _analyse(ctx: Context, subj: Any, reference: Any, analysis_kwargs: dict[str, Any]) -> None:
-    """The full pipeline, or the steps that apply when it cannot run."""
-    from rnnattn.analysis import equivalence
-
-    try:
-        ctx.result = equivalence(subj, reference, **analysis_kwargs)
-    except (AnalysisNotApplicable, ValueError) as e:
-        # Not an Eq. 2 model, or no reference recorded: report what applies. A reference the user asked for
-        # but
-        # that cannot be used is their error, and says so.
-        if reference is not None and not isinstance(e, AnalysisNotApplicable):
-            raise
-        ctx.reason = str(e).splitlines()[0]
-        _partial(ctx, analysis_kwargs)
 
 
 def build_document(
@@ -196,66 +110,40 @@ def build_document(
     name: str | None = None,
     **analysis_kwargs: Any,
 ) -> Report:
-    """Analyse ``source`` and return the report as a :class:`~rnnattn.report.document.Report` (nothing
-    written).
+    """Analyse ``source`` and return the report as a :class:`~rnnattn.display.Report` (nothing written).
 
     Args:
         source: model, checkpoint or checkpoint path.
         reference: as for :func:`rnnattn.analysis.equivalence` ("teacher", "one_step_gd", "construction", a
             LinearSelfAttention model or checkpoint path; None: what the checkpoint records).
         name: report name (default: the checkpoint's file stem).
-        analysis_kwargs: passed to :func:`~rnnattn.analysis.equivalence` (``hi``, ``lo``, ``prune_threshold``,
-        ...).
+        analysis_kwargs: passed to :func:`~rnnattn.analysis.equivalence` (``hi``, ``lo``, ``prune_threshold``, ...).
     """
-    from rnnattn.models.summary import nonfinite
-
     subj, default_name = _load(source)
     name = name or default_name
     log, log_path, searched = find_log(subj.path, subj.metadata)
-    ctx = Context(
-        name,
-        subj.model,
-        subj.metadata,
-        subj.extras,
-        subj.path,
+    result = equivalence(subj, reference, **analysis_kwargs)
+    src = ReportInputs(
+        name=name,
+        result=result,
+        path=display_path(subj.path),
+        metadata=subj.metadata,
+        extras=subj.extras,
         log=log,
-        log_path=log_path,
-        log_searched=searched,
+        log_name=log_path.name if log_path else None,
+        log_searched=[Path(s).name for s in searched],
     )
-    bad = nonfinite(subj.model)
-    if bad:
-        # NaN/Inf weights make every number of the analysis meaningless: flag them and report nothing else.
-        ctx.reason = "the model has non-finite weights: " + ", ".join(
-            f"{k} ({n_nan} NaN, {n_inf} Inf)" for k, (n_nan, n_inf) in list(bad.items())[:6]
-        )
-        for step in ("lambda", "prune", "canonicalize", "merge_rank1", "polynomial", "probes"):
-            ctx.reasons[step] = ctx.reason
-    else:
-        _analyse(ctx, subj, reference, analysis_kwargs)
-    sections = [
-        summary_section(ctx),
-        lambda_section(ctx),
-        pruning_section(ctx),
-        weights_section(ctx),
-        probes_section(ctx),
-        polynomial_section(ctx),
-        merges_section(ctx),
-        verdict_section(ctx),
-    ]
-    r = ctx.result
     meta = {"checkpoint-sha256": hashlib.sha256(subj.path.read_bytes()).hexdigest()} if subj.path else {}
-    verdict = (
-        ("EQUIVALENT — " if r.verdict else "NOT SHOWN EQUIVALENT — ") + r.verdict_text
-        if r is not None
-        else f"No verdict — {ctx.reason}"
-    )
-    ref = f" vs {r.reference_kind.replace('_', '-')} reference" if r is not None else " (no reference)"
+    verdict = result.verdict
+    headline = {True: "EQUIVALENT — ", False: "NOT SHOWN EQUIVALENT — ", None: "No verdict — "}[verdict]
+    ref = result.reference
+    against = f" vs {ref.kind.replace('_', '-')} reference" if ref else " (no reference)"  # type: ignore[union-attr]
     return Report(
         title=f"Equivalence report: {name}",
-        subtitle=f"{type(subj.model).__name__}{ref} · rnnattn {__version__}",
-        sections=sections,
-        verdict=verdict,
-        verdict_ok=r.verdict if r is not None else None,
+        subtitle=f"{type(result.student).__name__}{against} · rnnattn {__version__}",
+        sections=[build(src) for build in SECTIONS],
+        verdict=headline + (result.verdict_text if verdict is not None else result.checks.reason),  # type: ignore
+        verdict_ok=verdict,
         footer=f"rnnattn {__version__} · {name}",
         meta=meta,
     )
@@ -285,8 +173,7 @@ def build_report(
         reference: see :func:`build_document`.
         out_dir: folder for the files (default ``reports/<name>``).
         formats: any of ``"html"``, ``"pdf"``.
-        force: replace existing report files (otherwise :class:`FileExistsError`, checked before any
-        analysis).
+        force: replace existing report files (otherwise :class:`FileExistsError`, checked before any analysis).
         name: report name (default: the checkpoint's file stem).
     Returns:
         :class:`ReportPaths` of the files written (each written atomically).
@@ -306,7 +193,7 @@ def build_report(
     written: dict[str, Path] = {}
     for fmt, path in targets.items():
         if fmt == "html":
-            from rnnattn.report.html import render_html
+            from rnnattn.display import render_html
 
             data = render_html(report).encode("utf-8")
         else:

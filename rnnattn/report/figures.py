@@ -33,6 +33,11 @@ def new_figure(width: float, height: float, **margins: float) -> Figure:
     return fig
 
 
+def loss_columns(log: pd.DataFrame) -> list[str]:
+    """The numeric ``*loss*`` columns of a training log (what :func:`loss_curve` plots)."""
+    return [c for c in log.columns if "loss" in str(c).lower() and pd.api.types.is_numeric_dtype(log[c])]
+
+
 def loss_curve(
     log: pd.DataFrame,
     paper_loss: float | None = None,
@@ -47,7 +52,7 @@ def loss_curve(
         reference_loss: e.g. the one-step-GD loss L*; drawn as a dotted line.
     """
     step_col = next((c for c in ("step", "steps", "iteration", "iter", "epoch") if c in log.columns), None)
-    loss_cols = [c for c in log.columns if "loss" in str(c).lower() and pd.api.types.is_numeric_dtype(log[c])]
+    loss_cols = loss_columns(log)
     if not loss_cols:
         raise ValueError("training log has no numeric '*loss*' column")
     fig = new_figure(6.4, 3.0, bottom=0.17, top=0.95)

@@ -18,8 +18,8 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure as MplFigure
 
 from rnnattn._version import __version__
-from rnnattn.report.document import Figure, KeyValues, Report, Section, Table, Text
-from rnnattn.report.fragments import table_rows
+from rnnattn.display.document import Figure, KeyValues, Report, Section, Table, Text
+from rnnattn.display.html import table_rows
 
 PAGE_W, PAGE_H = 8.27, 11.69  # A4, inches
 MARGIN = 0.6

@@ -2,7 +2,7 @@
 
 * :class:`LocalExecutor` (the default): a ``concurrent.futures.ProcessPoolExecutor`` with one worker per core,
   each limited to one torch thread (with several threads per process under contention, OpenMP spinning made
-  runs 10-50x slower on the 2-core machine: spec §4).
+  runs 10-50x slower on the 2-core machine: our measurement).
 * :class:`DaskExecutor`: the user's Dask cluster, reached through ``distributed.Client(address)``, or a
   ``Client`` or cluster object (e.g. a ``LocalCluster``) they created. rnnattn never starts a scheduler of its
   own: scaling out is the cluster's business, rnnattn only submits runs and collects results.

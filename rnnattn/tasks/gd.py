@@ -4,7 +4,7 @@ With context ``X = [x_1 .. x_n]`` (``d_x x n``), targets ``y_i = W* x_i`` and on
 ``0.5 * sum_i ||W x_i - y_i||^2``, the prediction at the query is ``ŷ = eta * sum_i y_i x_i^T x_q``.
 
 For i.i.d. input entries with variance ``s2 = sigma_x^2`` and kurtosis ``k = E[x^4] / s2^2`` (uniform: 9/5,
-normal: 3), ``E[X X^T] = n s2 I`` and ``Tr E[(X X^T)^2] = n d_x s2^2 (n + d_x - 2 + k)``, so (spec §2.5)
+normal: 3), ``E[X X^T] = n s2 I`` and ``Tr E[(X X^T)^2] = n d_x s2^2 (n + d_x - 2 + k)``, so (App. C.2, Eqs. 34-36)
 
     eta* = Tr E[X X^T] / Tr E[(X X^T)^2] = 1 / (s2 (n + d_x - 2 + k))            (= 1/14.8 for n=12, d_x=3, uniform)
     L(eta) = 0.5 sigma_W^2 s2 d_x [1 - 2 eta n s2 + eta^2 n s2^2 (n + d_x - 2 + k)]   per output coordinate

@@ -1,4 +1,4 @@
-"""In-context linear regression (Zucchet et al. §4, App. C; spec §1.5).
+"""In-context linear regression (Zucchet et al. §4.1, Table 2, App. C).
 
 Each sequence draws a task ``W* [d_y, d_x]`` with entries ``~ N(0, w_var)`` (training ``1/3``, validation ``2/3``)
 and ``n + 1`` inputs with entries ``~ U(-sqrt(3 x_var), sqrt(3 x_var))``. Tokens ``t <= n`` are ``(x_t, W* x_t)``,

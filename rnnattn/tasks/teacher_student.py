@@ -1,9 +1,9 @@
 """Teacher-student task (Zucchet et al. §3.1, App. B.1): a gated RNN student imitates a linear self-attention teacher.
 
-Defaults for what the paper leaves open (spec §1.6), all configurable and saved with every checkpoint:
-teacher weights ``W_Q, W_K, W_V ~ N(0, teacher_std^2)`` with ``teacher_std = 1/sqrt(d)``, inputs ``x ~ N(0, I)``,
-sequences of length 32, a fresh batch every step. The teacher is seeded (``teacher_seed``) so the same config always
-rebuilds the same teacher; it is also saved beside the student (``extras={"teacher": lsa}``).
+Defaults for what the paper leaves open (§3.1, App. B.1 do not fix them), all configurable and saved with every
+checkpoint: teacher weights ``W_Q, W_K, W_V ~ N(0, teacher_std^2)`` with ``teacher_std = 1/sqrt(d)``, inputs
+``x ~ N(0, I)``, sequences of length 32, a fresh batch every step. The teacher is seeded (``teacher_seed``) so the same
+config always rebuilds the same teacher; it is also saved beside the student (``extras={"teacher": lsa}``).
 """
 
 from __future__ import annotations

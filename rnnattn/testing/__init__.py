@@ -1,7 +1,8 @@
 """Assertion helpers for tests of rnnattn models (and of models users build with it).
 
 - :func:`assert_polynomial_distance_below` — the instantaneous polynomial of a model is within a relative L2
-  distance of a reference's (spec §2.6); on failure the message names the outputs and monomials that differ.
+  distance of a reference's (Table 1's polynomial distance, §3.1); on failure the message names the outputs and
+  monomials that differ.
 - :func:`assert_outputs_close` — two models (or callables) agree on inputs ``x``, through
   ``torch.testing.assert_close`` with explicit tolerances.
 - The pytest plugin (:mod:`rnnattn.testing.plugin`, registered as the ``pytest11`` entry point ``rnnattn``) adds the
@@ -117,7 +118,8 @@ def compare_polynomials(
     polynomials).
 
     Both are brought to the larger of their degrees (a cubic attention polynomial is a quartic with zero
-    degree-4 terms), then compared output by output with the relative L2 distance of spec §2.6.
+    degree-4 terms), then compared output by output with the relative L2 distance of Table 1 (§3.1; normalisation as in
+    :mod:`rnnattn.analysis.distance`).
     """
     import numpy as np
 

@@ -1,4 +1,5 @@
-"""Optimiser pieces: the cosine-to-floor schedule and AdamW parameter groups (App. B.1; spec §3)."""
+"""Optimiser pieces: the cosine-to-floor schedule and AdamW parameter groups (App. B.1; Minimal-LRU's conventions, App.
+D)."""
 
 from __future__ import annotations
 

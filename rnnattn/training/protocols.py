@@ -7,8 +7,8 @@ sizes — that the CLI uses as defaults (explicit options override them).
   N = M = 100 for teacher-student, 300,000 steps with N = M = 80 for ICL.
 * ``fast`` (teacher-student identification sooner; measured in ``benchmarks/bench_identification.py``):
   - a smaller over-parametrised student, N = M = 32 (still > 2x the 14 hidden / 10 gating units of the minimal
-    construction, spec §2.3; spec §1.3: ~2x over-parametrisation is needed);
-  - base learning rate 2e-3 and a 10x learning rate on ``nu`` (spec §4: lambda becomes cleanly 0/1 sooner);
+    construction; §3.2, Fig. 3A: ~2x over-parametrisation is needed);
+  - base learning rate 2e-3 and a 10x learning rate on ``nu`` (our measurement: lambda becomes cleanly 0/1 sooner);
   - a 50k-step AdamW cosine (16x shorter than the paper's 781k);
   - then up to 16 rounds of 5 Levenberg-Marquardt iterations in float64 (:mod:`rnnattn.training.lm`), all on
     one fixed batch of 128 sequences (validated after each round). The task is realisable and noiseless (zero residual),

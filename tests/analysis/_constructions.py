@@ -1,4 +1,4 @@
-"""Exact constructions written out from spec §2.1 (Fig. 1), independent of rnnattn.constructions, plus the scrambling
+"""Exact constructions written out from §2.1 (Fig. 1), independent of rnnattn.constructions, plus the scrambling
 used by the rewrite tests (dead padding, permutations, rescalings, m/x swaps, split gating rows)."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from _constructions import pad_and_scramble, random_lsa, split_row
 
 import rnnattn
 from rnnattn import GRU, GatedLinearRNN, GatedLinearRNNConfig, GRUConfig
-from rnnattn.analysis import AnalysisNotApplicable, EquivalenceResult, equivalence
+from rnnattn.analysis import EquivalenceResult, NotApplicable, ReferenceUnavailable, equivalence
 from rnnattn.constructions import attention_to_gated_rnn, gd_attention
 from rnnattn.tasks import InContextRegression, TeacherStudent, TeacherStudentConfig
 
@@ -23,32 +23,34 @@ def scrambled_result():
 def test_equivalence_on_disguised_construction(scrambled_result):
     r, lsa = scrambled_result
     assert isinstance(r, EquivalenceResult) and r.verdict, r.verdict_text
-    assert r.reference_kind == "model" and r.loss < 1e-24
-    assert r.probes.kv_score < 1e-10 and r.probes.q_score < 1e-10 and r.polynomial_distance.value < 1e-12
+    assert r.reference_kind == "model" and r.loss.value < 1e-24
+    assert r.probes.kv_score < 1e-10 and r.probes.q_score < 1e-10 and r.comparison.distance.value < 1e-12
     s = r.prune.summary.set_index("kind")
     assert (s.loc["hidden", "after"], s.loc["gating", "after"]) == (
         20,
         18,
     )  # 16 + 2: the split row's extra rows
     assert r.merges.merges[0].merged and len(r.merges.merges[0].rows) == 3
-    assert r.weights["W_m_out"].shape == (16, 20) and r.weights["D"].shape == (4, 16)
-    assert len(r.weight_labels["hidden"]) == 20 and r.weight_labels["inputs"][-1] == "1"
-    np.testing.assert_array_equal(r.weights["lam"], [1.0] * 16 + [0.0] * 4)
-    assert r.role_counts["memory"] == int((r.lam > 0.99).sum()) >= 16  # before pruning: 16 KV + padding
-    assert r.lam.shape == (40,)  # 20 + 20 padding
-    paper = r.paper_table1.set_index("quantity")
-    assert paper.loc["hidden neurons removed", "rnnattn"] == "20/40" and paper.loc["loss", "paper"] == 4.97e-8
-    assert set(r.checks["check"]) >= {"KV score", "Q score"} and r.checks["passed"].all()
+    w = r.weights
+    assert w.stage == "pruned + canonical + merged"
+    assert w.matrices["W_m_out"].shape == (16, 20) and w.matrices["D"].shape == (4, 16)
+    assert len(w.labels["hidden"]) == 20 and w.labels["inputs"][-1] == "1"
+    np.testing.assert_array_equal(w.matrices["lam"], [1.0] * 16 + [0.0] * 4)
+    roles = r.roles
+    assert roles.counts["memory"] == int((roles.lam > 0.99).sum()) >= 16  # before pruning: 16 KV + padding
+    assert roles.lam.shape == (40,)  # 20 + 20 padding
+    assert r.task is None and r.not_applicable == []  # no task recorded; every step applied
+    assert set(r.checks.table["check"]) >= {"KV score", "Q score"} and r.checks.table["passed"].all()
 
 
 def test_result_serialises_and_renders(scrambled_result):
     r, _ = scrambled_result
     d = json.loads(json.dumps(r.to_dict()))
-    assert d["verdict"] is True and d["student"]["class"] == "GatedLinearRNN"
+    assert d["checks"]["passed"] is True and d["student"]["class"] == "GatedLinearRNN"
     assert len(d["student_polynomial"]["monomials"]) == 70
     assert d["merges"]["merges"][0]["output_singular_values"][0] > 0
     html = r._repr_html_()
-    assert "equivalent" in html and "<table" in html and "Rank-1 merges" in html
+    assert "equivalent" in html and "<table" in html and "MergeResult" in html
     assert "verdict=True" in repr(r)
 
 
@@ -65,9 +67,10 @@ def test_equivalence_from_checkpoint_with_teacher(tmp_path):
     )
     r = equivalence(path, n_sequences=16)
     assert r.reference_kind == "teacher" and "teacher_student" in r.settings["input_distribution"]
-    assert r.settings["seq_len"] == 8
+    assert r.settings["seq_len"] == 8 and r.task == "teacher_student"
+    assert r.settings["source"] == "ts.safetensors"  # a file outside the working folder: its name only
     # float32 weights: the distances reflect float32 rounding of the stored weights, nothing more
-    assert r.verdict and r.polynomial_distance.value < 1e-6
+    assert r.verdict and r.comparison.distance.value < 1e-6
     assert r.prune.n_hidden_after == 5 and r.prune.n_gating_after == 3
 
 
@@ -85,7 +88,8 @@ def test_equivalence_icl_against_one_step_gd(tmp_path):
     path = rnnattn.save(student, tmp_path / "icl.safetensors", task=task.to_dict(), reference="one_step_gd")
     r = equivalence(path, n_sequences=32)
     assert r.reference_kind == "one_step_gd" and r.verdict, r.verdict_text
-    assert r.settings["loss"].endswith("time steps [12]")
+    assert r.settings["loss"].endswith("time steps [12]") and r.loss.positions == [12]
+    assert r.task == "icl_regression"
     assert r.student_polynomial.coefficient("y1", "x1^2*y1") == pytest.approx(task.eta_star, rel=1e-12)
     # GD's sparse structure: 9 KV (y_i x_j) and 3 query units survive pruning
     assert r.prune.n_hidden_after == 12 and r.prune.n_gating_after == 9
@@ -95,7 +99,8 @@ def test_untrained_student_is_not_equivalent():
     torch.manual_seed(0)
     student = GatedLinearRNN(GatedLinearRNNConfig(3, 12, 12, 3))
     r = equivalence(student, random_lsa(3), n_sequences=8, merge=False)
-    assert not r.verdict and "polynomial distance" in r.verdict_text and r.merges is None
+    assert r.verdict is False and "polynomial distance" in r.verdict_text
+    assert isinstance(r.merges, NotApplicable) and "merge=False" in r.merges.reason
 
 
 def test_dense_student_reports_what_does_not_apply():
@@ -104,14 +109,63 @@ def test_dense_student_reports_what_does_not_apply():
     with torch.no_grad():
         m.A.add_(0.1 * torch.triu(torch.ones(4, 4), 1))  # the init is diagonal; make it genuinely dense
     r = equivalence(m, random_lsa(2), n_sequences=8)
-    assert r.canonical is None and any("canonicalize: not applicable" in n for n in r.notes)
-    assert r.probes.features == "eigenmodes" and "A" in r.weights
-    assert json.loads(json.dumps(r.to_dict()))["roles"][0]["lam_complex"]["im"] == 0.0
+    assert isinstance(r.canonical, NotApplicable) and "dense A is not diagonal" in r.canonical.reason
+    assert [na.step for na in r.not_applicable] == ["canonicalize", "merge_rank1"]
+    assert r.probes.features == "eigenmodes" and r.roles.features == "eigenmodes"
+    assert "A" in r.weights.matrices and r.weights.stage == "pruned"
+    assert json.loads(json.dumps(r.to_dict()))["roles"]["table"][0]["lam_complex"]["im"] == 0.0
 
 
-def test_equivalence_not_applicable_to_gru():
-    with pytest.raises(AnalysisNotApplicable, match="equivalence: not applicable to GRU"):
-        equivalence(GRU(GRUConfig(2, 3)), random_lsa(2))
+def test_gru_gets_a_result_where_every_step_says_why_not():
+    gru = GRU(GRUConfig(2, 2))
+    r = equivalence(gru, random_lsa(2), n_sequences=4)
+    assert r.reference_kind == "model" and r.verdict is None
+    assert {na.step for na in r.not_applicable} == {*r.steps()} - {"reference"}
+    assert all("GRU is not an Eq. 2 gated RNN" in na.reason for na in r.not_applicable if na.step != "roles")
+    assert "no input-independent decay" in r.roles.reason
+    assert r.verdict_text.startswith("no verdict: ")
+
+
+def test_reference_asked_for_must_fit_the_student():
+    with pytest.raises(ReferenceUnavailable, match="2 -> 2 features, the student 2 -> 3"):
+        equivalence(GatedLinearRNN(GatedLinearRNNConfig(2, 3, 3, 3)), random_lsa(2))
+    with pytest.raises(ReferenceUnavailable, match="no extras\\['teacher'\\]"):
+        equivalence(GatedLinearRNN(GatedLinearRNNConfig(2, 3, 3, 2)), "teacher")
+
+
+def test_without_a_reference_the_reference_free_steps_still_run():
+    lsa = random_lsa(3, seed=4)
+    student = attention_to_gated_rnn(lsa, form="compact")
+    student.metadata = {}  # forget the source: nothing to compare with
+    r = equivalence(student, n_sequences=8)
+    assert r.reference_kind == "none" and r.verdict is None and "no reference found" in r.verdict_text
+    assert {na.step for na in r.not_applicable} == {"reference", "loss", "probes", "polynomial comparison",
+                                                    "verdict"}
+    assert all("no reference found" in na.reason for na in r.not_applicable)
+    assert r.prune.n_hidden_after == 9 and r.canonical.gating_conforming.all() and r.merges.merges == []
+    assert r.student_polynomial.max_degree == 4 and not r.probes  # NotApplicable is falsy
+
+
+def test_non_finite_weights_are_flagged_not_analysed():
+    m = GatedLinearRNN(GatedLinearRNNConfig(2, 3, 3, 2)).double()
+    with torch.no_grad():
+        m.D[0, 0] = float("nan")
+    r = equivalence(m, random_lsa(2), n_sequences=4)
+    assert len(r.not_applicable) == len(r.steps()) - 1  # all but the reference
+    assert all("non-finite weights: D (1 NaN, 0 Inf)" in na.reason for na in r.not_applicable)
+
+
+def test_the_student_is_copied_once(monkeypatch):
+    """The public wrapper resolves (copies) the model once; the steps reuse that copy."""
+    import rnnattn.analysis.loading as loading
+
+    copies = []
+    real = loading.float64_copy
+    monkeypatch.setattr(loading, "float64_copy", lambda m: copies.append(type(m).__name__) or real(m))
+    lsa = random_lsa(2, seed=3)
+    student = attention_to_gated_rnn(lsa, form="compact")
+    equivalence(student, lsa, n_sequences=4)
+    assert copies.count("GatedLinearRNN") == 1, copies
 
 
 @pytest.mark.slow
@@ -124,5 +178,5 @@ def test_shipped_teacher_student_checkpoint():
         pytest.skip("checkpoints/teacher_student_d4.safetensors not shipped")
     r = equivalence(path)
     assert r.reference_kind == "teacher" and "teacher_student" in r.settings["input_distribution"]
-    assert np.isfinite([r.loss, r.probes.kv_score, r.probes.q_score, r.polynomial_distance.value]).all()
-    assert r.role_counts["memory"] >= 10  # d(d+1)/2 KV units at least, as the paper's student
+    assert np.isfinite([r.loss.value, r.probes.kv_score, r.probes.q_score, r.comparison.distance.value]).all()
+    assert r.roles.counts["memory"] >= 10  # d(d+1)/2 KV units at least, as the paper's student

@@ -55,5 +55,6 @@ def random_lsa(
 
 
 def unit_inputs(B: int, T: int, d: int, seed: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Unit-scale tokens ``x ~ N(0, I)`` ``[B, T, d]`` (the teacher–student default, spec §1.6)."""
+    """Unit-scale tokens ``x ~ N(0, I)`` ``[B, T, d]`` (the teacher–student default; the paper leaves the distribution
+    open, §3.1)."""
     return torch.randn(B, T, d, generator=torch.Generator().manual_seed(seed), dtype=dtype)

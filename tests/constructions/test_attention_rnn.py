@@ -1,4 +1,4 @@
-"""Exact gated-RNN constructions (Fig. 1, §2.2, spec §2.3) against linear self-attention."""
+"""Exact gated-RNN constructions (Fig. 1, §2.2, and rnnattn's minimal form) against linear self-attention."""
 
 from __future__ import annotations
 
@@ -105,13 +105,13 @@ def test_decays_are_exactly_zero_or_one(form, basis):
     n_kv = rnn.config.n_hidden - d
     assert (lam[:n_kv] == 1).all() and (lam[n_kv:] == 0).all()
     assert torch.isneginf(rnn.nu[:n_kv]).all() and torch.isposinf(rnn.nu[n_kv:]).all()
-    # query units read the constant of x̃ through the x-branch only (canonical form, spec §2.6)
+    # query units read the constant of x̃ through the x-branch only (canonical form of Fig. 2A)
     assert (rnn.W_x_in[n_kv:, :d] == 0).all() and (rnn.W_x_in[n_kv:, d] == 1).all()
     assert (rnn.W_m_in[:, d] == 0).all() and (rnn.W_x_in[:n_kv, d] == 0).all()
 
 
 def test_full_form_block_structure():
-    # spec §2.1 in block form
+    # Fig. 1 (§2.1) in block form
     d = 3
     lsa = random_lsa(d, 1)
     rnn = attention_to_gated_rnn(lsa, "full")

@@ -15,7 +15,7 @@ def test_gated_rnn_counts_follow_the_formulas():
         expected = {"full": (d * d + d, d * d), "compact": (sym + d, d * d), "minimal": (sym + d, sym)}[form]
         assert (r.hidden, r.gating) == expected, r.construction
     mini = df[df.construction.str.contains("minimal")].set_index("d")
-    assert (mini.loc[4, "hidden"], mini.loc[4, "gating"]) == (14, 10)  # spec §2.3
+    assert (mini.loc[4, "hidden"], mini.loc[4, "gating"]) == (14, 10)  # the minimal form
     assert (mini.loc[6, "hidden"], mini.loc[6, "gating"]) == (27, 21)
 
 

@@ -1,9 +1,9 @@
 """Regression tests of the exact constructions through rnnattn.testing and its pytest plugin.
 
-Every exact construction of linear attention in a gated RNN (spec §2.1-2.3) must (1) keep its instantaneous
-polynomial within 1e-12 (relative L2, every output) of the attention layer it was built from, and (2) match
-the polynomial stored in ``baselines/test_polynomial_regression/`` — a change of the construction's coefficients (a
-different but still-equivalent parametrisation is fine for (1)) shows up here. Regenerate the baselines with
+Every exact construction of linear attention in a gated RNN (§2.1-2.2, Fig. 1, and rnnattn's minimal form) must (1) keep
+its instantaneous polynomial within 1e-12 (relative L2, every output) of the attention layer it was built from, and (2)
+match the polynomial stored in ``baselines/test_polynomial_regression/`` — a change of the construction's coefficients
+(a different but still-equivalent parametrisation is fine for (1)) shows up here. Regenerate the baselines with
 ``python -m pytest tests/constructions/test_polynomial_regression.py --rnnattn-update-baselines``.
 """
 

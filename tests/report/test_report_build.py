@@ -51,7 +51,7 @@ def test_construction_numbers_in_verdict(construction_report):
     html = construction_report.html.read_text()
     verdict = html[html.index('<section id="verdict"') :]
     assert verdict.count('class="pass">PASS<') == 5 and "FAIL" not in verdict
-    assert "exact construction" in verdict  # the expectations of spec §2 are shown beside ours
+    assert "exact construction" in verdict  # the exact constructions' expectations (§2) are shown beside ours
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,7 @@ def test_models_where_analysis_does_not_apply(model, tmp_path):
     for k in ("pruning", "weights", "probes", "polynomial", "merges", "verdict"):
         assert status[k] == "not_applicable", k
     assert status["lambda"] == ("ok" if isinstance(model, LRU) else "not_applicable")
-    assert "not applicable to" in html and "No verdict" in html
+    assert f"{type(model).__name__} is not an Eq. 2 gated RNN" in html and "No verdict" in html
     assert not re.search(r"<td>nan</td>", html)  # no meaningless numbers
 
 

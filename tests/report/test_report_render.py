@@ -1,4 +1,4 @@
-"""HTML and PDF renderers on hand-made documents (no analysis involved)."""
+"""HTML (rnnattn.display) and PDF renderers on hand-made documents (no analysis involved)."""
 
 import io
 import re
@@ -7,10 +7,8 @@ import numpy as np
 import pandas as pd
 import pypdf
 
+from rnnattn.display import Figure, KeyValues, Report, Section, Table, Text, format_value, render_fragment, render_html
 from rnnattn.report import figures
-from rnnattn.report.document import Figure, KeyValues, Report, Section, Table, Text, format_value
-from rnnattn.report.fragments import render_fragment, table_html
-from rnnattn.report.html import render_html
 from rnnattn.report.pdf import render_pdf
 
 EVIL = "<script>alert('x')</script>"
@@ -65,7 +63,7 @@ def test_html_is_escaped_self_contained_and_has_csp():
 
 
 def test_table_truncation_is_reported():
-    html = table_html(pd.DataFrame({"a": range(50)}), max_rows=10)
+    html = render_fragment(Table(pd.DataFrame({"a": range(50)}), max_rows=10))
     assert html.count("<tr>") == 11 and "40 more rows not shown" in html
 
 
@@ -112,3 +110,13 @@ def test_format_value():
         "nan",
         "2.00e+05",
     ]
+
+
+def test_mixed_type_column_keeps_each_numbers_scale():
+    # the paper's Table 1 puts 4.97e-8 beside "86/100" in one column: each cell is formatted on its own
+    df = pd.DataFrame({"quantity": ["loss", "hidden removed"], "paper": [4.97e-8, "86/100"]})
+    html = render_fragment(Table(df))
+    assert "<td>4.97e-08</td>" in html and "<td>86/100</td>" in html and ">0.0<" not in html
+    text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(render_pdf(
+        Report("t", sections=[Section("s", "S", "r", [Table(df)])])))).pages)
+    assert "4.97e-08" in text
