@@ -1,22 +1,24 @@
 """Hand-written forward/backward for K gated linear RNNs (Eq. 2, diagonal) trained at once, plus a flat AdamW.
 
-Why: on a 1-thread CPU a training step of the paper's student (N = M = 100, 2048 tokens) spends most of its time in
-autograd bookkeeping, split/cat copies and the ``[N, T, T]`` Toeplitz batched matmul, not in the ~0.27 GFLOP of
-useful work (spec §4). Here the backward pass is written out, every intermediate is laid out time-major so the
-recurrence is a short loop of contiguous fused multiply-adds, every elementwise product reads
-contiguous buffers, the readout is evaluated only where the task has loss
-(ICL: the query step only), and all parameters of all models live in one flat ``[K, P]`` buffer so AdamW is a few
-vector ops. K models (seeds, or sizes padded to the same shapes) share every kernel through batched matmuls.
+Why: on a 1-thread CPU a training step of the paper's student (N = M = 100, 2048 tokens, App. B.1) spends most of
+its time in autograd bookkeeping, allocation and strided copies, not in the ~0.26 GFLOP of useful work. Here the
+backward pass is written out and the step runs on buffers kept across steps (:class:`Workspace`: no allocation, so
+no page faults once warm). Activations are *feature-major* (``[K, features, columns]``, column ``c = t*B + b``), so
+each gating is ONE matmul with the two branches stacked (``W_in [2N, d+1]``, ``W_out [2M, N]``) and its halves are
+contiguous row blocks (elementwise products read contiguous memory); the weight gradients of both branches are also
+one matmul each. The readout is evaluated only where the task has loss (ICL: the query step only), and all
+parameters of all models live in one flat ``[K, P]`` buffer so AdamW is a few vector ops. K models (seeds, or sizes
+padded to the same shapes) share every kernel through batched matmuls.
 
-Layouts: data ``z [K, T*B, d+1]`` (time-major rows ``t*B + b``, constant 1 appended), targets ``[K, R, d_out]``
-with ``R = T*B`` (loss on every step) or ``R = B`` (loss on the last step only).
+Layouts: prepared data ``z [K, T*B, d+1]`` (time-major rows ``t*B + b``, constant 1 appended), targets
+``[K, R, d_out]`` with ``R = T*B`` (loss on every step) or ``R = B`` (loss on the last step only).
 
-Equations (per model, ``lam = exp(-exp(nu))``):
-    a_m = z W_m^in^T, a_x = z W_x^in^T,  u = a_m * a_x,  h_t = lam * h_{t-1} + u_t,
-    b_m = h W_m^out^T, b_x = h W_x^out^T, g = b_m * b_x,  ŷ = g D^T,  L = 0.5 mean (ŷ - y)^2.
-Backward: gŷ = (ŷ - y)/(R d_out); gD = gŷ^T g; gg = gŷ D; gb_m = gg*b_x, gb_x = gg*b_m; gW_m^out = gb_m^T h, ...;
-gh = gb_m W_m^out + gb_x W_x^out; gu_t = gh_t + lam * gu_{t+1}; glam = sum_t gu_t h_{t-1}; gnu = -glam exp(nu) lam;
-gW_m^in = (gu*a_x)^T z, gW_x^in = (gu*a_m)^T z.
+Equations (per model, ``lam = exp(-exp(nu))``; ``W^in = [W_m^in; W_x^in]``, ``W^out = [W_m^out; W_x^out]``):
+    [a_m; a_x] = W^in z^T,  u = a_m * a_x,  h_t = lam * h_{t-1} + u_t,
+    [b_m; b_x] = W^out h,  g = b_m * b_x,  ŷ = D g,  L = 0.5 mean (ŷ - y)^2.
+Backward: gŷ = (ŷ - y)/(R d_out); gD = gŷ g^T; gg = D^T gŷ; gb = [gg*b_x; gg*b_m]; gW^out = gb h^T;
+gh = W^out^T gb; gu_t = gh_t + lam * gu_{t+1}; glam = sum_t gu_t h_{t-1}; gnu = -glam exp(nu) lam;
+ga = [gu*a_x; gu*a_m]; gW^in = ga z.
 """
 
 from __future__ import annotations
@@ -35,8 +37,39 @@ def supports(model: object) -> bool:
     return isinstance(model, GatedLinearRNN) and model.config.recurrence == "diagonal"
 
 
+class Workspace:
+    """Every intermediate of one forward/backward for ``K`` models, ``C = T*B`` columns and ``R`` loss rows,
+    allocated once and overwritten by each step (shapes in the class docstring of :class:`StackedGatedRNN`)."""
+
+    def __init__(self, net: StackedGatedRNN, C: int, R: int, T: int, last_only: bool, grad: bool) -> None:
+        K, N, M, O, d1 = net.K, net.N, net.M, net.d_out, net.d_in
+        new = lambda *s: torch.empty(*s, device=net.device, dtype=net.dtype)  # noqa: E731
+        self.key = (C, R, T, last_only)
+        self.zT = new(K, d1, C)
+        self.a = new(K, 2 * N, C)  # [a_m; a_x]
+        self.h = new(K, N, C)  # u, then h in place (the scan)
+        self.hp = new(K, N, R)  # h where the readout is evaluated (a view of h when R = C)
+        self.b, self.g = new(K, 2 * M, R), new(K, M, R)
+        self.yhat, self.err = new(K, O, R), new(K, O, R)
+        self.lam = self.P = None  # lam [K, N]; last-only: lam^(T-1-t) [K, N, T]
+        self.e = torch.arange(T - 1, -1, -1, device=net.device, dtype=net.dtype)
+        if not last_only:
+            self.hp = self.h
+        self.grad = grad
+        if grad:  # the backward pass's buffers (evaluation on large sets skips them)
+            self.gb, self.gg = new(K, 2 * M, R), new(K, M, R)
+            self.gu = new(K, N, C)  # gh, then gu in place (the reverse scan)
+            self.ga = new(K, 2 * N, C)
+            self.gW_inT, self.gW_out, self.gD = new(K, d1, 2 * N), new(K, 2 * M, N), new(K, O, M)
+            self.ghp = new(K, N, R) if last_only else None
+            self.glam, self.s = new(K * N, 1, 1), new(K * N, T, 1)
+
+
 class StackedGatedRNN:
     """K diagonal gated RNNs with identical configs, parameters stacked in one flat ``[K, P]`` buffer.
+
+    Workspace shapes (feature-major, ``C = T*B`` columns ``t*B + b``, ``R`` = C or B loss columns):
+    ``a [K, 2N, C]``, ``h [K, N, C]``, ``b [K, 2M, R]``, ``g [K, M, R]``, ``ŷ [K, d_out, R]``.
 
     Args:
         models: the models (their weights are copied in; :meth:`write_back` copies them out).
@@ -59,6 +92,7 @@ class StackedGatedRNN:
         self.config = cfg
         self.K = len(models)
         self.N, self.M, self.d_out = cfg.n_hidden, cfg.n_gating, cfg.d_output
+        self.d_in = cfg.d_input + int(cfg.append_one)
         ref = models[0].W_in
         self.device = torch.device(device) if device is not None else ref.device
         self.dtype = dtype or ref.dtype
@@ -69,6 +103,7 @@ class StackedGatedRNN:
         self.grad = torch.zeros_like(self.flat)
         self.params = self._views(self.flat)
         self.grads = self._views(self.grad)
+        self._ws: Workspace | None = None  # the training step's buffers, reused while its shape stays the same
         self.load_from(models)
 
     def _views(self, buf: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -113,98 +148,141 @@ class StackedGatedRNN:
         yt = y[:, :, -1] if last_only else y.transpose(1, 2).reshape(K, T * B, y.shape[-1])
         return z, yt.to(self.device, self.dtype).contiguous()
 
-    # -- compute ------------------------------------------------------------------------------------------------
-    def _lam(self) -> tuple[torch.Tensor, torch.Tensor]:
-        nu = self.params["nu"]
-        return torch.exp(-torch.exp(nu)), nu
+    def _workspace(self, z: torch.Tensor, T: int, last_only: bool, keep: bool) -> Workspace:
+        C = z.shape[1]
+        key = (C, C // T if last_only else C, T, last_only)
+        if self._ws is not None and self._ws.key == key and (self._ws.grad or not keep):
+            return self._ws
+        ws = Workspace(self, key[0], key[1], T, last_only, grad=keep)
+        if keep:
+            self._ws = ws
+        return ws
 
-    def _forward(self, z: torch.Tensor, T: int, last_only: bool):
-        K, N = self.K, self.N
-        TB = z.shape[1]
-        B = TB // T
-        lam, nu = self._lam()
-        W_in, W_out = self.params["W_in"], self.params["W_out"]
-        # Two matmuls into contiguous buffers rather than one fused [.., 2N] output: the elementwise products of
-        # strided halves were the slowest kernels of the step (measured: ~5x slower than contiguous ones).
-        am = torch.bmm(z, W_in[:, 0].transpose(1, 2))
-        ax = torch.bmm(z, W_in[:, 1].transpose(1, 2))
-        u = am * ax  # [K, TB, N]
-        u4 = u.view(K, T, B, N)
+    # -- compute ------------------------------------------------------------------------------------------------
+    def _forward(self, z: torch.Tensor, T: int, last_only: bool, keep: bool = False) -> Workspace:
+        """Fill ``ws.a, ws.h, ws.hp, ws.b, ws.g, ws.yhat`` for prepared inputs ``z [K, T*B, d+1]``."""
+        K, N, M = self.K, self.N, self.M
+        ws = self._workspace(z, T, last_only, keep)
+        C = z.shape[1]
+        B = C // T
+        lam = torch.exp(-torch.exp(self.params["nu"]))  # [K, N]
+        ws.zT.copy_(z.transpose(1, 2))
+        torch.bmm(self.params["W_in"].view(K, 2 * N, self.d_in), ws.zT, out=ws.a)
+        torch.mul(ws.a[:, :N], ws.a[:, N:], out=ws.h)  # u
+        h4 = ws.h.view(K, N, T, B)
         if last_only:
-            # h_T = sum_t lam^(T-1-t) u_t: no scan needed when only the last state is read.
-            e = torch.arange(T - 1, -1, -1, device=z.device, dtype=z.dtype)
-            P = torch.pow(lam[:, None, :], e[None, :, None])  # [K, T, N]
-            hp = (u4 * P[:, :, None, :]).sum(dim=1)  # elementwise: einsum here becomes N tiny bmm calls
-            h = None
+            # h_T = sum_t lam^(T-1-t) u_t (no scan needed when only the last state is read): one dot per neuron.
+            ws.P = torch.pow(lam[:, :, None], ws.e)  # [K, N, T]
+            torch.bmm(ws.P.view(K * N, 1, T), ws.h.view(K * N, T, B), out=ws.hp.view(K * N, 1, B))
         else:
-            lam3 = lam[:, None, :]
-            h = torch.empty_like(u4)
-            h[:, 0] = u4[:, 0]
-            for t in range(1, T):
-                torch.addcmul(u4[:, t], h[:, t - 1], lam3, out=h[:, t])
-            hp = h.view(K, TB, N)
-            P = None
-        bm = torch.bmm(hp, W_out[:, 0].transpose(1, 2))
-        bx = torch.bmm(hp, W_out[:, 1].transpose(1, 2))
-        g = bm * bx
-        yhat = torch.bmm(g, self.params["D"].transpose(1, 2))
-        return dict(lam=lam, nu=nu, am=am, ax=ax, u4=u4, h=h, hp=hp, P=P, bm=bm, bx=bx, g=g, yhat=yhat, B=B)
+            chunked_scan(h4, lam, reverse=False)  # u -> h in place
+        torch.bmm(self.params["W_out"].view(K, 2 * M, N), ws.hp, out=ws.b)
+        torch.mul(ws.b[:, :M], ws.b[:, M:], out=ws.g)
+        torch.bmm(self.params["D"], ws.g, out=ws.yhat)
+        ws.lam = lam
+        return ws
 
     @torch.no_grad()
     def predict(self, z: torch.Tensor, T: int, last_only: bool = False) -> torch.Tensor:
-        """Outputs ``[K, R, d_out]`` for prepared inputs ``z [K, T*B, ·]``."""
-        return self._forward(z, T, last_only)["yhat"]
+        """Outputs ``[K, R, d_out]`` (rows time-major, like the targets) for prepared inputs ``z [K, T*B, ·]``."""
+        return self._forward(z, T, last_only).yhat.transpose(1, 2).clone()
 
     @torch.no_grad()
     def loss(self, z: torch.Tensor, target: torch.Tensor, T: int, last_only: bool = False) -> torch.Tensor:
         """Per-model loss ``[K]``: 0.5 * mean squared error over rows and output coordinates."""
-        err = self._forward(z, T, last_only)["yhat"] - target
-        return 0.5 * err.pow(2).mean(dim=(1, 2))
+        ws = self._forward(z, T, last_only)
+        torch.sub(ws.yhat, target.transpose(1, 2), out=ws.err)
+        return 0.5 * ws.err.pow(2).mean(dim=(1, 2))
 
     @torch.no_grad()
     def loss_and_grad(
         self, z: torch.Tensor, target: torch.Tensor, T: int, last_only: bool = False
     ) -> torch.Tensor:
         """Per-model losses ``[K]``; gradients of each model's own loss are written into ``self.grad``."""
-        K, N = self.K, self.N
-        f = self._forward(z, T, last_only)
-        err = f["yhat"] - target
-        R = err.shape[1]
-        losses = 0.5 * err.pow(2).mean(dim=(1, 2))
+        K, N, M = self.K, self.N, self.M
+        ws = self._forward(z, T, last_only, keep=True)
+        err = torch.sub(ws.yhat, target.transpose(1, 2), out=ws.err)
+        R = err.shape[2]
+        losses = 0.5 * torch.linalg.vector_norm(err.view(K, -1), dim=1).square() / (R * self.d_out)
         gy = err.mul_(1.0 / (R * self.d_out))
-        G, W_out = self.grads, self.params["W_out"]
-        G["D"].copy_(torch.bmm(gy.transpose(1, 2), f["g"]))
-        gg = torch.bmm(gy, self.params["D"])  # [K, R, M]
-        gbm, gbx = gg * f["bx"], gg * f["bm"]
-        hp = f["hp"]
-        G["W_out"][:, 0].copy_(torch.bmm(gbm.transpose(1, 2), hp))
-        G["W_out"][:, 1].copy_(torch.bmm(gbx.transpose(1, 2), hp))
-        gh = torch.bmm(gbm, W_out[:, 0]).baddbmm_(gbx, W_out[:, 1])  # [K, R, N]
-        lam, nu, u4 = f["lam"], f["nu"], f["u4"]
-        B = f["B"]
-        T_ = u4.shape[1]
-        if last_only:
-            e = torch.arange(T_ - 1, -1, -1, device=z.device, dtype=z.dtype)
-            dP = e[None, :, None] * torch.pow(
-                lam[:, None, :], (e - 1).clamp(min=0)[None, :, None]
-            )  # d lam^e / d lam
-            glam = (gh * (u4 * dP[:, :, None, :]).sum(dim=1)).sum(dim=1)
-            gu = gh[:, None, :, :] * f["P"][:, :, None, :]  # [K, T, B, N]
-        else:
-            gu = gh.view(K, T_, B, N)
-            lam3 = lam[:, None, :]
-            for t in range(T_ - 2, -1, -1):
-                gu[:, t].addcmul_(gu[:, t + 1], lam3)
-            glam = (gu[:, 1:] * f["h"][:, :-1]).sum(dim=(1, 2))
+        G, W_out = self.grads, self.params["W_out"].view(K, 2 * M, N)
+        _bmm_into(G["D"], gy, ws.g.transpose(1, 2), ws.gD)
+        torch.bmm(self.params["D"].transpose(1, 2), gy, out=ws.gg)
+        torch.mul(ws.gg, ws.b[:, M:], out=ws.gb[:, :M])
+        torch.mul(ws.gg, ws.b[:, :M], out=ws.gb[:, M:])
+        _bmm_into(G["W_out"].view(K, 2 * M, N), ws.gb, ws.hp.transpose(1, 2), ws.gW_out)
+        gh = ws.ghp if last_only else ws.gu
+        torch.bmm(W_out.transpose(1, 2), ws.gb, out=gh)  # [K, N, R]
+        glam = self._scan_backward(ws, gh, T, last_only)
+        lam, nu = ws.lam, self.params["nu"]
         # d lam / d nu = -exp(nu) lam; define it as 0 where lam == 0 (nu = +inf would give inf * 0).
         dlam = torch.where(lam == 0, torch.zeros_like(lam), -torch.exp(nu) * lam)
-        G["nu"].copy_(glam * dlam)
-        gu = gu.reshape(K, T_ * B, N)
-        # (z^T ga)^T with z^T contiguous is ~5x faster than ga^T z for the thin [T*B, d+1] input (measured).
-        zT = z.transpose(1, 2).contiguous()
-        G["W_in"][:, 0].copy_(torch.bmm(zT, gu * f["ax"]).transpose(1, 2))
-        G["W_in"][:, 1].copy_(torch.bmm(zT, gu * f["am"]).transpose(1, 2))
+        torch.mul(glam, dlam, out=G["nu"])
+        torch.mul(ws.gu, ws.a[:, N:], out=ws.ga[:, :N])
+        torch.mul(ws.gu, ws.a[:, :N], out=ws.ga[:, N:])
+        # gW^in^T = z^T ga^T: the thin [d+1, 2N] output is ~2x faster this way round than ga z (measured).
+        torch.bmm(ws.zT, ws.ga.transpose(1, 2), out=ws.gW_inT)
+        G["W_in"].view(K, 2 * N, self.d_in).copy_(ws.gW_inT.transpose(1, 2))
         return losses
+
+    def _scan_backward(self, ws: Workspace, gh: torch.Tensor, T: int, last_only: bool) -> torch.Tensor:
+        """``ws.gu`` = dL/du from dL/dh (``gh``); returns ``glam [K, N]`` = dL/dlam."""
+        K, N = self.K, self.N
+        C = ws.gu.shape[2]
+        B = C // T
+        lam = ws.lam
+        if last_only:
+            # gu_t = lam^(T-1-t) gh; glam = sum_t d(lam^(T-1-t))/dlam <gh, u_t>, with u_t = ws.h (never scanned).
+            torch.mul(ws.P[:, :, :, None], gh[:, :, None, :], out=ws.gu.view(K, N, T, B))
+            dP = ws.e * torch.pow(lam[:, :, None], (ws.e - 1).clamp(min=0))
+            torch.bmm(ws.h.view(K * N, T, B), gh.reshape(K * N, B, 1), out=ws.s)
+            return (ws.s.view(K, N, T) * dP).sum(dim=2)
+        chunked_scan(ws.gu.view(K, N, T, B), lam, reverse=True)  # gu_t = gh_t + lam gu_{t+1}, in place
+        L = C - B  # glam = sum_{t >= 1, b} gu_t h_{t-1}: one length-L dot product per neuron
+        torch.bmm(ws.gu[:, :, B:].reshape(K * N, 1, L), ws.h[:, :, :L].reshape(K * N, L, 1), out=ws.glam)
+        return ws.glam.view(K, N)
+
+
+def scan_chunk(T: int) -> int:
+    """Chunk length ``c`` (a divisor of ``T``) minimising the op count ``c + T/c`` of :func:`chunked_scan`."""
+    return min((c for c in range(1, T + 1) if T % c == 0), key=lambda c: (c + T // c, -c))
+
+
+def chunked_scan(x: torch.Tensor, lam: torch.Tensor, reverse: bool) -> torch.Tensor:
+    """In place on ``x [K, N, T, B]``: ``x_t <- x_t + lam * x_{t-1}`` sequentially over ``t`` (``reverse``: with
+    ``x_{t+1}``), ``lam [K, N]``. Python issues ``c + T/c + 1`` ops instead of ``T - 1`` (each op costs ~5 us
+    of dispatch on a [K, N, B] slice; measured 2x faster at T = 32): a local scan inside chunks of ``c`` steps
+    (all chunks at once), a scan over the chunk ends with ``lam^c``, then one fix-up ``x += lam^(i+1) carry``.
+    """
+    K, N, T, B = x.shape
+    c = scan_chunk(T)
+    nc = T // c
+    x5 = x.view(K, N, nc, c, B)
+    lam4 = lam[:, :, None, None]
+    pw = torch.pow(lam[:, :, None], torch.arange(1, c + 1, device=x.device, dtype=x.dtype))  # lam^1..lam^c
+    if not reverse:
+        for i in range(1, c):
+            x5[:, :, :, i].addcmul_(x5[:, :, :, i - 1], lam4)
+        for j in range(1, nc):
+            x5[:, :, j, c - 1].addcmul_(x5[:, :, j - 1, c - 1], pw[:, :, c - 1 : c])
+        if nc > 1 and c > 1:
+            x5[:, :, 1:, : c - 1].addcmul_(x5[:, :, :-1, c - 1 :], pw[:, :, None, : c - 1, None])
+    else:
+        for i in range(c - 2, -1, -1):
+            x5[:, :, :, i].addcmul_(x5[:, :, :, i + 1], lam4)
+        for j in range(nc - 2, -1, -1):
+            x5[:, :, j, 0].addcmul_(x5[:, :, j + 1, 0], pw[:, :, c - 1 : c])
+        if nc > 1 and c > 1:
+            x5[:, :, :-1, 1:].addcmul_(x5[:, :, 1:, :1], pw[:, :, None, : c - 1, None].flip(3))
+    return x
+
+
+def _bmm_into(dst: torch.Tensor, a: torch.Tensor, b: torch.Tensor, tmp: torch.Tensor) -> None:
+    """``dst = a @ b`` (batched); straight into ``dst`` when it is contiguous (K = 1), else via ``tmp``."""
+    if dst.is_contiguous():
+        torch.bmm(a, b, out=dst)
+    else:
+        dst.copy_(torch.bmm(a, b, out=tmp))
 
 
 class FlatAdamW:

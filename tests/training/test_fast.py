@@ -10,7 +10,7 @@ from rnnattn.models import (
     LinearSelfAttentionConfig,
 )
 from rnnattn.training.config import TrainConfig
-from rnnattn.training.fast import FlatAdamW, StackedGatedRNN, supports
+from rnnattn.training.fast import FlatAdamW, StackedGatedRNN, chunked_scan, scan_chunk, supports
 from rnnattn.training.optim import flat_multipliers, make_adamw, set_lr
 
 
@@ -91,3 +91,36 @@ def test_flat_adamw_matches_torch_adamw():
     for n in ("W_in", "nu", "W_out", "D"):
         # torch keeps Adam's step count in a float32 tensor (bias corrections good to ~1e-8), hence rtol 1e-8.
         torch.testing.assert_close(net.params[n][0], getattr(ref, n).detach(), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("T", [1, 2, 7, 12, 32, 36])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_chunked_scan_matches_the_sequential_recurrence(T, reverse):
+    g = torch.Generator().manual_seed(T)
+    K, N, B = 2, 5, 3
+    x = torch.randn(K, N, T, B, generator=g, dtype=torch.float64)
+    lam = torch.rand(K, N, generator=g, dtype=torch.float64)
+    lam[0, 0], lam[0, 1] = 0.0, 1.0  # the exact ends stay exact
+    want = x.clone()
+    order = range(T - 2, -1, -1) if reverse else range(1, T)
+    for t in order:  # the naive reference: one step at a time
+        want[:, :, t] += lam[:, :, None] * want[:, :, t + 1 if reverse else t - 1]
+    got = chunked_scan(x.clone(), lam, reverse)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert scan_chunk(T) in ({1, T} if T in (1, 2, 7) else set(range(2, T)))
+
+
+@pytest.mark.parametrize("last_only", [False, True])
+def test_workspace_reuse_does_not_leak_between_steps(last_only):
+    """Buffers are kept across steps: a second step on other data equals a fresh engine's step."""
+    models = _models(2)
+    x = torch.randn(2, 2, 4, 8, 3, dtype=torch.float64)
+    y = torch.randn(2, 2, 4, 8, 2, dtype=torch.float64)
+    warm, fresh = StackedGatedRNN(models), StackedGatedRNN(models)
+    z0, t0 = warm.prepare(x[0], y[0], last_only)
+    z1, t1 = warm.prepare(x[1], y[1], last_only)
+    warm.loss_and_grad(z0, t0, 8, last_only)
+    warm.loss(z0[:, :8], t0[:, : 1 if last_only else 8], 8, last_only)  # an evaluation of another shape between
+    a = warm.loss_and_grad(z1, t1, 8, last_only)
+    b = fresh.loss_and_grad(z1, t1, 8, last_only)
+    assert torch.equal(a, b) and torch.equal(warm.grad, fresh.grad)
