@@ -93,6 +93,26 @@ def is_regular_or_missing(path: str | os.PathLike) -> bool:
 
 
 # -- writing ------------------------------------------------------------------------------------------------------
+def append_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:
+    """Append ``data`` with one ``write`` to ``path`` (created if missing) - only if it is a regular file that is
+    not a symlink: a log or results file replaced by a symlink (to a file elsewhere) or a FIFO is refused, never
+    written through or blocked on."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        raise UnsafeFileError(f"{printable(path)}: cannot append ({e.strerror or e}; a symlink is refused)") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeFileError(f"{printable(path)}: not a regular file; refusing to append to it")
+        os.set_blocking(fd, True)
+        os.write(fd, data)
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -1,10 +1,19 @@
-"""``rnnattn info CKPT``: what a checkpoint holds."""
+"""``rnnattn info CKPT``: what a checkpoint holds.
+
+Text output escapes everything that comes from the file or the command line (control characters, ESC, newlines,
+lone surrogates; :func:`rnnattn.safeio.printable`). ``--json`` prints strict JSON (RFC 8259): a non-finite float
+anywhere (NaN or infinite metadata values, config entries) is written as the *string* ``"NaN"``, ``"Infinity"`` or
+``"-Infinity"``, the names JavaScript and Python's ``json`` module use for them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
+
+from rnnattn.safeio import printable
 
 HELP = "summarise a checkpoint: class, parameters, dimensions, lambda statistics, metadata"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "default.safetensors"
@@ -12,7 +21,11 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "defa
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", nargs="?", default=None, help="checkpoint file (default: the shipped default)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print strict JSON instead of text (NaN/Inf values become the strings "NaN", "Infinity", "-Infinity")',
+    )
     p.add_argument("--hi", type=float, default=0.99, help="lambda above this counts as perfect memory")
     p.add_argument("--lo", type=float, default=0.01, help="lambda below this counts as perfect forget")
 
@@ -45,30 +58,43 @@ def info_dict(path: str | Path, hi: float = 0.99, lo: float = 0.01) -> dict:
     return out
 
 
+def json_safe(v):
+    """``v`` with every non-finite float replaced by ``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` (strict JSON)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    if isinstance(v, dict):
+        return {str(k): json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [json_safe(x) for x in v]
+    return v
+
+
 def _short(v, limit: int = 100) -> str:
-    s = json.dumps(v, default=str) if not isinstance(v, str) else v
+    s = json.dumps(json_safe(v), default=str, ensure_ascii=False) if not isinstance(v, str) else v
     # metadata comes from the file: escape control characters so it cannot drive the user's terminal (ESC sequences)
-    s = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in s.replace("\n", " "))
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+    return printable(s, limit)
 
 
 def run(args: argparse.Namespace) -> int:
     path = args.checkpoint or DEFAULT_CHECKPOINT
     d = info_dict(path, args.hi, args.lo)
     if args.json:
-        print(json.dumps(d, indent=2, default=str))
+        print(json.dumps(json_safe(d), indent=2, default=str, allow_nan=False))
         return 0
-    print(f"checkpoint   {d['path']}")
+    print(f"checkpoint   {printable(d['path'])}")
     print(f"class        {d['class']}  ({d['parameters']:,} parameters)")
     print("config       " + ", ".join(f"{k}={_short(v, 60)}" for k, v in d["config"].items()))
     for s in d["decays"]:
         keys = list(s)
-        print(f"lambda       {s['layer']}: {s['n']} neurons, {s[keys[3]]} with {keys[3]}, {s[keys[4]]} with {keys[4]}")
+        print(
+            f"lambda       {printable(s['layer'], 80)}: {s['n']} neurons, {s[keys[3]]} with {keys[3]}, "
+            f"{s[keys[4]]} with {keys[4]}"
+        )
     if d["nonfinite"]:
         for k, v in d["nonfinite"].items():
-            print(f"WARNING      non-finite weights in {k}: {v['nan']} NaN, {v['inf']} Inf")
+            print(f"WARNING      non-finite weights in {printable(k, 80)}: {v['nan']} NaN, {v['inf']} Inf")
     for n, e in d["extras"].items():
-        print(f"extra        {n}: {e['class']} ({e['parameters']:,} parameters)")
+        print(f"extra        {printable(n, 80)}: {e['class']} ({e['parameters']:,} parameters)")
     for k, v in d["metadata"].items():
         print(f"meta         {_short(k, 60)} = {_short(v)}")
     print(f"written by   rnnattn {_short(d['rnnattn_version'], 40)}")

@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from rnnattn.checkpoint import load_checkpoint
     from rnnattn.cli.main import UsageError
     from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig
+    from rnnattn.safeio import printable
     from rnnattn.tasks import InContextRegressionConfig, TeacherStudentConfig, task_from_dict
     from rnnattn.training import TrainConfig, train
     from rnnattn.training.protocols import protocol_defaults
@@ -112,9 +113,11 @@ def run(args: argparse.Namespace) -> int:
         changed = _explicit(args, [*_TRAIN_OPTS, *task_opts, "protocol", "hidden", "gating", "recurrence"])
         if changed:
             raise UsageError(f"--resume continues the saved run; drop {', '.join(_opt(k) for k in changed)}")
-        _, info = RunDir(args.out).load_state()
-        if info["task"].get("name") != task_name:
-            raise UsageError(f"{args.out} holds a {info['task'].get('name')} run, not {task_name}")
+        _, info = RunDir(args.out).load_state()  # validated whole: task is an object with a string name, ...
+        if info["task"]["name"] != task_name:
+            raise UsageError(
+                f"{printable(args.out)} holds a {printable(repr(info['task']['name']), 80)} run, not {task_name}"
+            )
         ck = load_checkpoint(RunDir(args.out).model)
         task = task_from_dict(info["task"], teacher=ck.extras.get("teacher"))
         config = TrainConfig.from_dict({**info["config"], "device": device})

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from rnnattn.limits import MAX_RESULTS_BYTES, check_json_shape
-from rnnattn.safeio import UnsafeFileError, atomic_write_bytes, printable, read_regular
+from rnnattn.safeio import append_bytes, atomic_write_bytes, printable, read_regular
 from rnnattn.sweeps.executors import Executor, LocalExecutor, Outcome, RunFn, default_workers
 from rnnattn.sweeps.spec import Run, SweepSpec, canonical_json, function_ref
 
@@ -78,20 +77,7 @@ def append_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
     """Append one record as one line with a single ``write`` + ``fsync`` (readers never see half a row unless
     the machine dies mid-write, and :func:`read_records` drops such a torn tail)."""
     line = (json.dumps(record, allow_nan=True, separators=(",", ":")) + "\n").encode()
-    # O_NOFOLLOW | O_NONBLOCK and a regular-file check: a results.jsonl that is a symlink (to a file outside the
-    # sweep's folder) or a FIFO is refused, never appended to or blocked on.
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o644)
-    except OSError as e:
-        raise OSError(e.errno, f"cannot append to the results file ({e.strerror})", printable(path)) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UnsafeFileError(f"{printable(path)}: not a regular file; refusing to append results to it")
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_bytes(path, line, fsync=True)  # refuses a symlink or FIFO in place of the results file
 
 
 def read_records(path: str | os.PathLike, repair: bool = True) -> list[dict[str, Any]]:

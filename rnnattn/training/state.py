@@ -16,14 +16,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from rnnattn.checkpoint import atomic_write_bytes
+from rnnattn.limits import MAX_LOG_BYTES, MAX_LOG_ROWS
+from rnnattn.safeio import append_bytes, atomic_write_bytes, printable, read_regular
 
 STATE_FORMAT = 1
+_STATE_KEYS = {"format", "step", "polish_round", "config", "task", "engine", "wall_time"}
+_TENSOR_PREFIXES = ("model.", "opt.")
 LOG_FIELDS = ("step", "phase", "lr", "train_loss", "val_loss", "ref_val_loss", "wall_s")
 RUN_FILES = ("model.safetensors", "state.safetensors", "log.csv", "summary.json")
 
@@ -32,7 +36,7 @@ class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
-            raise NotADirectoryError(f"{self.path} exists and is not a directory")
+            raise NotADirectoryError(f"{printable(self.path)} exists and is not a directory")
         self.model = self.path / "model.safetensors"
         self.state = self.path / "state.safetensors"
         self.log = self.path / "log.csv"
@@ -65,44 +69,138 @@ class RunDir:
         atomic_write_bytes(self.state, data, overwrite=True)
 
     def load_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        from safetensors import safe_open
+        """The resume state, validated whole (see :func:`check_state`) before the caller touches any file.
 
-        if not self.state.exists():
-            raise FileNotFoundError(f"{self.state}: no resume state (was the run started with this --out?)")
+        Read with the checkpoint reader's bounds (regular file, bounded header and data, bounded metadata).
+        Raises ``FileNotFoundError`` if there is none, ``ValueError`` (one escaped line) if it is unusable."""
+        from rnnattn.checkpoint import CheckpointError, read_safetensors
+
+        if not self.state.exists() and not self.state.is_symlink():
+            raise FileNotFoundError(f"{printable(self.state)}: no resume state (was the run started with this --out?)")
         try:
-            with safe_open(str(self.state), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-            info = json.loads(meta["rnnattn_train_state"])
-        except Exception as e:  # noqa: BLE001 — any corruption becomes one line
-            raise ValueError(
-                f"{self.state}: unreadable resume state ({str(e).splitlines()[0][:120]})"
-            ) from None
-        if info.get("format") != STATE_FORMAT:
-            raise ValueError(f"{self.state}: unsupported state format {info.get('format')!r}")
+            tensors, info = read_safetensors(self.state, "rnnattn_train_state", "a resume state")
+        except CheckpointError as e:
+            raise ValueError(f"unreadable resume state: {e}") from None
+        check_state(tensors, info, printable(self.state))
         return tensors, info
 
     # -- log ----------------------------------------------------------------------------------------------------
+    def read_log_rows(self) -> list[dict[str, str]]:
+        """The rows of ``log.csv`` (``[]`` if there is none), validated: see :func:`parse_log`."""
+        if not self.log.exists() and not self.log.is_symlink():
+            return []
+        return parse_log(read_regular(self.log, MAX_LOG_BYTES, "training log"), printable(self.log))
+
     def truncate_log(self, step: int) -> list[dict[str, Any]]:
-        """Keep the log rows with ``step <= step`` (a resumed run rewrites what follows); returns them."""
-        rows: list[dict[str, Any]] = []
-        if self.log.exists():
-            with open(self.log, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if r.get("step") and int(r["step"]) <= step]
+        """Keep the log rows with ``step <= step`` (a resumed run rewrites what follows); returns them. The whole
+        log is read and validated first: a log it cannot parse is an error, and is left as it was."""
+        if not isinstance(step, int) or step < 0:
+            raise ValueError(f"truncate_log: step must be a non-negative integer, got {step!r}")
+        rows = [r for r in self.read_log_rows() if int(r["step"]) <= step]
         buf = io.StringIO()
-        w = csv.DictWriter(buf, LOG_FIELDS, lineterminator="\n")
+        w = csv.DictWriter(buf, LOG_FIELDS, lineterminator="\n", extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
         atomic_write_bytes(self.log, buf.getvalue().encode(), overwrite=True)
         return rows
 
     def append_log(self, row: dict[str, Any]) -> None:
-        with open(self.log, "a", newline="") as f:
-            csv.DictWriter(f, LOG_FIELDS, lineterminator="\n").writerow(
-                {k: ("" if row.get(k) is None else row[k]) for k in LOG_FIELDS}
-            )
+        buf = io.StringIO()
+        csv.DictWriter(buf, LOG_FIELDS, lineterminator="\n").writerow(
+            {k: ("" if row.get(k) is None else row[k]) for k in LOG_FIELDS}
+        )
+        append_bytes(self.log, buf.getvalue().encode())  # refuses a symlink or FIFO in place of the log
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_bytes(
             self.summary, (json.dumps(summary, indent=2, default=str) + "\n").encode(), overwrite=True
         )
+
+
+def _nonneg_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def check_state(tensors: dict[str, torch.Tensor], info: Any, where: str) -> None:
+    """Validate a resume state whole, so that resuming fails before any file is touched: format, ``step`` and
+    ``polish_round`` non-negative integers (within the saved config's ``steps``/``polish_rounds``), ``wall_time``
+    finite and >= 0, ``config`` and ``task`` JSON objects (``task["name"]`` a string), ``engine`` a string, and
+    tensors named ``model.*``/``opt.*``/``lm_mu`` with floating dtypes. Raises ``ValueError`` naming the field."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{where}: corrupt resume state ({what})")
+
+    if not isinstance(info, dict):
+        raise bad("metadata is not a JSON object")
+    if info.get("format") != STATE_FORMAT:
+        raise ValueError(f"{where}: unsupported state format {printable(repr(info.get('format')), 40)}")
+    missing = sorted(_STATE_KEYS - set(info))
+    if missing:
+        raise bad(f"missing {', '.join(missing)}")
+    config, task = info["config"], info["task"]
+    if not isinstance(config, dict):
+        raise bad("config is not a JSON object")
+    if not isinstance(task, dict) or not isinstance(task.get("name"), str):
+        raise bad("task is not a JSON object with a name")
+    if not isinstance(info["engine"], str):
+        raise bad("engine is not a string")
+    for key, limit_key in (("step", "steps"), ("polish_round", "polish_rounds")):
+        v, limit = info[key], config.get(limit_key)
+        if not _nonneg_int(v):
+            raise bad(f"{key} = {printable(repr(v), 40)} is not a non-negative integer")
+        if _nonneg_int(limit) and v > limit:
+            raise bad(f"{key} = {v} exceeds the config's {limit_key} = {limit}")
+    wall = info["wall_time"]
+    if isinstance(wall, bool) or not isinstance(wall, int | float) or not math.isfinite(wall) or wall < 0:
+        raise bad(f"wall_time = {printable(repr(wall), 40)} is not a finite non-negative number")
+    for name, t in tensors.items():
+        if not (name.startswith(_TENSOR_PREFIXES) or name == "lm_mu"):
+            raise bad(f"unexpected tensor {printable(repr(name), 80)}")
+        if not t.dtype.is_floating_point:
+            raise bad(f"tensor {printable(repr(name), 80)} has non-float dtype {t.dtype}")
+
+
+def parse_log(data: bytes, where: str) -> list[dict[str, str]]:
+    """Rows of a ``log.csv`` (bytes): the header must hold ``step``; every row's ``step`` must be a non-negative
+    integer, except that a torn last line (a kill mid-append) is dropped; at most ``MAX_LOG_ROWS`` rows.
+    Raises ``ValueError`` (one line) otherwise."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{where}: not a UTF-8 text file (a training log is CSV)") from None
+    lines = text.splitlines(keepends=True)
+    torn = bool(lines) and not lines[-1].endswith(("\n", "\r"))
+    reader = csv.DictReader(lines[:-1] if torn else lines)
+    if reader.fieldnames is None and not lines:
+        return []
+    if "step" not in (reader.fieldnames or ()):
+        raise ValueError(f"{where}: not a training log (no step column)")
+    rows = []
+    try:
+        for i, r in enumerate(reader, start=2):
+            if len(rows) >= MAX_LOG_ROWS:
+                raise ValueError(f"{where}: more than {MAX_LOG_ROWS:,} rows (rnnattn.limits.MAX_LOG_ROWS)")
+            s = r.get("step") or ""
+            if not (s.isascii() and s.isdigit() and len(s) <= 18):
+                raise ValueError(f"{where}: line {i}: step {printable(repr(s), 40)} is not a non-negative integer")
+            rows.append(r)
+    except csv.Error as e:
+        raise ValueError(f"{where}: not valid CSV ({printable(e, 100)})") from None
+    return rows
+
+
+def read_log(path: str | Path):
+    """A training ``log.csv`` as a pandas DataFrame, bounded and validated for readers outside the trainer (the
+    report): a regular file of at most ``MAX_LOG_BYTES``, rows as :func:`parse_log` accepts them, only the
+    :data:`LOG_FIELDS` columns, numeric where numbers are expected (garbage becomes NaN, never an object column
+    that would make a plot treat every value as a category). Raises ``ValueError``/``OSError`` (one line)."""
+    import pandas as pd
+
+    path = Path(path)
+    rows = parse_log(read_regular(path, MAX_LOG_BYTES, "training log"), printable(path))
+    df = pd.DataFrame([{k: r.get(k) for k in LOG_FIELDS} for r in rows], columns=list(LOG_FIELDS))
+    for k in LOG_FIELDS:
+        if k != "phase":
+            df[k] = pd.to_numeric(df[k], errors="coerce")
+    df["step"] = df["step"].astype("int64")
+    return df
