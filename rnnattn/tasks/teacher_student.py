@@ -19,6 +19,7 @@ from rnnattn.models.attention import LinearSelfAttention, LinearSelfAttentionCon
 from rnnattn.tasks.base import Batch, Task, check_batch, check_generator
 
 INPUT_DISTS = ("normal", "uniform")
+PARALLEL_MAX_T = 64  # longest sequence labelled by the teacher's parallel form (see TeacherStudent.label)
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,30 @@ class TeacherStudent(Task):
         return sample_inputs((batch, c.seq_len, c.d), c.input_dist, c.input_std, generator)
 
     def label(self, x: torch.Tensor) -> Batch:
-        """Teacher targets and the all-True mask for inputs ``x [B, T, d]``."""
+        """Teacher targets and the all-True mask for inputs ``x [B, T, d]``.
+
+        Up to ``PARALLEL_MAX_T`` steps the teacher runs in its parallel form (``(Q K^T ⊙ M) V``: what every run
+        so far was trained on, so those labels stay bit-identical); longer sequences use its recurrent form
+        (``S_t = S_{t-1} + v_t k_t^T``, ``y_t = S_t q_t``, Eq. 1), whose cost is linear in ``T`` — the parallel
+        form builds a ``[B, T, T]`` matrix (measured at B = 16, T = 1024: 191 ms per step vs 3.5 ms).
+        """
         with torch.no_grad():
-            y = self.teacher(x)
+            if x.shape[1] <= PARALLEL_MAX_T:
+                y = self.teacher(x)
+            else:
+                y = self._recurrent_teacher()(x)
         return Batch(x, y, torch.ones(x.shape[:2], dtype=torch.bool))
+
+    def _recurrent_teacher(self) -> LinearSelfAttention:
+        """The teacher in recurrent mode, sharing its weight tensors (built once)."""
+        rec = getattr(self, "_recurrent", None)
+        if rec is None or rec.W_Q is not self.teacher.W_Q:
+            with torch.device("meta"):
+                rec = LinearSelfAttention(self.teacher.config, mode="recurrent")
+            for name, p in self.teacher.named_parameters():
+                setattr(rec, name, p)
+            self._recurrent = rec
+        return rec
 
     def sample(self, batch: int, generator: torch.Generator) -> Batch:
         return self.label(self.inputs(batch, generator))

@@ -124,3 +124,21 @@ def test_task_round_trip():
     assert back.to_dict() == ts.to_dict() and torch.equal(back.teacher.W_K, ts.teacher.W_K)
     icl = InContextRegression(InContextRegressionConfig(n_context=8))
     assert task_from_dict(icl.to_dict()).to_dict() == icl.to_dict()
+
+
+def test_long_sequences_are_labelled_in_recurrent_form():
+    """Beyond PARALLEL_MAX_T the teacher runs recurrently (linear in T); it is the same function (Eq. 1)."""
+    import copy
+
+    from rnnattn.tasks.teacher_student import PARALLEL_MAX_T
+
+    task = TeacherStudent(TeacherStudentConfig(d=3, seq_len=PARALLEL_MAX_T + 9))
+    x = task.inputs(4, torch.Generator().manual_seed(0))
+    y = task.label(x).y
+    with torch.no_grad():
+        want = copy.deepcopy(task.teacher).double()(x.double())  # parallel form, float64
+    torch.testing.assert_close(y.double(), want, rtol=1e-5, atol=1e-5)
+    short = TeacherStudent(TeacherStudentConfig(d=3, seq_len=PARALLEL_MAX_T))
+    xs = short.inputs(4, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(short.label(xs).y, short.teacher(xs))  # paper-length labels are unchanged, bit for bit
