@@ -23,13 +23,15 @@ MAX_CONFIG_LIST = 1024  # any list in a model config: layers of a stack, stages 
 MAX_PARAMETERS = 1 << 28  # values in all models of one file (1 GiB in float32)
 MAX_BUILD_MODULES = 20_000  # modules + parameters + buffers registered while building a file's (meta) models
 MAX_METADATA_DEPTH = 32  # nesting of the JSON in a file's rnnattn metadata (config, metadata, extras)
-MAX_METADATA_ITEMS = 10_000  # keys + list items in it, counted over every level
+MAX_METADATA_KEYS = 10_000  # mapping keys in it, counted over every level (what a report renders)
+MAX_METADATA_ITEMS = 1_000_000  # list items in it, counted over every level (numeric payloads, e.g. a source's weights)
 
 # -- text files ---------------------------------------------------------------------------------------------------
 MAX_SPEC_BYTES = 1 * MiB  # sweep specification (JSON)
 MAX_RESULTS_BYTES = 256 * MiB  # a sweep's results.jsonl
 MAX_LOG_BYTES = 64 * MiB  # a training log.csv
-MAX_LOG_ROWS = 1_000_000  # rows kept from a training log.csv
+MAX_LOG_ROWS = 1_000_000  # rows of a training log.csv
+MAX_LOG_COLUMNS = 64  # columns of a training log.csv read by the report
 
 # -- sweeps -------------------------------------------------------------------------------------------------------
 MAX_SWEEP_RUNS = 100_000  # grid points x seeds, counted before the grid is expanded
@@ -55,10 +57,10 @@ def check_at_most(what: str, value: int | float, name: str) -> None:
 
 
 def check_json_shape(obj: Any, what: str = "metadata") -> None:
-    """Refuse JSON deeper than ``MAX_METADATA_DEPTH`` or with more than ``MAX_METADATA_ITEMS`` keys + items, and
-    strings holding lone surrogates (``"\\ud800"`` decodes to text no file or terminal can encode). Iterative:
-    never a RecursionError, and it stops at the first excess."""
-    items = 0
+    """Refuse JSON deeper than ``MAX_METADATA_DEPTH``, with more than ``MAX_METADATA_KEYS`` mapping keys or
+    ``MAX_METADATA_ITEMS`` list items (over all levels), or with strings holding lone surrogates (``"\\ud800"``
+    decodes to text no file or terminal can encode). Iterative: never a RecursionError; stops at the first excess."""
+    items = keys = 0
     stack: list[tuple[Any, int, str]] = [(obj, 0, what)]
     while stack:
         x, depth, where = stack.pop()
@@ -67,17 +69,18 @@ def check_json_shape(obj: Any, what: str = "metadata") -> None:
         if isinstance(x, str):
             _check_text(x, where)
         elif isinstance(x, dict):
-            items += len(x)
-            if items > MAX_METADATA_ITEMS:
-                raise _limit(f"number of entries in {what}", items, MAX_METADATA_ITEMS, "MAX_METADATA_ITEMS")
+            keys += len(x)
+            if keys > MAX_METADATA_KEYS:
+                raise _limit(f"number of keys in {what}", keys, MAX_METADATA_KEYS, "MAX_METADATA_KEYS")
             for k, v in x.items():
                 _check_text(str(k), where)
                 stack.append((v, depth + 1, f"{where}.{str(k)[:40]}"))
         elif isinstance(x, list | tuple):
             items += len(x)
             if items > MAX_METADATA_ITEMS:
-                raise _limit(f"number of entries in {what}", items, MAX_METADATA_ITEMS, "MAX_METADATA_ITEMS")
-            stack.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(x))
+                raise _limit(f"number of list items in {what}", items, MAX_METADATA_ITEMS, "MAX_METADATA_ITEMS")
+            # numbers need no visit (lists of weights are the bulk); a list's elements share its path in messages
+            stack.extend((v, depth + 1, f"{where}[]") for v in x if isinstance(v, str | dict | list | tuple))
 
 
 def _check_text(s: str, where: str) -> None:

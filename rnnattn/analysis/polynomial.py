@@ -31,6 +31,7 @@ import torch
 
 from rnnattn.analysis.errors import AnalysisNotApplicable
 from rnnattn.analysis.loading import ModelSource, input_names, resolve
+from rnnattn.limits import check_polynomial
 from rnnattn.models.attention import LinearSelfAttention
 from rnnattn.models.gated_rnn import GatedLinearRNN
 
@@ -266,6 +267,8 @@ def fit_polynomial(
     Exact (up to conditioning, ~1e-12 relative) when ``fn`` is such a polynomial; samples ``n_points``
     (default 4 x #monomials; at least 2x keeps the fit well conditioned) points ~ N(0, I) in float64.
     """
+    n_fit = n_points or 4 * math.comb(n_vars + max_degree, max_degree)
+    check_polynomial(n_vars, max_degree, 1, "least-squares polynomial fit", n_fit)  # refuse before allocating
     n_mono = len(monomial_basis(n_vars, max_degree))
     n_points = n_points or 4 * n_mono
     x = np.random.default_rng(seed).standard_normal((n_points, n_vars))
@@ -310,6 +313,7 @@ def gated_rnn_polynomial(model: GatedLinearRNN) -> Polynomial:
     ``p^4`` contraction of the module docstring (tested), about 4x fewer FLOPs. Runs in torch float64, which
     honours ``torch.set_num_threads`` (numpy's BLAS may spin extra threads on a shared machine).
     """
+    check_polynomial(model.d_input, 4, model.d_output, "exact polynomial extraction")  # refuse before allocating
     f64 = lambda t: t.detach().to(torch.float64)  # noqa: E731
     Wm_in, Wx_in = f64(model.W_m_in), f64(model.W_x_in)  # [N, p]
     Wm_out, Wx_out, D = f64(model.W_m_out), f64(model.W_x_out), f64(model.D)  # [M, N], [M, N], [o, M]
@@ -351,6 +355,7 @@ def gated_rnn_polynomial_full(model: GatedLinearRNN) -> Polynomial:
 
 def attention_polynomial(model: LinearSelfAttention) -> Polynomial:
     """Exact cubic instantaneous polynomial of linear self-attention: ``W_O concat_h (W_V x)(W_K x)^T (W_Q x)``."""
+    check_polynomial(model.d_input, 3, model.d_output, "exact polynomial extraction")  # refuse before allocating
     WQ, WK, WV = _np(model.W_Q), _np(model.W_K), _np(model.W_V)  # [H, dk, d], [H, dk, d], [H, dv, d]
     T = np.einsum("hva,hjb,hjc->hvabc", WV, WK, WQ)
     T = T.reshape(-1, *T.shape[2:])  # [H*dv, d, d, d] (heads concatenated)

@@ -25,6 +25,7 @@ from rnnattn.analysis.loading import ModelSource, Subject, float64_copy, resolve
 from rnnattn.analysis.polynomial import Polynomial, attention_polynomial
 from rnnattn.analysis.results import Result
 from rnnattn.constructions import source_of
+from rnnattn.limits import check_polynomial
 from rnnattn.models.attention import LinearSelfAttention, LinearSelfAttentionConfig
 from rnnattn.models.base import Model
 
@@ -110,6 +111,7 @@ def gd_reference_from_metadata(metadata: dict[str, Any], d_output: int | None = 
     d_x, d_y = _first(task, "d_x"), _first(task, "d_y")
     if d_x is None or d_y is None:
         raise ReferenceUnavailable("reference 'one_step_gd' needs d_x and d_y in the checkpoint's task metadata")
+    check_polynomial(int(d_x) + int(d_y), 3, int(d_y), "one-step-GD reference")  # d from metadata: refuse huge d
     eta = _first(task, "eta", "gd_eta", "eta_star")
     if eta is None:
         n = _first(task, "n_context", "T", "n_pairs", "seq_len_context")

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from rnnattn.limits import MAX_METADATA_ITEMS
 from rnnattn.models.base import Model
 from rnnattn.models.registry import get_model_class
 
@@ -65,6 +66,10 @@ def source_of(model: Model) -> Model | None:
         cls = get_model_class(src["class"])
         config = cls.config_class.from_dict(src["config"])
         kwargs = {"mode": src["mode"]} if "mode" in src else {}
+        with torch.device("meta"):  # size first: the config comes from metadata, which holds its values as lists
+            n_params = cls(config, **kwargs).n_parameters()
+        if n_params > MAX_METADATA_ITEMS:
+            raise ValueError(f"the source config needs {n_params:,} values, more than metadata can hold")
         rebuilt = cls(config, **kwargs)
         dtype = _DTYPES.get(src.get("dtype", ""), None)
         if dtype is not None:

@@ -31,6 +31,7 @@ from rnnattn.checkpoint import Checkpoint, atomic_write_bytes, load_checkpoint
 from rnnattn.display import Report
 from rnnattn.models.base import Model
 from rnnattn.report.comparison import merges_section, polynomial_section, verdict_section
+from rnnattn.training.state import read_log
 from rnnattn.report.sections import (
     ReportInputs,
     lambda_section,
@@ -97,7 +98,7 @@ def find_log(path: Path | None, metadata: dict[str, Any]) -> tuple[pd.DataFrame 
         searched.append(str(p))
         if p.is_file():
             try:
-                return pd.read_csv(p), p, searched
+                return read_log(p), p, searched  # bounded and validated (rnnattn.limits: MAX_LOG_*)
             except (OSError, ValueError, pd.errors.ParserError):  # an unreadable log is reported as missing
                 continue
     return None, None, searched

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from rnnattn.limits import MAX_LOG_BYTES, MAX_LOG_ROWS
+from rnnattn.limits import MAX_LOG_BYTES, MAX_LOG_COLUMNS, MAX_LOG_ROWS
 from rnnattn.safeio import append_bytes, atomic_write_bytes, printable, read_regular
 
 STATE_FORMAT = 1
@@ -190,17 +190,35 @@ def parse_log(data: bytes, where: str) -> list[dict[str, str]]:
 
 
 def read_log(path: str | Path):
-    """A training ``log.csv`` as a pandas DataFrame, bounded and validated for readers outside the trainer (the
-    report): a regular file of at most ``MAX_LOG_BYTES``, rows as :func:`parse_log` accepts them, only the
-    :data:`LOG_FIELDS` columns, numeric where numbers are expected (garbage becomes NaN, never an object column
-    that would make a plot treat every value as a category). Raises ``ValueError``/``OSError`` (one line)."""
+    """A training log CSV as a pandas DataFrame, bounded and validated for readers outside the trainer (the
+    report): a regular file of at most ``MAX_LOG_BYTES`` in UTF-8, at most ``MAX_LOG_ROWS`` rows and
+    ``MAX_LOG_COLUMNS`` columns; every column but ``phase`` numeric (garbage becomes NaN, never an object column
+    that a plot would treat as categories). Logs from elsewhere may name their columns freely.
+    Raises ``ValueError``/``OSError`` (one line)."""
     import pandas as pd
 
     path = Path(path)
-    rows = parse_log(read_regular(path, MAX_LOG_BYTES, "training log"), printable(path))
-    df = pd.DataFrame([{k: r.get(k) for k in LOG_FIELDS} for r in rows], columns=list(LOG_FIELDS))
-    for k in LOG_FIELDS:
+    where = printable(path)
+    try:
+        text = read_regular(path, MAX_LOG_BYTES, "training log").decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{where}: not a UTF-8 text file (a training log is CSV)") from None
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader, None)
+        if not header or len(header) > MAX_LOG_COLUMNS:
+            raise ValueError(f"{where}: a training log needs a header of 1 to {MAX_LOG_COLUMNS} columns")
+        if len(set(header)) != len(header):
+            raise ValueError(f"{where}: repeated column names in the header")
+        rows = []
+        for row in reader:
+            if len(rows) >= MAX_LOG_ROWS:
+                raise ValueError(f"{where}: more than {MAX_LOG_ROWS:,} rows (rnnattn.limits.MAX_LOG_ROWS)")
+            rows.append((row + [""] * len(header))[: len(header)])
+    except csv.Error as e:
+        raise ValueError(f"{where}: not valid CSV ({printable(e, 100)})") from None
+    df = pd.DataFrame(rows, columns=[printable(h, 80) for h in header])
+    for k in df.columns:
         if k != "phase":
             df[k] = pd.to_numeric(df[k], errors="coerce")
-    df["step"] = df["step"].astype("int64")
     return df
