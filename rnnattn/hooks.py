@@ -52,11 +52,21 @@ class ActivationCache:
     def items(self) -> Iterable[tuple[str, torch.Tensor]]:
         return self.activations.items()
 
+    def __repr__(self) -> str:
+        shown = [f"{name} {list(t.shape)}" for name, t in list(self.items())[:6]]
+        more = f", ... {len(self) - 6} more" if len(self) > 6 else ""
+        return f"ActivationCache({len(self)} hooks: {', '.join(shown)}{more})"
+
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{name}</td><td>{tuple(t.shape)}</td><td>{t.dtype}</td></tr>" for name, t in self.items()
+        import pandas as pd
+
+        from rnnattn.display import Table, fragment
+
+        df = pd.DataFrame(
+            [{"hook": name, "shape": str(tuple(t.shape)), "dtype": str(t.dtype)} for name, t in self.items()],
+            columns=["hook", "shape", "dtype"],
         )
-        return f"<table><tr><th>hook</th><th>shape</th><th>dtype</th></tr>{rows}</table>"
+        return fragment("ActivationCache", f"{len(self)} cached activations", Table(df, max_rows=100))
 
 
 class HookedMixin:

@@ -204,5 +204,5 @@ def test_activation_cache_errors_and_html():
     with pytest.raises(KeyError, match="no cached activation 'hook_q'; recorded: "):
         cache["hook_q"]
     html = cache._repr_html_()
-    assert "hook_r" in html and "<table>" in html
+    assert "hook_r" in html and "<table class=\"data\">" in html and "(2, 6, 4)" in html
     assert len(cache) == 5 and "hook_z" in cache and dict(cache.items()).keys() == set(cache.keys())

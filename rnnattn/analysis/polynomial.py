@@ -236,8 +236,22 @@ class Polynomial:
             "coefficients": self.coefficients.tolist(),
         }
 
+    def __repr__(self) -> str:
+        outs = self.outputs[0] if self.n_outputs == 1 else f"{self.outputs[0]}..{self.outputs[-1]}"
+        ins = self.variables[0] if self.n_vars == 1 else f"{self.variables[0]}..{self.variables[-1]}"
+        nz = int(np.count_nonzero(self.coefficients))
+        return (f"Polynomial({self.n_outputs} outputs {outs}, {len(self.monomials)} monomials of degree <= "
+                f"{self.max_degree} in {ins}, {nz} nonzero, degree {self.degree}, source={self.source!r})")
+
     def _repr_html_(self) -> str:
-        return self.table.to_html(index=False, float_format=lambda v: f"{v:.4g}")
+        from rnnattn.display import Table, Text, fragment
+
+        return fragment(
+            "Polynomial",
+            repr(self),
+            Table(self.leading_terms(5), title="leading terms per output"),
+            Text("the full coefficient table is .table (a DataFrame); .to_sympy() gives the expressions", "note"),
+        )
 
 
 # -- features and least squares

@@ -95,6 +95,9 @@ class RolesResult(Result):
     features: str
     note: str
 
+    def __repr__(self) -> str:
+        return f"RolesResult({self.counts}, hi={self.hi}, lo={self.lo}, features={self.features!r})"
+
 
 @dataclass(repr=False)
 class WeightsResult(Result):
@@ -109,6 +112,10 @@ class WeightsResult(Result):
     labels: dict[str, list[str]]
     stage: str
 
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in self.matrices.items())
+        return f"WeightsResult({self.stage}: {shapes})"
+
 
 @dataclass(repr=False)
 class PolynomialComparison(Result):
@@ -121,6 +128,10 @@ class PolynomialComparison(Result):
     distance: PolynomialDistance
     coefficient_differences: pd.DataFrame
     leading_terms: pd.DataFrame
+
+    def __repr__(self) -> str:
+        d = self.distance
+        return f"PolynomialComparison(distance={d.value:.3g} ({d.normalisation}), {d.n_monomials} monomials)"
 
 
 @dataclass(repr=False)
