@@ -1,12 +1,20 @@
 """Shared plumbing of the reproduction studies (``analysis/*.py``): arguments, executors, and the report
 writer.
 
-Every study runs in one of two modes:
+Every study runs in one of four modes:
 
-* ``--quick`` (default): minutes on a 2-core CPU; short training runs that still show the qualitative result.
+* ``--tiny``: seconds; a smoke run of the whole pipeline for the default test suite (numbers mean nothing).
+* ``--quick``: minutes on a 2-core CPU (CI, slow-marked tests); short runs that show the qualitative result.
+* ``--converged`` (default; what ``reports/`` holds): every model trained until its loss stops improving within
+  a stated budget, each study <= 2 h on a 2-core CPU (both cores: one worker process per core; several seeds
+  per process through batched training where the model allows it).
 * ``--full``: the paper's configuration (or as close as the study states), for a workstation or a GPU
   (``--device auto``); sweeps go through ``--scheduler tcp://...`` (a Dask cluster) or ``--workers N``
   processes.
+
+Every report opens with the paper's claims beside ours (✓/✗ per claim, the numbers behind each) and the wall
+and CPU time the study took (CPU: the sum over training runs, including runs an earlier, interrupted invocation
+finished, plus this process's own analysis time).
 
 Each study writes into ``reports/<study>/`` (``--out``): ``report.html`` (self-contained; the paper's figures
 beside ours; the mode that produced it), one CSV per table, one PNG per figure and ``summary.json``. Sweep
@@ -20,11 +28,11 @@ Only rnnattn's public API is used here.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
 import re
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,8 +46,9 @@ REPO = Path(__file__).resolve().parents[1]
 MODES = {
     "tiny": "a smoke run of the test suite: a handful of training steps; the numbers mean nothing",
     "quick": "short runs that finish in minutes on a 2-core CPU and show the qualitative result "
-    "(not the paper's "
-    "numbers: far fewer training steps)",
+    "(not the paper's numbers: far fewer training steps)",
+    "converged": "every model trained until its loss stops improving, within the per-model budget the report "
+    "states; at most 2 h on a 2-core CPU",
     "full": "the paper's configuration (long runs: a workstation or a GPU)",
 }
 
@@ -53,11 +62,14 @@ def parse_args(
     """Common options of every study (plus ``extra(parser)`` for study-specific ones)."""
     p = argparse.ArgumentParser(prog=f"analysis/{study}.py", description=description)
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--quick", dest="mode", action="store_const", const="quick", help="minutes on a 2-core CPU (default)"
-    )
-    mode.add_argument("--full", dest="mode", action="store_const", const="full", help="the paper's configuration")
-    p.set_defaults(mode="quick")
+    for name, help_ in (
+        ("tiny", "seconds: a smoke run (the default test suite)"),
+        ("quick", "minutes on a 2-core CPU (CI)"),
+        ("converged", "trained to a plateau, <= 2 h on a 2-core CPU (default; what reports/ holds)"),
+        ("full", "the paper's configuration"),
+    ):
+        mode.add_argument(f"--{name}", dest="mode", action="store_const", const=name, help=help_)
+    p.set_defaults(mode="converged")
     p.add_argument("--out", default=None, help=f"report folder (default: reports/{study})")
     p.add_argument("--runs-dir", default=None, help=f"sweep state and checkpoints (default: runs/{study}/<mode>)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address for the sweeps")
@@ -65,25 +77,32 @@ def parse_args(
     p.add_argument(
         "--device",
         default=None,
-        help="training device: cpu, cuda, auto (default: cpu for --quick, auto for --full)",
+        help="training device: cpu, cuda, auto (default: auto for --full, else cpu)",
     )
     p.add_argument("--force", action="store_true", help="replace files in --out that no study run wrote")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    # Test-suite smoke runs: the whole pipeline (sweep -> analysis -> report) with a handful of steps.
-    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
     if extra is not None:
         extra(p)
     args = p.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         p.error("--workers must be at least 1")
+    for path in getattr(args, "checkpoints", None) or []:
+        if not Path(path).is_file():
+            p.error(f"checkpoint {path} does not exist")
     args.study = study
     args.out = Path(args.out) if args.out else REPO / "reports" / study
-    if args.tiny and args.mode != "quick":
-        p.error("--tiny is a reduced --quick")
-    args.label = "tiny" if args.tiny else args.mode
+    args.tiny = args.mode == "tiny"
+    args.label = args.mode
     args.runs_dir = Path(args.runs_dir) if args.runs_dir else REPO / "runs" / study / args.label
-    args.device = args.device or ("cpu" if args.mode == "quick" else "auto")
+    args.device = args.device or ("auto" if args.mode == "full" else "cpu")
+    args.timing = {"runs_cpu_s": 0.0, "runs_wall_s": 0.0, "new_runs": 0, "old_runs": 0, "inprocess_cpu_s": 0.0}
     return args
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) this process has used so far, all threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def setup_torch() -> None:
@@ -104,22 +123,54 @@ def executor_for(args: argparse.Namespace, n_runs: int):
     return make_executor(args.scheduler, workers)
 
 
-def sweep(args: argparse.Namespace, spec, fn=None):
-    """Run ``spec`` through the chosen executor, resuming from ``runs_dir/<spec.name>.jsonl``."""
-    from rnnattn.sweeps import run_sweep
+def sweep(args: argparse.Namespace, spec, fn=None, on_error: str = "raise") -> pd.DataFrame:
+    """Run ``spec`` through the chosen executor, resuming from ``runs_dir/<spec.name>.jsonl`` (finished runs are
+    skipped); adds the runs' CPU and wall seconds to ``args.timing``."""
+    from rnnattn.sweeps import read_records, run_sweep
 
     args.runs_dir.mkdir(parents=True, exist_ok=True)
+    path = args.runs_dir / f"{spec.name}.jsonl"
+    before = {r["run_id"] for r in read_records(path) if r.get("status") == "ok"}
     with executor_for(args, len(spec)) as ex:
         args.executors = sorted({*getattr(args, "executors", []), ex.describe()})
         print(f"[{args.study}] sweep {spec.name}: {len(spec)} runs on {ex.describe()}", flush=True)
-        return run_sweep(
-            fn,
-            spec,
-            ex,
-            results_path=args.runs_dir / f"{spec.name}.jsonl",
-            progress=not args.no_progress,
-            csv_path=False,
-        )
+        df = run_sweep(fn, spec, ex, results_path=path, progress=not args.no_progress, csv_path=False, on_error=on_error)
+        kind = ex.kind
+    new = ~df["run_id"].isin(before)
+    t = args.timing
+    cpu_new = _sum_cells(df.loc[new, "cpu_time"]) if "cpu_time" in df else 0.0
+    t["runs_cpu_s"] += _sum_cells(df["cpu_time"]) if "cpu_time" in df else 0.0
+    t["runs_wall_s"] += float(df["elapsed_s"].sum()) if "elapsed_s" in df else 0.0
+    t["new_runs"] += int(new.sum())
+    t["old_runs"] += int((~new).sum())
+    if kind == "serial":  # those runs ran in this process: their CPU is in cpu_seconds() too
+        t["inprocess_cpu_s"] += cpu_new
+    return df
+
+
+def late_improvement(curve: Any, frac: float = 0.2) -> float:
+    """Relative drop of a run's loss over the last ``frac`` of its steps, from its ``loss_curve`` rows ``[step,
+    train_loss, val_loss]`` (validation loss where recorded): ~0 once a run has stopped improving."""
+    rows = json.loads(curve) if isinstance(curve, str) else curve
+    if not isinstance(rows, list) or len(rows) < 2:
+        return float("nan")
+    col = 2 if all(r[2] is not None for r in rows) else 1
+    rows = [r for r in rows if r[col] is not None]
+    if len(rows) < 2:
+        return float("nan")
+    start = next(r for r in rows if r[0] >= (1.0 - frac) * rows[-1][0])
+    return (start[col] - rows[-1][col]) / start[col] if start[col] else float("nan")
+
+
+def _sum_cells(col: pd.Series) -> float:
+    """Sum of a results column whose cells are numbers or JSON lists of numbers (batched runs)."""
+    total = 0.0
+    for v in col:
+        if isinstance(v, str) and v.startswith("["):
+            total += sum(float(x) for x in json.loads(v) if x is not None)
+        elif isinstance(v, int | float) and v == v:
+            total += float(v)
+    return total
 
 
 def explode(df: pd.DataFrame) -> pd.DataFrame:
@@ -144,30 +195,17 @@ def explode(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def fmt(v: Any, digits: int = 3) -> str:
-    from rnnattn.report.document import format_value
+    from rnnattn.display import format_value
 
     return format_value(v, digits)
 
 
-def side_by_side(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The paper-vs-ours table: ``quantity``, ``paper``, ``rnnattn``, ``note`` (numbers formatted for
-    display)."""
-    out = []
-    for r in rows:
-        out.append(
-            {
-                "quantity": r["quantity"],
-                "paper": r.get("paper") if isinstance(r.get("paper"), str) else fmt(r.get("paper")),
-                "rnnattn": r.get("rnnattn") if isinstance(r.get("rnnattn"), str) else fmt(r.get("rnnattn")),
-                "note": r.get("note", ""),
-            }
-        )
-    return pd.DataFrame(out)
-
-
 @dataclass
 class StudyReport:
-    """Collects the sections of one study's report and writes HTML, CSVs, PNGs and a summary."""
+    """Collects the sections of one study's report and writes HTML, CSVs, PNGs and a summary.
+
+    The page opens with the claims table (:meth:`claims`: the paper's claims beside ours, ✓/✗, and the time the
+    study took), then how it was produced (mode, machine, command), then the study's own sections."""
 
     args: argparse.Namespace
     title: str
@@ -177,41 +215,84 @@ class StudyReport:
     figures: dict[str, Any] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    cpu_started: float = field(default_factory=cpu_seconds)
     verdict: str = ""
     verdict_ok: bool | None = None
+    claim_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def section(self, key: str, title: str, reading: str, *blocks: Any) -> None:
-        from rnnattn.report.document import Section
+        from rnnattn.display import Section
 
         self.sections.append(Section(key, title, reading, list(blocks)))
 
     def table(self, name: str, df: pd.DataFrame, title: str = "", caption: str = "", max_rows: int = 60):
         """A table block, also saved as ``<name>.csv``."""
-        from rnnattn.report.document import Table
+        from rnnattn.display import Table
 
         self.tables[name] = df
         return Table(df, title or name, caption, max_rows=max_rows)
 
     def figure(self, name: str, fig: Any, title: str = "", caption: str = "", alt: str = ""):
         """A figure block, also saved as ``<name>.png``."""
-        from rnnattn.report.document import Figure
+        from rnnattn.display import Figure
 
         block = Figure(fig, title or name, caption, alt or title or name)
         self.figures[name] = block
         return block
 
-    def _mode_section(self) -> None:
+    def claims(self, rows: list[dict[str, Any]], note: str = "") -> None:
+        """The paper's claims beside ours (rows from :func:`paper_claims.row`); the verdict counts the ✓."""
+        self.claim_rows = list(rows)
+        self._claims_note = note
+        n_ok = sum(r["reproduced"] == "✓" for r in rows)
+        n_checked = sum(r["reproduced"] in ("✓", "✗") for r in rows)
+        self.verdict = f"{n_ok}/{n_checked} of the paper's claims reproduced (--{self.args.label} mode)"
+        self.verdict_ok = n_checked > 0 and n_ok == n_checked
+
+    def timing(self) -> dict[str, float]:
+        """Wall and CPU seconds: this invocation, and the training runs behind the report."""
+        t = self.args.timing
+        analysis = max(0.0, cpu_seconds() - self.cpu_started - t["inprocess_cpu_s"])
+        return {
+            "wall_s": round(time.time() - self.started, 1),
+            "cpu_s": round(t["runs_cpu_s"] + analysis, 1),
+            "training_cpu_s": round(t["runs_cpu_s"], 1),
+            "training_run_wall_s": round(t["runs_wall_s"], 1),
+            "analysis_cpu_s": round(analysis, 1),
+            "runs_trained_now": t["new_runs"],
+            "runs_reused": t["old_runs"],
+        }
+
+    def _head_sections(self) -> list[Any]:
         import torch
 
         from rnnattn import __version__
-        from rnnattn.report.document import KeyValues, Text
+        from rnnattn.display import KeyValues, Section, Text
 
-        a = self.args
+        a, tm = self.args, self.timing()
+        self.summary["timing"] = tm
+        time_items = [
+            ("wall time", f"{tm['wall_s']:.0f} s (this invocation)"),
+            (
+                "CPU time",
+                f"{tm['cpu_s']:.0f} s = training {tm['training_cpu_s']:.0f} s (sum over "
+                f"{tm['runs_trained_now'] + tm['runs_reused']} runs, {tm['runs_reused']} of them finished by an "
+                f"earlier invocation) + analysis {tm['analysis_cpu_s']:.0f} s",
+            ),
+        ]
+        blocks: list[Any] = []
+        if self.claim_rows:
+            blocks.append(
+                self.table("claims", pd.DataFrame(self.claim_rows), "The paper's claims beside ours", max_rows=40)
+            )
+        if getattr(self, "_claims_note", ""):
+            blocks.append(Text(self._claims_note, "note"))
+        blocks.append(KeyValues(time_items, "Time this study took"))
+        head = [Section("claims", "Claims: paper vs rnnattn", self.verdict or "no claims checked", blocks)]
         items = [
             ("mode", f"--{a.label}: {MODES[a.label]}"),
             ("device", a.device),
             ("executor", ", ".join(getattr(a, "executors", [])) or "none (nothing to train)"),
-            ("wall time", f"{time.time() - self.started:.0f} s"),
             (
                 "machine",
                 f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -220,25 +301,26 @@ class StudyReport:
             ("command", " ".join(["python", f"analysis/{a.study}.py", *sys.argv[1:]]) if sys.argv else ""),
             ("generated", time.strftime("%Y-%m-%d %H:%M")),
         ]
-        blocks = [KeyValues(items, "How this report was produced")]
+        mode_blocks: list[Any] = [KeyValues(items, "How this report was produced")]
         if a.tiny:
-            blocks.append(Text("Smoke run (--tiny): a handful of training steps; the numbers mean nothing.", "warning"))
+            mode_blocks.append(Text("Smoke run (--tiny): a handful of training steps; the numbers mean nothing.", "warning"))
         elif a.mode == "quick":
-            blocks.append(
+            mode_blocks.append(
                 Text(
                     "This report was produced in --quick mode: it shows whether the paper's qualitative "
-                    "result appears with short runs on a CPU. The paper's numbers need --full.",
+                    "result appears with short runs on a CPU. Converged numbers need the default (--converged) "
+                    "mode, the paper's scale --full.",
                     "warning",
                 )
             )
-        self.sections.insert(0, _section("mode", "Mode", f"--{a.label} mode", blocks))
+        head.append(Section("mode", "Mode", f"--{a.label} mode", mode_blocks))
+        return head
 
     def write(self) -> Path:
         from rnnattn.checkpoint import atomic_write_bytes
-        from rnnattn.report.document import Report
-        from rnnattn.report.html import render_html
+        from rnnattn.display import Report, render_html
 
-        self._mode_section()
+        self.sections[:0] = self._head_sections()
         out: Path = self.args.out
         out.mkdir(parents=True, exist_ok=True)
         manifest_path = out / "manifest.json"
@@ -257,17 +339,14 @@ class StudyReport:
             footer=f"analysis/{self.args.study}.py --{self.args.label}",
         )
         files["report.html"] = render_html(report).encode()
-        self.summary.update(
-            study=self.args.study,
-            mode=self.args.label,
-            device=self.args.device,
-            wall_time_s=round(time.time() - self.started, 1),
-            verdict=self.verdict,
-        )
+        self.summary.update(study=self.args.study, mode=self.args.label, device=self.args.device, verdict=self.verdict)
+        self.summary["claims"] = self.claim_rows
         files["summary.json"] = (json.dumps(_jsonable(self.summary), indent=2, sort_keys=True) + "\n").encode()
         clash = [n for n in files if (out / n).exists() and n not in owned]
         if clash and not self.args.force:
-            raise FileExistsError(f"{out / clash[0]} exists and was not written by a study (use --force)")
+            raise SystemExit(
+                f"{self.args.study}: {out / clash[0]} exists and was not written by a study (use --force to replace it)"
+            )
         for name, data in files.items():
             atomic_write_bytes(out / name, data, overwrite=True)
         stale = sorted(owned - set(files) - {"manifest.json"})
@@ -276,12 +355,6 @@ class StudyReport:
         atomic_write_bytes(manifest_path, json.dumps({"files": sorted(files)}, indent=1).encode(), overwrite=True)
         print(f"[{self.args.study}] report: {out / 'report.html'}", flush=True)
         return out / "report.html"
-
-
-def _section(key: str, title: str, reading: str, blocks: list[Any]):
-    from rnnattn.report.document import Section
-
-    return Section(key, title, reading, blocks)
 
 
 def _safe(name: str) -> str:
@@ -313,9 +386,3 @@ def new_figure(width: float = 6.4, height: float = 4.0):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
-
-
-def png_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    return buf.getvalue()
