@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from rnnattn.config import Config
-
 if TYPE_CHECKING:
     from rnnattn.models.base import Model
 

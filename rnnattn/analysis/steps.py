@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from rnnattn.analysis.errors import NotApplicable
-from rnnattn.analysis.results import CanonicalResult, MergeResult, ProbeResult, PolynomialDistance, PruneResult, Result
+from rnnattn.analysis.results import CanonicalResult, MergeResult, PolynomialDistance, ProbeResult, PruneResult, Result
 from rnnattn.config import Config
 
 if TYPE_CHECKING:

@@ -31,7 +31,6 @@ from rnnattn.checkpoint import Checkpoint, atomic_write_bytes, load_checkpoint
 from rnnattn.display import Report
 from rnnattn.models.base import Model
 from rnnattn.report.comparison import merges_section, polynomial_section, verdict_section
-from rnnattn.training.state import read_log
 from rnnattn.report.sections import (
     ReportInputs,
     lambda_section,
@@ -40,6 +39,7 @@ from rnnattn.report.sections import (
     summary_section,
     weights_section,
 )
+from rnnattn.training.state import read_log
 
 FORMATS = ("html", "pdf")
 SECTION_KEYS = ("summary", "lambda", "pruning", "weights", "probes", "polynomial", "merges", "verdict")

@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnattn.analysis import Checks, MergeResult, NotApplicable, Polynomial, PolynomialComparison, ProbeResult, RolesResult
+from rnnattn.analysis import (
+    Checks,
+    MergeResult,
+    NotApplicable,
+    Polynomial,
+    PolynomialComparison,
+    ProbeResult,
+    RolesResult,
+)
 from rnnattn.display import Figure, KeyValues, Section, Table, Text, format_value
 from rnnattn.paper import paper_figures
 from rnnattn.report import figures
