@@ -15,6 +15,7 @@ import numpy as np
 from rnnattn.analysis.errors import AnalysisNotApplicable
 from rnnattn.analysis.loading import hidden_lambda, input_names
 from rnnattn.analysis.polynomial import monomial_basis, monomial_name
+from rnnattn.limits import check_at_most
 from rnnattn.models.gated_rnn import GatedLinearRNN
 
 GROUPS = ("memory", "forget", "other")
@@ -137,6 +138,10 @@ class MomentBlocks:
 
 def moment_blocks(model: GatedLinearRNN, hi: float = 0.99, lo: float = 0.01) -> MomentBlocks:
     """Moment-space inputs and readout forms of a float64 :class:`GatedLinearRNN`, grouped by decay."""
+    N, o, P = model.config.n_hidden, model.d_output, (model.d_input + 2) * (model.d_input + 1) // 2
+    # refuse before allocating: H [o, N, N] (and its transpose), the dense eigenbasis, U [N, P], the blocks
+    need = 8 * (2 * o * N * N + 4 * N * N + 2 * N * P + 6 * o * P * P)
+    check_at_most("moment-space analysis working memory (bytes)", need, "MAX_ANALYSIS_BYTES")
     f = lambda t: t.detach().double().numpy()  # noqa: E731
     mom = moments_of(model)
     U_all = input_forms(f(model.W_m_in), f(model.W_x_in), mom)

@@ -38,6 +38,7 @@ import pandas as pd
 from rnnattn.analysis.loading import ModelSource, hidden_lambda, require_gated_rnn, resolve
 from rnnattn.analysis.polynomial import Polynomial, fold_symmetric, instantaneous_polynomial, monomial_basis
 from rnnattn.analysis.references import optimal_gd_eta
+from rnnattn.limits import check_at_most
 from rnnattn.models.gated_rnn import GatedLinearRNN
 
 
@@ -61,6 +62,11 @@ def context_query_polynomial(
     f = lambda t: t.detach().double().numpy()  # noqa: E731
     d, const = m.d_input, m.config.append_one
     p, nw = d + int(const), 2 * d + int(const)
+    n_out = m.d_output if outputs is None else len(outputs)
+    N, M = m.config.n_hidden, m.config.n_gating
+    # refuse before allocating: the full quartic tensor [o, nw^4], its einsum intermediate, per-neuron forms
+    need = 8 * (2 * n_out * nw**4 + n_out * M * nw**2 + 4 * N * nw**2 + 2 * M * nw**2)
+    check_at_most("context-query polynomial working memory (bytes)", need, "MAX_ANALYSIS_BYTES")
     Wm, Wx = f(m.W_m_in), f(m.W_x_in)
     Q = 0.5 * (Wm[:, :, None] * Wx[:, None, :] + Wm[:, None, :] * Wx[:, :, None])  # [N, p, p]: g^in = x̃ᵀ Q x̃
     S_c, S_q = np.zeros((p, nw)), np.zeros((p, nw))  # x̃ of each token from w = (c, q, 1)

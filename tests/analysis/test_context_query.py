@@ -96,3 +96,9 @@ def test_shipped_icl_checkpoint_reads_its_task():
     assert r.residual_support < r.residual_unconstrained
     assert "distance" in repr(r) and "Context-query polynomial" in r._repr_html_()
     json.dumps(r.to_dict())
+
+
+def test_oversized_model_is_refused_before_allocating():
+    big = GatedLinearRNN(GatedLinearRNNConfig(40, 4, 4, 40))
+    with pytest.raises(ValueError, match="MAX_ANALYSIS_BYTES"):
+        context_query_polynomial(big)

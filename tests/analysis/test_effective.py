@@ -179,3 +179,9 @@ def test_shipped_student_holds_the_compact_construction_in_a_rotated_basis():
     json.dumps(e.to_dict())
     html = e._repr_html_()
     assert "Effective KV / query counts" in html and "<script" not in html
+
+
+def test_oversized_model_is_refused_before_allocating():
+    big = GatedLinearRNN(GatedLinearRNNConfig(2, 20_000, 2, 2)).to(torch.float64)
+    with pytest.raises(ValueError, match="MAX_ANALYSIS_BYTES"):
+        effective_counts(big)
