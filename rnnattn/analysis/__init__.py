@@ -8,7 +8,9 @@ render in notebooks (``_repr_html_``, through :mod:`rnnattn.display`).
 """
 
 from rnnattn.analysis.canonical import canonicalize
+from rnnattn.analysis.context_query import ContextQueryResult, context_query, context_query_polynomial
 from rnnattn.analysis.distance import coefficient_differences, leading_terms, polynomial_distance
+from rnnattn.analysis.effective import EffectiveCounts, effective_counts
 from rnnattn.analysis.equivalence import equivalence
 from rnnattn.analysis.errors import AnalysisNotApplicable, NotApplicable, ReferenceUnavailable
 from rnnattn.analysis.merge import merge_rank1
@@ -31,6 +33,7 @@ from rnnattn.analysis.results import (
     RankOneMerge,
 )
 from rnnattn.analysis.roles import neuron_roles, role_counts
+from rnnattn.analysis.rotate import RotationResult, rotate_to_canonical
 from rnnattn.analysis.steps import (
     Checks,
     EquivalenceOptions,
@@ -80,4 +83,11 @@ __all__ = [
     "WeightsResult",
     "PolynomialComparison",
     "Checks",
+    "effective_counts",
+    "EffectiveCounts",
+    "rotate_to_canonical",
+    "RotationResult",
+    "context_query",
+    "context_query_polynomial",
+    "ContextQueryResult",
 ]
