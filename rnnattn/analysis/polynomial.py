@@ -149,19 +149,27 @@ class Polynomial:
         return monomial_features(np.asarray(x, dtype=np.float64), self.max_degree) @ self.coefficients.T
 
     def to_sympy(self, tol: float = 0.0) -> list[Any]:
-        """One sympy expression per output (coefficients with ``|c| <= tol`` dropped), for display and LaTeX."""
+        """One sympy expression per output (coefficients with ``|c| <= tol`` dropped), for display and LaTeX.
+
+        Each output is one flat ``Add`` of flat ``Mul(c, x_i**e_i, ...)`` terms in basis order, built without
+        sympy's canonicalising constructors: the terms are distinct monomials, so there is nothing to collect, and
+        sorting them cost 18 s at d = 16, N = M = 300 (16 x 4845 terms; ~1 s this way,
+        ``benchmarks/bench_polynomial.py``). Substitution, printing and ``sympy.expand`` work as usual; ``==``
+        against an expression sympy built itself compares structure, so compare ``sympy.expand(a - b) == 0``.
+        """
         import sympy
 
         syms = sympy.symbols(list(self.variables))
         syms = syms if isinstance(syms, list | tuple) else [syms]
+        factors = [tuple(s ** int(e) for s, e in zip(syms, exps, strict=True) if e) for exps in self.exponents.tolist()]
         exprs = []
-        for i in range(self.n_outputs):
+        for row in self.coefficients.tolist():
             terms = [
-                sympy.Float(float(c)) * sympy.Mul(*[s ** int(e) for s, e in zip(syms, exps, strict=True)])
-                for c, exps in zip(self.coefficients[i], self.exponents.tolist(), strict=True)
+                sympy.Mul._from_args((sympy.Float(c), *f)) if f else sympy.Float(c)
+                for c, f in zip(row, factors, strict=True)
                 if abs(c) > tol
             ]
-            exprs.append(sympy.Add(*terms))
+            exprs.append(sympy.Add._from_args(terms) if len(terms) > 1 else (terms[0] if terms else sympy.Integer(0)))
         return exprs
 
     def to_latex(self, tol: float = 0.0, digits: int = 4) -> str:
