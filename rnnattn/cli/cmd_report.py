@@ -1,18 +1,29 @@
 """``rnnattn report [CHECKPOINT]``: the equivalence report of a checkpoint, as self-contained HTML and PDF.
 
-``rnnattn report --all-shipped -o reports --force`` is the one command that regenerates ``reports/`` for every
-checkpoint shipped in ``checkpoints/``.
+Without a checkpoint it reports on the default checkpoint shipped inside the package (``rnnattn/data/``, read
+through :mod:`importlib.resources`), so ``rnnattn report`` works from any folder after ``pip install``.
+``rnnattn report --all-shipped -o reports --force``, run in the repository's root, is the one command that
+regenerates ``reports/`` for every checkpoint in ``checkpoints/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+from collections.abc import Iterator
+from importlib import resources
 from pathlib import Path
 
 HELP = "write the equivalence report (HTML + PDF) of a checkpoint against its reference"
-SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints"
-DEFAULT_CHECKPOINT = SHIPPED / "default.safetensors"
+SHIPPED = Path("checkpoints")  # --all-shipped: the repository's checkpoints, relative to the working folder
+
+
+@contextlib.contextmanager
+def default_checkpoint() -> Iterator[Path]:
+    """The default checkpoint shipped as package data (a real file for as long as the context is open)."""
+    with resources.as_file(resources.files("rnnattn") / "data" / "default.safetensors") as path:
+        yield path
 REFERENCE_ALIASES = {
     "teacher": "teacher",
     "gd": "one_step_gd",
@@ -28,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "checkpoint",
         nargs="?",
         default=None,
-        help="checkpoint file (default: the shipped checkpoints/default.safetensors)",
+        help="checkpoint file (default: the default checkpoint shipped with rnnattn)",
     )
     p.add_argument(
         "--reference",
@@ -52,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--all-shipped",
         action="store_true",
-        help="report on every checkpoint shipped in checkpoints/ (regenerates reports/)",
+        help="report on every checkpoint in ./checkpoints (run in the repository root; regenerates reports/)",
     )
 
 
@@ -96,7 +107,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rnnattn.cli.main import UsageError
-    from rnnattn.report.build import build_report, safe_name
 
     torch.set_num_threads(1)  # reports are small; one thread avoids OpenMP spinning on shared CPUs
     fmts = _formats(args.format)
@@ -106,9 +116,18 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--all-shipped takes no CHECKPOINT, --reference or --name (each uses its own)")
         targets = shipped_checkpoints()
         if not targets:
-            raise UsageError(f"no shipped checkpoints in {SHIPPED}")
-    else:
-        targets = [Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT]
+            raise UsageError(f"no checkpoints in ./{SHIPPED} (run --all-shipped in the repository root)")
+        return _write(args, fmts, None, targets)
+    if args.checkpoint:
+        return _write(args, fmts, reference, [Path(args.checkpoint)])
+    with default_checkpoint() as path:
+        return _write(args, fmts, reference, [path])
+
+
+def _write(args: argparse.Namespace, fmts: tuple[str, ...], reference: str | None, targets: list[Path]) -> int:
+    from rnnattn.cli.main import UsageError
+    from rnnattn.report.build import build_report, safe_name
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {out}: exists and is not a directory")

@@ -1,8 +1,12 @@
 """Entry point of the ``rnnattn`` command.
 
 Subcommands are discovered from the ``rnnattn.cli.cmd_*`` modules; each provides ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. Expected failures (bad files, bad options, refusing to overwrite)
-print one line ``rnnattn: error: ...`` on stderr and exit non-zero; ``--debug`` shows the traceback instead.
+``add_arguments(parser)`` and ``run(args) -> int``. Expected failures print one line ``rnnattn: error: ...`` on
+stderr and exit 2: the project's own errors (:class:`UsageError`, ``CheckpointError``, ``SweepError``, the
+analysis/construction/LSRL ``ValueError`` subclasses), ``ValueError`` (rnnattn validates every user value with it:
+configs, specs, options) and ``OSError`` (files). Anything else — ``TypeError``, ``KeyError``, ``RuntimeError``,
+... — is a bug: it is reported as an internal error with a hint to rerun with ``--debug``, and exits 1.
+``--debug`` always shows the traceback.
 """
 
 from __future__ import annotations
@@ -61,6 +65,17 @@ def _one_line(e: BaseException) -> str:
     return printable(text, 2000)
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes reported as a user's error (one line, exit 2); see the module docstring."""
+    from rnnattn.checkpoint import CheckpointError
+
+    errors: list[type[BaseException]] = [UsageError, CheckpointError, ValueError, OSError]
+    sweeps = sys.modules.get("rnnattn.sweeps.run")  # SweepError can only have been raised if its module is loaded
+    if sweeps is not None:
+        errors.append(sweeps.SweepError)
+    return tuple(errors)
+
+
 def main(argv: list[str] | None = None) -> int:
     from rnnattn.checkpoint import CheckpointError
 
@@ -77,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (CheckpointError, UsageError, FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError,
-            NotADirectoryError, ValueError, OSError, KeyError, TypeError, RuntimeError) as e:
+    except _user_errors() as e:
         if getattr(args, "debug", False):
             traceback.print_exc()
         else:

@@ -1,10 +1,18 @@
-"""Name -> model class registry used by checkpoints (a checkpoint names its class; nothing is unpickled)."""
+"""Name -> model class registry used by checkpoints (a checkpoint names its class; nothing is unpickled).
+
+Classes register with :func:`register_model` when their module is imported. Model families that live above
+``models/`` (LSRL's compiled and converted networks) or in other packages are declared as entry points of the
+group ``rnnattn.models`` (``ClassName = "package.module:ClassName"`` in ``pyproject.toml``); a checkpoint naming
+a class that is not registered yet loads that entry point. ``models/`` itself names no module above it.
+"""
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
 from typing import TypeVar
 
 _REGISTRY: dict[str, type] = {}
+ENTRY_POINT_GROUP = "rnnattn.models"
 
 T = TypeVar("T", bound=type)
 
@@ -18,27 +26,26 @@ def register_model(cls: T) -> T:
     return cls
 
 
+def _load_entry_point(name: str) -> None:
+    # An import error inside a declared first-party module is a bug and propagates; only an undeclared name
+    # falls through to the KeyError below.
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        cls = ep.load()
+        register_model(cls)
+
+
 def get_model_class(name: str) -> type:
     if name not in _REGISTRY:
-        _import_optional_families()
+        _load_entry_point(name)
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown model class {name!r} (known: {', '.join(sorted(_REGISTRY))})") from None
+        raise KeyError(f"unknown model class {name!r} (known: {', '.join(sorted(registered_models()))})") from None
 
 
 def registered_models() -> dict[str, type]:
-    _import_optional_families()
+    """Every registered class, the declared entry points included (loaded on this call)."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in _REGISTRY:
+            register_model(ep.load())
     return dict(_REGISTRY)
-
-
-def _import_optional_families() -> None:
-    # Families that live above models/ (LSRL's compiled modules) register on import; import them lazily so that a
-    # checkpoint of such a model loads without the user importing the subpackage first.
-    import importlib
-
-    for mod in ("rnnattn.lsrl",):
-        try:
-            importlib.import_module(mod)
-        except ImportError:
-            pass

@@ -207,7 +207,7 @@ def weights_section(src: ReportInputs) -> Section:
 
 # -- 5. probes (Table 1) -----------------------------------------------------------------------------------------
 def probes_section(src: ReportInputs) -> Section:
-    title = "Probe scores (Table 1)"
+    title = "Probe scores (KV and Q, §3.1)"
     pr = src.result.probes
     if not isinstance(pr, ProbeResult):
         return not_applicable("probes", title, pr)

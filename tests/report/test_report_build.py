@@ -19,7 +19,7 @@ TITLES = [
     "Decay rates λ and neuron roles",
     "Pruning",
     "Canonical weights (Fig. 2A)",
-    "Probe scores (Table 1)",
+    "Probe scores (KV and Q, §3.1)",
     "Instantaneous polynomial",
     "Rank-1 merges (App. B.2, Fig. 2C)",
     "Verdict",
@@ -154,3 +154,54 @@ def test_rank1_merge_section_shows_kernels(construction, lsa3, tmp_path):
     merges = html[html.index('<section id="merges"') : html.index('<section id="verdict"')]
     assert "1 of 1 group(s)" in merges and "10 → 9" in merges
     assert merges.count("data:image/png;base64,") == 1 and "Merge evidence" in merges
+
+
+def _icl_student():
+    """The one-step-GD construction restricted to the 3 predicted outputs, saved as an ICL checkpoint."""
+    from rnnattn.constructions import gd_attention
+    from rnnattn.models import GatedLinearRNN
+    from rnnattn.tasks import InContextRegression
+
+    task = InContextRegression()
+    full = attention_to_gated_rnn(gd_attention(3, 3, task.eta_star), form="full")
+    student = GatedLinearRNN(full.config.replace(d_output=3)).double()
+    with torch.no_grad():
+        student.W_in.copy_(full.W_in)
+        student.nu.copy_(full.nu)
+        student.W_out.copy_(full.W_out)
+        student.D.copy_(full.D[3:])
+    return student, task
+
+
+def test_each_task_shows_its_own_paper_table(tmp_path):
+    student, task = _icl_student()
+    icl = rnnattn.save(student, tmp_path / "icl.safetensors", task=task.to_dict(), reference="one_step_gd")
+    html = build_report(icl, out_dir=tmp_path / "icl", formats=("html",), n_sequences=16).html.read_text()
+    assert "Table 2" in html and "in-context linear regression" in html
+    assert "Table 1" not in html and "4.97e-08" not in html and "86/100" not in html  # nothing of Table 1
+
+    from rnnattn.tasks import TeacherStudent, TeacherStudentConfig
+
+    ts = TeacherStudent(TeacherStudentConfig(d=2, seq_len=8))
+    rnn = attention_to_gated_rnn(ts.teacher.double(), form="minimal")
+    rnn.metadata = {}
+    path = rnnattn.save(rnn, tmp_path / "ts.safetensors", extras={"teacher": ts.teacher}, task=ts.to_dict(),
+                        reference="teacher")
+    html = build_report(path, out_dir=tmp_path / "ts", formats=("html",), n_sequences=16).html.read_text()
+    assert "Table 1 (teacher-student" in html and "Table 2" not in html
+    assert "<td>4.97e-08</td>" in html and "<td>86/100</td>" in html  # mixed column, each cell in its own scale
+
+
+def test_report_records_no_absolute_paths(tmp_path, monkeypatch, construction):
+    folder = tmp_path / "deep" / "models"
+    folder.mkdir(parents=True)
+    ck = rnnattn.save(construction, folder / "c.safetensors")
+    (folder / "c.log.csv").write_text("step,train_loss\n0,1.0\n10,0.5\n")
+    monkeypatch.chdir(tmp_path)
+    html = build_report(ck, out_dir="out", formats=("html",), n_sequences=8).html.read_text()
+    assert str(tmp_path) not in html and "deep/models/c.safetensors" in html and "From c.log.csv" in html
+    monkeypatch.chdir(folder / "..")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the checkpoint is outside the working folder: its name only
+    html = build_report(ck, out_dir="out", formats=("html",), n_sequences=8).html.read_text()
+    assert str(tmp_path) not in html and "<td>c.safetensors</td>" in html

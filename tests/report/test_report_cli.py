@@ -92,3 +92,35 @@ def test_shipped_checkpoints_skip_identical_copies(tmp_path):
     b.write_bytes(b"one")
     c.write_bytes(b"two")
     assert cmd_report.shipped_checkpoints(tmp_path) == [a, c]
+
+
+def test_default_checkpoint_is_package_data_and_matches_the_repository_copy():
+    from pathlib import Path
+
+    with cmd_report.default_checkpoint() as path:
+        assert path.is_file() and path.parent.name == "data" and path.parent.parent.name == "rnnattn"
+        repo_copy = Path(__file__).resolve().parents[2] / "checkpoints" / "default.safetensors"
+        if repo_copy.exists():  # one checkpoint, two places: they must not drift apart
+            assert repo_copy.read_bytes() == path.read_bytes()
+        assert path.with_name("default.log.csv").is_file()  # the loss curve travels with it
+
+
+def test_report_without_arguments_works_from_any_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--format", "html"]) == 0
+    html = tmp_path / "reports" / "default" / "report.html"
+    assert capsys.readouterr().out.strip() == "wrote reports/default/report.html" and html.is_file()
+    text = html.read_text()
+    assert "<td>default.safetensors</td>" in text and "/rnnattn/data/" not in text and str(tmp_path) not in text
+    assert "Table 1 (teacher-student" in text and "Table 2" not in text and "EQUIVALENT" in text
+
+
+def test_bugs_are_internal_errors_not_user_errors(monkeypatch, capsys):
+    for exc in (TypeError("bad operand"), KeyError("k"), RuntimeError("boom")):
+        def boom(args, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(cmd_report, "run", boom)
+        assert main(["report"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"rnnattn: internal error: {type(exc).__name__}") and "--debug" in err, err
