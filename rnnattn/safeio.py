@@ -97,11 +97,21 @@ def append_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> N
     """Append ``data`` with one ``write`` to ``path`` (created if missing) - only if it is a regular file that is
     not a symlink: a log or results file replaced by a symlink (to a file elsewhere) or a FIFO is refused, never
     written through or blocked on."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafeFileError(f"{printable(path)}: is a symlink; refusing to append through it")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFileError(f"{printable(path)}: not a regular file ({_kind(st.st_mode)}); refusing to append")
+    # and again, race-free, on the descriptor: O_NOFOLLOW fails on a symlink swapped in, O_NONBLOCK on a FIFO
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, 0o666)
     except OSError as e:
-        raise UnsafeFileError(f"{printable(path)}: cannot append ({e.strerror or e}; a symlink is refused)") from None
+        raise UnsafeFileError(f"{printable(path)}: cannot append ({e.strerror or e})") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UnsafeFileError(f"{printable(path)}: not a regular file; refusing to append to it")

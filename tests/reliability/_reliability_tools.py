@@ -196,3 +196,55 @@ def available_commands() -> set[str]:
     from rnnattn.cli.main import _commands
 
     return set(_commands())
+
+
+# -- time and memory caps ----------------------------------------------------------------------------------------
+MEMORY_CAP_MB = int(os.environ.get("RNNATTN_CASE_MEMORY_MB", "1024"))  # extra address space one case may use
+
+
+def _vm_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextlib.contextmanager
+def capped(seconds: float = CASE_TIMEOUT_S, extra_mb: int = MEMORY_CAP_MB):
+    """Run a case in this process under a time limit (:func:`deadline`) and a memory cap: the soft address-space
+    limit is set to the current size plus ``extra_mb``, so a case that tries to allocate gigabytes gets a
+    ``MemoryError`` (and fails) instead of swapping CI to death. Restored afterwards."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _vm_bytes() + extra_mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        with deadline(seconds):
+            yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def cli_capped(argv: list[str], kind: str = "cli capped", seconds: float = CASE_TIMEOUT_S) -> tuple[int, str, str]:
+    """:func:`cli` under :func:`capped`: a hang or a memory bomb fails the case instead of hanging CI."""
+    with capped(seconds):
+        return cli(argv, kind)
+
+
+def cli_subprocess_capped(
+    argv: list[str], cwd: Path | None = None, timeout: float = 120, memory_mb: int = 3072
+) -> subprocess.CompletedProcess:
+    """``python -m rnnattn ARGV`` in a real process with a wall-clock timeout and ``RLIMIT_AS`` of ``memory_mb``
+    (what a user's shell sees, exit code and stderr included). A timeout raises ``subprocess.TimeoutExpired``."""
+    import resource
+
+    limit = memory_mb * 2**20
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return cli_subprocess(argv, cwd=cwd, timeout=timeout, preexec_fn=cap)
