@@ -17,6 +17,8 @@ from rnnattn import LSTM, GatedLinearRNN, GatedLinearRNNConfig, LSTMConfig
 from rnnattn.analysis._moments import moments_of
 from rnnattn.analysis.effective import effective_counts, numerical_rank
 from rnnattn.analysis.errors import AnalysisNotApplicable
+from rnnattn.analysis.prune import prune
+from rnnattn.analysis.roles import neuron_roles
 from rnnattn.constructions import attention_to_gated_rnn
 
 STUDENT = Path(__file__).resolve().parents[2] / "checkpoints" / "teacher_student_d4.safetensors"
@@ -73,11 +75,11 @@ def test_rank_of_noisy_low_rank_matrices(seed, r, noise):
 def test_mixed_constructions_have_the_compact_counts(d, form, seed):
     c = attention_to_gated_rnn(random_lsa(d, seed), form=form)
     mixed = pad_and_scramble(mix_within_groups(c, seed, extra_memory=seed % 4, extra_query=seed % 3), 5, 4, seed)
-    assert max_rel_diff(c, mixed, d) < 1e-12  # the mixing preserves the function
+    assert max_rel_diff(c, mixed, d) < 1e-10  # the mixing preserves the function (rounding through pinv)
     e0, e = effective_counts(c), effective_counts(mixed)
     assert (e.n_kv, e.n_query) == (d * (d + 1) // 2, d)
     # the cross block is invariant under mixing, so are the spectra
-    np.testing.assert_allclose(e.cross_blocks, e0.cross_blocks, atol=1e-12 * np.abs(e0.cross_blocks).max())
+    np.testing.assert_allclose(e.cross_blocks, e0.cross_blocks, atol=1e-10 * np.abs(e0.cross_blocks).max())
     assert e.block_norms["memory x memory"] < 1e-13
     assert e.block_norms["forget x forget (polynomial)"] < 1e-13
     assert e.degree_leak["kv not degree 2"] < 1e-13 and e.degree_leak["query not degree 1"] < 1e-13
@@ -156,6 +158,7 @@ def test_defective_dense_recurrence_is_not_applicable():
         m.A.copy_(torch.tensor([[0.5, 1.0], [0.0, 0.5]], dtype=torch.float64))  # a Jordan block
     with pytest.raises(AnalysisNotApplicable, match="not diagonalisable"):
         effective_counts(m)
+    assert "not diagonalisable" in neuron_roles(m).attrs["effective_counts"]["not_applicable"]
 
 
 def test_lstm_is_not_applicable():
@@ -179,6 +182,11 @@ def test_shipped_student_holds_the_compact_construction_in_a_rotated_basis():
     json.dumps(e.to_dict())
     html = e._repr_html_()
     assert "Effective KV / query counts" in html and "<script" not in html
+    # the same counts ride along with the roles table and the prune result, where the row rules find nothing
+    roles = neuron_roles(STUDENT)
+    assert (roles.attrs["effective_counts"]["kv"], roles.attrs["effective_counts"]["query"]) == (10, 4)
+    pr = prune(STUDENT)
+    assert pr.n_hidden_after == 32 and (pr.effective["kv"], pr.effective["query"]) == (10, 4)
 
 
 def test_oversized_model_is_refused_before_allocating():

@@ -27,7 +27,7 @@ def test_mixed_constructions_rotate_back_to_the_compact_size(d, form, seed):
     lsa = random_lsa(d, seed)
     c = attention_to_gated_rnn(lsa, form=form)
     mixed = pad_and_scramble(mix_within_groups(c, seed, extra_memory=3, extra_query=2), 4, 5, seed)
-    assert max_rel_diff(c, mixed, d) < 1e-12  # check first that the mixing preserves the function
+    assert max_rel_diff(c, mixed, d) < 1e-10  # check first that the mixing preserves the function
     r = rotate_to_canonical(mixed)
     assert (r.effective.n_kv, r.effective.n_query) == (d * (d + 1) // 2, d)
     assert (r.n_hidden_after, r.n_gating_after) == (d * (d + 1) // 2 + d, d * d)
