@@ -301,6 +301,8 @@ class StudyReport:
             ("command", " ".join(["python", f"analysis/{a.study}.py", *sys.argv[1:]]) if sys.argv else ""),
             ("generated", time.strftime("%Y-%m-%d %H:%M")),
         ]
+        if getattr(a, "checkpoints", None):  # nothing was trained: the mode's training settings did not apply
+            items.insert(1, ("students", "given checkpoints, analysed as they are: " + ", ".join(map(str, a.checkpoints))))
         mode_blocks: list[Any] = [KeyValues(items, "How this report was produced")]
         if a.tiny:
             mode_blocks.append(Text("Smoke run (--tiny): a handful of training steps; the numbers mean nothing.", "warning"))

@@ -178,17 +178,6 @@ def main(argv=None) -> int:
     )
     fig = _figure(a, b, compact, minimal, full, gd)
 
-    def med_table(df, col):
-        return df.groupby("size").agg(
-            seeds=("seed", "count"),
-            median=(col, "median"),
-            min=(col, "min"),
-            max=(col, "max"),
-            late_improvement=("late improvement", "median"),
-            n_memory=("n_memory", "median"),
-            n_forget=("n_forget", "median"),
-        ).reset_index()
-
     train_a, prot_a, train_b, prot_b = train_configs(args.mode, args.device)
     rep.section(
         "fig3",
@@ -208,6 +197,36 @@ def main(argv=None) -> int:
             "note",
         ),
     )
+    _data_sections(rep, a, b, sizes)
+    rep.summary.update(
+        transition_A=t_a,
+        transition_B=t_b,
+        threshold_A=IDENTIFIED_A,
+        threshold_B=thr_b,
+        zero_predictor_loss=zero,
+        construction={"compact": compact, "minimal": minimal, "full": full, "gd": gd},
+        median_A=a.groupby("size")["normalised loss"].median().to_dict(),
+        median_B=b.groupby("size")["loss - L*"].median().to_dict(),
+    )
+    rep.write()
+    print(rep.tables["claims"].to_string(index=False))
+    return 0
+
+
+def _data_sections(rep, a, b, sizes) -> None:
+    """Per-size tables of (A) and (B) and the construction sizes."""
+
+    def med_table(df, col):
+        return df.groupby("size").agg(
+            seeds=("seed", "count"),
+            median=(col, "median"),
+            min=(col, "min"),
+            max=(col, "max"),
+            late_improvement=("late improvement", "median"),
+            n_memory=("n_memory", "median"),
+            n_forget=("n_forget", "median"),
+        ).reset_index()
+
     rep.section(
         "data_a",
         "(A) teacher-student, per size",
@@ -228,19 +247,6 @@ def main(argv=None) -> int:
         "Built by rnnattn.constructions.construction_sizes().",
         rep.table("construction_sizes", sizes, "Neuron counts"),
     )
-    rep.summary.update(
-        transition_A=t_a,
-        transition_B=t_b,
-        threshold_A=IDENTIFIED_A,
-        threshold_B=thr_b,
-        zero_predictor_loss=zero,
-        construction={"compact": compact, "minimal": minimal, "full": full, "gd": gd},
-        median_A=a.groupby("size")["normalised loss"].median().to_dict(),
-        median_B=b.groupby("size")["loss - L*"].median().to_dict(),
-    )
-    rep.write()
-    print(rep.tables["claims"].to_string(index=False))
-    return 0
 
 
 def _figure(a, b, compact, minimal, full, gd):

@@ -52,7 +52,7 @@ def check_report(out: Path, name: str, mode: str) -> None:
     assert list(claims.columns) == CLAIM_COLUMNS and len(claims) >= 4
     assert set(claims["reproduced"]) <= {"✓", "✗", "–"}
     assert claims["ours"].notna().all() and claims["paper"].notna().all()
-    assert len(pd.read_csv(out / PAPER_TABLE[name])) >= 3
+    assert len(pd.read_csv(out / PAPER_TABLE[name])) >= 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["study"] == name and summary["mode"] == mode
     t = summary["timing"]
