@@ -23,6 +23,10 @@ Each side's neurons must be products ``(a·x̃)(b·x̃)``; the basis is chosen i
    (``dim V = s``, ``s(s+1)/2 = n``): neurons ``(e_a·x̃)(e_b·x̃)`` for an orthonormal basis ``e`` of ``V``;
 4. otherwise the monomials of the support (more than ``n`` neurons): exact but not minimal (``minimal=False``).
 
+"Support" and "≈ 0" use the side's rank tolerance from :func:`~rnnattn.analysis.effective.numerical_rank`
+(relative to the largest singular value, each direction weighted by its singular value): what the rank decision
+called noise is dropped here too, and the distances below measure what that costs.
+
 The blocks the rotated network drops (memory×memory, forget×forget, anything read from "other" neurons) and the
 decays it averages are the only approximations; :class:`RotationResult` reports the polynomial distance
 (:func:`~rnnattn.analysis.polynomial_distance`, the original as reference) and the output error on probe
@@ -43,7 +47,7 @@ import torch
 
 from rnnattn.analysis._moments import MomentBlocks, Moments, input_forms, moment_blocks
 from rnnattn.analysis.distance import polynomial_distance
-from rnnattn.analysis.effective import EffectiveCounts, effective_counts, numerical_rank, weight_eps
+from rnnattn.analysis.effective import EffectiveCounts, effective_counts, numerical_rank
 from rnnattn.analysis.errors import AnalysisNotApplicable
 from rnnattn.analysis.inputs import probe_inputs
 from rnnattn.analysis.loading import ModelSource, require_gated_rnn, resolve
@@ -70,18 +74,20 @@ def _monomial_side(support: np.ndarray, mom: Moments, p: int, tag: str) -> _Side
     return _Side(eye[a], eye[b], F, [f"{tag}[{mom.names[j]}]" for j in support], "monomials")
 
 
-def _product_basis(L: np.ndarray, mom: Moments, p: int, tag: str, eps: float) -> _Side:
-    """Neurons spanning the column space of ``L [P, n]`` (orthonormal), in the order of the module docstring."""
+def _product_basis(L: np.ndarray, spec: np.ndarray, tol: float, mom: Moments, p: int, tag: str) -> _Side:
+    """Neurons spanning the column space of ``L [P, n]`` (orthonormal singular vectors with relative singular
+    values ``spec``), in the order of the module docstring. Components below the side's rank tolerance ``tol``
+    (relative to the largest singular value) are treated as noise, as the rank decision did."""
     n = L.shape[1]
-    rows = np.linalg.norm(L, axis=1)
-    n_support = numerical_rank(rows, eps=eps).rank
-    support = np.sort(np.argsort(-rows, kind="stable")[:n_support])
-    if n_support == n:
+    Lw = L * spec[:n]  # each direction weighted by its share of the block
+    rows = np.linalg.norm(Lw, axis=1)
+    support = np.flatnonzero(rows > tol * rows.max())
+    if support.size == n:
         return _monomial_side(support, mom, p, tag)
     a, b = mom.pairs[:, 0], mom.pairs[:, 1]
     if mom.const is not None:
         with_const = (a == mom.const) | (b == mom.const)
-        if np.linalg.norm(L[~with_const]) <= np.sqrt(eps) * np.linalg.norm(L):
+        if np.linalg.norm(Lw[~with_const]) <= tol * np.linalg.norm(Lw):
             # (w·x̃)·1 has moment coordinates w_a on x̃_a x̃_const (and w_const on the constant moment)
             W = np.zeros((n, p))
             other = np.where(a == mom.const, b, a)[with_const]
@@ -95,10 +101,10 @@ def _product_basis(L: np.ndarray, mom: Moments, p: int, tag: str, eps: float) ->
             )
     # symmetric square: V = common column space of the forms' symmetric matrices
     S = np.zeros((n, p, p))
-    S[:, a, b] = L.T * np.where(a == b, 1.0, 0.5)
+    S[:, a, b] = Lw.T * np.where(a == b, 1.0, 0.5)
     S = S + np.transpose(S, (0, 2, 1)) - S * np.eye(p)  # fill the lower triangle
     U, sv, _ = np.linalg.svd(np.concatenate(list(S), axis=1))
-    s = numerical_rank(sv, eps=eps).rank
+    s = numerical_rank(sv, method="rtol", rtol=tol).rank
     if s * (s + 1) // 2 == n:
         E = U[:, :s].T
         ia, ib = np.triu_indices(s)
@@ -287,9 +293,9 @@ def rotate_to_canonical(
             f"no memory x forget interaction (effective KV {eff.n_kv}, query {eff.n_query}): nothing attention-like",
         )
     blocks = moment_blocks(m, hi, lo)
-    p, eps = m.d_input + int(m.config.append_one), weight_eps(m)
-    kv = _product_basis(eff.kv_basis, blocks.moments, p, "kv", eps)
-    q = _product_basis(eff.query_basis, blocks.moments, p, "q", eps)
+    p = m.d_input + int(m.config.append_one)
+    kv = _product_basis(eff.kv_basis, eff.kv_spectrum, eff.kv_rank.tolerance, blocks.moments, p, "kv")
+    q = _product_basis(eff.query_basis, eff.query_spectrum, eff.query_rank.tolerance, blocks.moments, p, "q")
     nu = (_group_nu(blocks, "memory", "forget"), _group_nu(blocks, "forget", "memory"))
     new = _build(m, eff.cross_blocks, kv, q, nu)
     p_new, p_old = instantaneous_polynomial(new), instantaneous_polynomial(m)
