@@ -18,7 +18,14 @@ from .compiler import CompiledProgram, LSRLCompileCheckError, compile
 from .convert import ConversionError, convert, to_elman, to_gru, to_hawk, to_lstm, to_mamba
 from .display import draw_compiled, draw_program, stage_weights
 from .interpreter import Interpreter, run
-from .modules import CompiledLSRL, CompiledLSRLConfig, linear_scan, perturb_nonzeros
+from .modules import (
+    CompiledLSRL,
+    CompiledLSRLConfig,
+    LSRLPrecisionError,
+    float32_issue,
+    linear_scan,
+    perturb_nonzeros,
+)
 from .nodes import Concat, Input, Linear, LinState, Multi, Multiplicative, ReLU, Slice, Variable
 from .numeric import Mode, SparseMatrix
 from .program import LSRLValidationError, Program
@@ -99,6 +106,8 @@ __all__ = [
     "LSRLCompileCheckError",
     "CompiledLSRL",
     "CompiledLSRLConfig",
+    "LSRLPrecisionError",
+    "float32_issue",
     "linear_scan",
     "perturb_nonzeros",
     "ConversionError",

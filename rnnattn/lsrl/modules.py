@@ -5,12 +5,17 @@ u[..., :w] * u[..., w:]`` (multiplicative gating); ``state``: ``z_k[t] = A_k z_k
 ``B``, ``b`` folded into ``W_k``, ``c_k``; ``z_k[-1] = init_k``). Output ``y = z_K W_out^T + c_out``. Layout
 ``[B, T, D]``. Hook points: ``stages.{k}.hook_in`` (``u``), ``stages.{k}.hook_out`` (``z_k``), ``hook_y``.
 
-Precision: the compiled weights fuse constants (``lambda * mu = 1e13`` for the ReLU conditionals of Eqs. 7/9),
-so in float64 the rounding of an O(1) activation is amplified by up to ``1e13``; whether a given prompt
-survives it depends on how its values round (see the noise study). float32 exports work for programs whose
-fused weights and activations stay well inside float32's 24-bit mantissa; the universal-approximation programs
-(``mu = 1000`` steps over counters up to ``T``) need float64. For exact results compile with ``mode="exact"``
-and use :meth:`~rnnattn.lsrl.compiler.CompiledProgram.run`.
+Precision: the compiled weights fuse constants (``lambda * mu = 1e13`` for the ReLU conditionals of Eqs. 7/9)
+that are designed to cancel exactly; each stage therefore sums its large weights (``|w| >= LARGE_WEIGHT``) and
+its bias before the small ones (:meth:`LSRLStage.affine`), which keeps float64 exports equal to the float64
+interpreter on the universal-approximation programs. **float32 rule** (:func:`float32_issue`): a program whose
+compiled weights reach ``LARGE_WEIGHT`` (every program built on the library's steps/conditionals: ``mu^2``,
+``lam``) is refused in float32/16 (``allow_unsafe=True`` downgrades that to a warning), and any other program is
+checked on random probe inputs against the float64 runner and warned about if they differ by more than
+``FLOAT32_RTOL``. Measured (issue 15): the token program (every variant, n = 2..5, prompts of 22..405 tokens)
+answers 100% of queries wrongly in float32; ``continuous_program(2, 2)`` in float32 is off by 1.2..1.7 at cell
+centres with the ReLU conditionals and by 2e-8 / 2e-5 / 37 with the multiplicative ones at N = 2 / 4 / 8. For
+exact results compile with ``mode="exact"`` and use :meth:`~rnnattn.lsrl.compiler.CompiledProgram.run`.
 
 Two paths: :meth:`CompiledLSRL.forward` processes the whole sequence layer by layer (linear recurrences by
 ``cumsum`` where ``A`` is an identity/zero diagonal, a short time loop only over the lanes that need it), and
@@ -135,6 +140,48 @@ def _doubling_scan(A: torch.Tensor, u: torch.Tensor, s0: torch.Tensor) -> torch.
     return y
 
 
+#: Relative deviation from the float64 runner above which a float32 export (of a program with only small
+#: weights) is reported as imprecise.
+FLOAT32_RTOL = 1e-4
+
+
+class LSRLPrecisionError(ValueError):
+    """The requested dtype cannot represent the compiled program's arithmetic (see the float32 rule)."""
+
+
+def float32_issue(cp: Any) -> str | None:
+    """Why ``cp`` (a :class:`~rnnattn.lsrl.compiler.CompiledProgram`) is unsafe in float32, or ``None``.
+
+    Static part of the rule: a weight with ``|w| >= LARGE_WEIGHT`` multiplies a 0/1 condition and must cancel
+    exactly against a bias of the same size; float32's 24-bit mantissa leaves ``t + lam - lam`` with no bits of
+    ``t`` (``lam = 1e10 > 2^24``) and turns step functions' ``mu^2 = 1e6`` products into O(1) errors.
+    """
+    mats = [st.W for st in cp.stages] + [cp.W_out]
+    wmax = max([0.0] + [abs(float(v)) for m in mats for _, _, v in m.entries()])
+    if wmax >= LARGE_WEIGHT:
+        return (
+            f"compiled weights reach {wmax:.3g} (>= {LARGE_WEIGHT:g}): the large-constant cancellations of "
+            "the step/ifelse library need float64 (use dtype=torch.float64, or mode='exact' for exact results)"
+        )
+    return None
+
+
+def _probe_float32(m: CompiledLSRL, cp: Any) -> None:
+    """Warns if the low-precision module ``m`` strays from the float64 runner on random inputs."""
+    import warnings
+
+    import numpy as np
+
+    xs = np.random.default_rng(0).normal(size=(3, 8, cp.input_dim))
+    want = cp.run(xs, mode="float64")
+    with torch.no_grad():
+        got = m(torch.as_tensor(xs, dtype=m.readout.weight.dtype)).double().numpy()
+    err = float(np.abs(got - want).max(initial=0.0))
+    if not err <= FLOAT32_RTOL * (1.0 + float(np.abs(want).max(initial=0.0))):
+        warnings.warn(f"{cp.name}: the {m.readout.weight.dtype} export differs from float64 by {err:.3g} on "
+                      "random inputs", stacklevel=3)
+
+
 @register_model
 class CompiledLSRL(Model):
     """A compiled LSRL program as a batched torch model (see module docstring).
@@ -165,9 +212,25 @@ class CompiledLSRL(Model):
         self.hook_y = HookPoint()
 
     @classmethod
-    def from_compiled(cls, cp: Any, dtype: torch.dtype | None = None) -> CompiledLSRL:
+    def from_compiled(
+        cls, cp: Any, dtype: torch.dtype | None = None, allow_unsafe: bool = False
+    ) -> CompiledLSRL:
         """Builds the module from a :class:`~rnnattn.lsrl.compiler.CompiledProgram` (weights as dense
-        tensors)."""
+        tensors).
+
+        A floating ``dtype`` with less than float64's precision follows the float32 rule (module docstring):
+        :class:`LSRLPrecisionError` where :func:`float32_issue` finds a reason (a warning with
+        ``allow_unsafe=True``), else a warning if random probes disagree with float64 beyond ``FLOAT32_RTOL``.
+        """
+        low = dtype is not None and dtype.is_floating_point and torch.finfo(dtype).eps > 1e-15
+        if low:
+            issue = float32_issue(cp)
+            if issue is not None:
+                if not allow_unsafe:
+                    raise LSRLPrecisionError(f"{cp.name}: {dtype} is unsafe: {issue}")
+                import warnings
+
+                warnings.warn(f"{cp.name}: {dtype} is unsafe: {issue}", stacklevel=2)
         cfg = CompiledLSRLConfig(
             d_input=cp.input_dim,
             d_output=cp.output_dim,
@@ -187,7 +250,12 @@ class CompiledLSRL(Model):
             m.readout.weight.copy_(torch.from_numpy(cp.W_out.to_numpy()))
             m.readout.bias.copy_(torch.tensor([float(v) for v in cp.c_out], dtype=torch.float64))
         m.metadata = {"lsrl_program": cp.name, "compile_mode": cp.mode.value, "stats": cp.stats().__dict__}
-        return m.to(dtype) if dtype is not None else m
+        if dtype is None:
+            return m
+        m = m.to(dtype)
+        if low and float32_issue(cp) is None:
+            _probe_float32(m, cp)
+        return m
 
     def state_stages(self) -> list[int]:
         return [k for k, s in enumerate(self.stages) if s.kind == "state"]

@@ -73,6 +73,34 @@ def test_float32_export_small_program():
     )
 
 
+def test_float32_rule_refuses_large_constant_programs():
+    """Issue 15: measured, the token program in float32 answers every query wrongly (n = 2..5, all variants);
+    so programs with weights >= LARGE_WEIGHT are refused (or warned about on request)."""
+    from rnnattn.lsrl import LSRLPrecisionError, float32_issue, token_program
+
+    cp = compile(token_program(2, "multiplicative"))
+    assert float32_issue(cp) is not None
+    with pytest.raises(LSRLPrecisionError, match="unsafe"):
+        cp.to_module(torch.float32)
+    with pytest.warns(UserWarning, match="unsafe"):
+        m = cp.to_module(torch.float32, allow_unsafe=True)
+    assert m.readout.weight.dtype == torch.float32
+    cp.to_module(torch.float64)  # float64 never refused
+
+
+def test_float32_rule_warns_on_probe_disagreement():
+    """Small weights but a cancellation float32 cannot resolve: ReLU(x / 1000 + 9000) - 9000 = x / 1000 (the
+    spacing of float32 at 9000 is ~1e-3)."""
+    x = Input(1)
+    from rnnattn.lsrl import ReLU, float32_issue
+
+    cp = compile(ReLU(x * 0.001 + 9000) - 9000)
+
+    assert float32_issue(cp) is None
+    with pytest.warns(UserWarning, match="differs from float64"):
+        cp.to_module(torch.float32)
+
+
 def test_save_load_roundtrip(tmp_path, token3):
     cp, _, _, X = token3
     m = cp.to_module()

@@ -212,8 +212,11 @@ class CompiledProgram:
         )
         return (y, zs) if return_states else y
 
-    def to_module(self, dtype: Any = None) -> Any:
-        """Exports a batched torch module (:class:`rnnattn.lsrl.modules.CompiledLSRL`)."""
+    def to_module(self, dtype: Any = None, allow_unsafe: bool = False) -> Any:
+        """Exports a batched torch module (:class:`rnnattn.lsrl.modules.CompiledLSRL`).
+
+        float32 (and lower) exports follow the float32 rule of :mod:`rnnattn.lsrl.modules`: programs with
+        large-constant weights raise ``LSRLPrecisionError`` (a warning with ``allow_unsafe=True``)."""
         from ..modules import CompiledLSRL
 
-        return CompiledLSRL.from_compiled(self, dtype=dtype)
+        return CompiledLSRL.from_compiled(self, dtype=dtype, allow_unsafe=allow_unsafe)
