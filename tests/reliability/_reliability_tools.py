@@ -198,6 +198,16 @@ def available_commands() -> set[str]:
     return set(_commands())
 
 
+#: commands the reliability suite exercises: a test must fail, never skip, when one of them disappears
+EXPECTED_COMMANDS = frozenset({"info", "report", "sweep", "train"})
+
+
+def require_command(name: str) -> None:
+    """Fail (not skip) if the ``rnnattn`` command ``name`` is gone: a vanished command is a regression."""
+    assert name in EXPECTED_COMMANDS, f"{name} is not in EXPECTED_COMMANDS"
+    assert name in available_commands(), f"the rnnattn command {name!r} disappeared (have {sorted(available_commands())})"
+
+
 # -- time and memory caps ----------------------------------------------------------------------------------------
 MEMORY_CAP_MB = int(os.environ.get("RNNATTN_CASE_MEMORY_MB", "1024"))  # extra address space one case may use
 

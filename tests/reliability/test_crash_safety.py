@@ -340,10 +340,9 @@ def _trainer_kill_loop(tmp_path: Path, kills: int, seed: int, steps: int = 300) 
 
 
 def test_trainer_survives_sigkill_and_resumes_exactly(tmp_path):
-    from _reliability_tools import available_commands
+    from _reliability_tools import require_command
 
-    if "train" not in available_commands():
-        pytest.skip("no train command yet")
+    require_command("train")
     _trainer_kill_loop(tmp_path, kills=6, seed=3)
 
 

@@ -658,10 +658,9 @@ def test_fifo_does_not_hang(tmp_path):
 
 
 def test_report_flags_nan_weights(ckpts, case, tmp_path):
-    from _reliability_tools import available_commands
+    from _reliability_tools import require_command
 
-    if "report" not in available_commands():
-        pytest.skip("no report command yet")
+    require_command("report")
     p = case(_reencode(ckpts["glrnn"], lambda k, v: v.clone().fill_(float("nan")) if k == "W_in" else v))
     rc, out, err = cli(["report", str(p), "-o", str(tmp_path / "r"), "--format", "html"], "nan report")
     if rc == 0:

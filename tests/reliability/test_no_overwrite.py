@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from _reliability_tools import COUNTS, available_commands, cli, small_models
+from _reliability_tools import COUNTS, cli, require_command, small_models
 
 import rnnattn
 from rnnattn.checkpoint import atomic_write_bytes
@@ -83,8 +83,7 @@ def test_save_onto_a_directory_is_refused(tmp_path, model):
 
 
 def test_report_never_overwrites_without_force(tmp_path):
-    if "report" not in available_commands():
-        pytest.skip("no report command yet")
+    require_command("report")
     ck = rnnattn.save(small_models()["glrnn"][0], tmp_path / "ck.safetensors")
     out = tmp_path / "reports"
     (out / "ck").mkdir(parents=True)
@@ -109,8 +108,7 @@ def test_report_never_overwrites_without_force(tmp_path):
 
 
 def test_train_never_overwrites_another_run_without_force(tmp_path):
-    if "train" not in available_commands():
-        pytest.skip("no train command yet")
+    require_command("train")
     run = tmp_path / "run"
     run.mkdir()
     files = {

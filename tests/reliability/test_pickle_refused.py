@@ -194,10 +194,9 @@ def test_save_refuses_non_json_metadata_instead_of_pickling(tmp_path):
 def test_sweep_spec_cannot_run_arbitrary_code(tmp_path):
     import json
 
-    from _reliability_tools import available_commands
+    from _reliability_tools import require_command
 
-    if "sweep" not in available_commands():
-        pytest.skip("no sweep command")
+    require_command("sweep")
     marker = tmp_path / "PWNED"
     spec = tmp_path / "innocent.json"
     spec.write_text(
