@@ -281,22 +281,3 @@ def effective_counts(
         query_basis=Rq[: q_rank.rank].T,
         cross_blocks=G,
     )
-
-
-def effective_summary(model: ModelSource, hi: float = 0.99, lo: float = 0.01) -> dict[str, Any]:
-    """The counts of :func:`effective_counts` as a small dict for other results (``neuron_roles(...).attrs``,
-    :class:`~rnnattn.analysis.PruneResult`): ``kv``, ``query``, their tolerances, gaps and the rule; or
-    ``{"not_applicable": reason}`` when the analysis does not apply or the model is too large."""
-    try:
-        e = effective_counts(model, hi, lo)
-    except ValueError as err:  # AnalysisNotApplicable and ResourceLimitError are ValueErrors
-        return {"not_applicable": str(err)}
-    return {
-        "kv": e.n_kv,
-        "query": e.n_query,
-        "kv_tolerance": e.kv_rank.tolerance,
-        "query_tolerance": e.query_rank.tolerance,
-        "kv_gap": e.kv_rank.gap,
-        "query_gap": e.query_rank.gap,
-        "rule": f"{e.kv_rank.method} (floor {e.kv_rank.floor:.2g})",
-    }

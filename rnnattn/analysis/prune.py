@@ -22,7 +22,6 @@ import pandas as pd
 import torch
 
 from rnnattn.analysis._weights import GatedWeights, check_inputs, max_change
-from rnnattn.analysis.effective import effective_summary
 from rnnattn.analysis.errors import NotApplicable
 from rnnattn.analysis.loading import ModelSource, require_gated_rnn, resolve
 from rnnattn.analysis.results import PruneResult
@@ -258,5 +257,4 @@ def prune_gated(
         max_output_change=change,
         threshold=threshold,
         ablation_tol=ablation_tol,
-        effective=effective_summary(pruned),
     )

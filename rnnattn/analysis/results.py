@@ -121,8 +121,6 @@ class PruneResult(Result):
         loss_before, loss_after: loss on the supplied data (``nan`` when no targets were given).
         max_output_change: max |y_pruned - y_original| over the check inputs.
         threshold: relative weight threshold used; ablation_tol: ablation tolerance (None: no ablation pass).
-        effective: effective KV / query counts of the pruned model, which the row rules cannot see when the
-            student holds them in a mixed basis (:func:`rnnattn.analysis.effective.effective_summary`).
     """
 
     model: Model
@@ -138,7 +136,6 @@ class PruneResult(Result):
     max_output_change: float
     threshold: float
     ablation_tol: float | None = None
-    effective: dict[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> pd.DataFrame:

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnnattn.analysis.effective import effective_summary
 from rnnattn.analysis.loading import ModelSource, hidden_lambda, labels, require_gated_rnn, resolve
 from rnnattn.models.gated_rnn import GatedLinearRNN
 
@@ -56,8 +55,8 @@ def neuron_roles(model: ModelSource, hi: float = 0.99, lo: float = 0.01, tol: fl
         ``in_x_norm``, ``out_m_norm``, ``out_x_norm`` (column norms of ``W_m^out``, ``W_x^out``: how much the
         readout uses the neuron). For a dense non-diagonal ``A`` the rows are eigenmodes (``lam`` = |eigenvalue|) and
         the reading columns are NaN/"n/a": a bilinear input row does not map to an eigenmode (``df.attrs["note"]`` says
-        so). ``df.attrs["effective_counts"]``: the effective KV / query counts, which see through mixing of same-λ
-        neurons (:func:`rnnattn.analysis.effective.effective_summary`).
+        so). The effective KV / query counts, which see through mixing of same-λ neurons, are
+        :func:`rnnattn.analysis.effective_counts` (and the ``effective`` step of :func:`rnnattn.analysis.equivalence`).
     Raises:
         AnalysisNotApplicable: for models other than :class:`GatedLinearRNN`.
     """
@@ -85,7 +84,6 @@ def _eigenmode_roles(m: GatedLinearRNN, hi: float, lo: float) -> pd.DataFrame:
         "dense non-diagonal A: rows are eigenmodes of A (|eigenvalue| as lambda); what a mode "
         "reads is not defined, since V^-1 mixes the bilinear input rows"
     )
-    df.attrs["effective_counts"] = effective_summary(m, hi, lo)  # defined on invariant subspaces (effective.py)
     return df
 
 
@@ -119,7 +117,6 @@ def roles_gated(m: GatedLinearRNN, hi: float = 0.99, lo: float = 0.01, tol: floa
         }
     )
     df.attrs["note"] = f"roles by |lambda|: memory > {hi}, forget < {lo}; zero weights: |w|/max|W| <= {tol}"
-    df.attrs["effective_counts"] = effective_summary(m, hi, lo)  # counts through same-λ mixing (effective.py)
     return df
 
 

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from rnnattn import LSTM, GatedLinearRNN, GatedLinearRNNConfig, LSTMConfig
 from rnnattn.analysis._moments import moments_of
+from rnnattn.analysis.basis_steps import effective_step
 from rnnattn.analysis.effective import effective_counts, numerical_rank
 from rnnattn.analysis.errors import AnalysisNotApplicable
 from rnnattn.analysis.prune import prune
-from rnnattn.analysis.roles import neuron_roles
 from rnnattn.constructions import attention_to_gated_rnn
 
 STUDENT = Path(__file__).resolve().parents[2] / "checkpoints" / "teacher_student_d4.safetensors"
@@ -158,7 +158,7 @@ def test_defective_dense_recurrence_is_not_applicable():
         m.A.copy_(torch.tensor([[0.5, 1.0], [0.0, 0.5]], dtype=torch.float64))  # a Jordan block
     with pytest.raises(AnalysisNotApplicable, match="not diagonalisable"):
         effective_counts(m)
-    assert "not diagonalisable" in neuron_roles(m).attrs["effective_counts"]["not_applicable"]
+    assert "not diagonalisable" in effective_step(m.eval().requires_grad_(False), 0.99, 0.01).reason  # pipeline step
 
 
 def test_lstm_is_not_applicable():
@@ -182,11 +182,10 @@ def test_shipped_student_holds_the_compact_construction_in_a_rotated_basis():
     json.dumps(e.to_dict())
     html = e._repr_html_()
     assert "Effective KV / query counts" in html and "<script" not in html
-    # the same counts ride along with the roles table and the prune result, where the row rules find nothing
-    roles = neuron_roles(STUDENT)
-    assert (roles.attrs["effective_counts"]["kv"], roles.attrs["effective_counts"]["query"]) == (10, 4)
+    # the pipeline's effective step finds the same counts on the pruned model, where the row rules find nothing
     pr = prune(STUDENT)
-    assert pr.n_hidden_after == 32 and (pr.effective["kv"], pr.effective["query"]) == (10, 4)
+    eff = effective_step(pr.model, 0.99, 0.01)
+    assert pr.n_hidden_after == 32 and (eff.n_kv, eff.n_query) == (10, 4)
 
 
 def test_oversized_model_is_refused_before_allocating():
