@@ -4,7 +4,8 @@ Why: on teacher-student the AdamW phase stalls near loss ~2e-5 and strong-Wolfe 
 -25% in 1000 iterations, in float32 or float64). The task is a zero-residual least-squares problem, so a
 Gauss-Newton model of the loss is accurate near the optimum; damped Gauss-Newton steps (LM) on a fixed batch take the
 loss below 1e-6 in a few dozen iterations (``benchmarks/bench_identification.py``). Only small students are
-supported: the normal matrix is ``[P, P]`` (N = M = 32: P = 2528, 51 MB).
+supported: the normal matrix is ``[P, P]`` (N = M = 32: P = 2528, 51 MB); it is assembled from a factored Jacobian
+(:func:`jacobian_parts`), solved by Cholesky.
 
 Jacobian of the residuals ``r = ŷ - y`` (rows ``(b, t, o)``) with respect to the flat parameters of
 :class:`~rnnattn.training.fast.StackedGatedRNN` (``W_in, nu, W_out, D``):
@@ -22,15 +23,20 @@ MAX_PARAMETERS = 8000  # the [P, P] normal matrix and its solve; above this LM c
 CHUNK = 32  # sequences per Jacobian block (a [CHUNK*T*d_out, P] float64 block: 4096 x 2528 = 83 MB at N = M = 32)
 
 
-def residual_jacobian(
+def jacobian_parts(
     params: dict[str, torch.Tensor], z: torch.Tensor, last_only: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs and Jacobian of one model (unstacked parameters ``W_in [2, N, d+1]``, ``nu [N]``,
-    ``W_out [2, M, N]``, ``D [d_out, M]``) on inputs ``z [B, T, d+1]`` (constant 1 appended).
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Outputs and the Jacobian of one model in factored form (unstacked parameters ``W_in [2, N, d+1]``,
+    ``nu [N]``, ``W_out [2, M, N]``, ``D [d_out, M]``; inputs ``z [B, T, d+1]`` with the constant 1 appended).
+
+    The ``W^out`` columns (``2MN`` of the ``P`` columns: 2048 of 2528 at N = M = 32) factor as
+    ``dr_o/dW^out_skn = D_ok X_skn`` with ``X_m = b_x ⊗ h``, ``X_x = b_m ⊗ h``; they are returned as ``X`` and never
+    multiplied out (``d_out`` times fewer rows for the normal matrix, :func:`_normal_equations`).
 
     Returns:
-        ``yhat [B, T', d_out]`` and ``J [B*T'*d_out, P]`` (rows in ``(b, t, o)`` order, columns in the flat
-        parameter order), ``T' = 1`` (last step) when ``last_only`` else ``T``.
+        ``yhat [B, T', d_out]``, ``J_rest [R, d_out, Q]`` (columns: ``W_in``, ``nu``, ``D`` in flat order,
+        ``Q = 2N(d+1) + N + d_out M``) and ``X [R, 2, M, N]``; rows ``R = B T'`` in ``(b, t)`` order, ``T' = 1``
+        (last step) when ``last_only`` else ``T``.
     """
     W_in, nu, W_out, D = params["W_in"], params["nu"], params["W_out"], params["D"]
     B, T, d1 = z.shape
@@ -62,15 +68,27 @@ def residual_jacobian(
     # d lam / d nu, defined as 0 where lam == 0 (nu = +inf would give inf * 0)
     dlam = torch.where(lam == 0, torch.zeros_like(lam), -torch.exp(nu) * lam)
     eye = torch.eye(O, dtype=z.dtype, device=z.device)
-    cols = [
+    rest = [
         (G[..., None] * Vm.reshape(R, 1, N, d1)).reshape(R, O, N * d1),
         (G[..., None] * Vx.reshape(R, 1, N, d1)).reshape(R, O, N * d1),
         G * (q * dlam)[:, None, :],
-        (D[None, :, :, None] * (bx[:, None, :, None] * h[:, None, None, :])).reshape(R, O, M * N),
-        (D[None, :, :, None] * (bm[:, None, :, None] * h[:, None, None, :])).reshape(R, O, M * N),
         (eye[None, :, :, None] * g[:, None, None, :]).reshape(R, O, O * M),
     ]
-    return yhat.reshape(B, Tp, O), torch.cat(cols, dim=-1).reshape(R * O, -1)
+    X = torch.stack([bx[:, :, None] * h[:, None, :], bm[:, :, None] * h[:, None, :]], dim=1)  # [R, 2, M, N]
+    return yhat.reshape(B, Tp, O), torch.cat(rest, dim=-1), X
+
+
+def residual_jacobian(
+    params: dict[str, torch.Tensor], z: torch.Tensor, last_only: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Outputs and the dense Jacobian ``J [B*T'*d_out, P]`` (rows ``(b, t, o)``, columns in the flat parameter
+    order) assembled from :func:`jacobian_parts` (used by tests; LM itself keeps the factored form)."""
+    yhat, rest, X = jacobian_parts(params, z, last_only)
+    R, O, _ = rest.shape
+    D = params["D"]
+    n_head = params["W_in"].numel() + params["nu"].numel()
+    wout = (D[None, :, None, :, None] * X[:, None]).reshape(R, O, -1)  # dr_o/dW^out_skn = D_ok X_skn
+    return yhat, torch.cat([rest[..., :n_head], wout, rest[..., n_head:]], dim=-1).reshape(R * O, -1)
 
 
 def _split(flat: torch.Tensor, shapes: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
@@ -85,16 +103,47 @@ def _split(flat: torch.Tensor, shapes: dict[str, tuple[int, ...]]) -> dict[str, 
 
 
 def _normal_equations(flat, shapes, z, y, last_only):
-    """``J^T J [P, P]``, ``J^T r [P]`` and ``sum r^2`` over the batch, accumulated in chunks of sequences."""
+    """``J^T J [P, P]``, ``J^T r [P]`` and ``sum r^2`` over the batch, accumulated in chunks of sequences.
+
+    Block form (``J = [J_rest | J_W]``, ``J_W[(r,o), (s,k,n)] = D_ok X[r,s,k,n]``): ``J_W^T J_W = (X^T X) ∘
+    (D^T D)_kk'`` (X has ``R`` rows, not ``R d_out``), ``J_rest^T J_W = sum_r Y_rkq X_rskn`` with ``Y = D^T``
+    applied to ``J_rest``, ``J_W^T r = sum_r X_rskn (r D)_rk``. About 4x fewer FLOPs than ``J^T J`` from the
+    dense ``J`` at N = M = 32 (measured in ``benchmarks/bench_identification.py``).
+    """
     p = _split(flat, shapes)
-    A = g = None
+    D = p["D"]
+    n_head = p["W_in"].numel() + p["nu"].numel()
+    n_w = p["W_out"].numel()
+    P = flat.numel()
+    Q = P - n_w
+    A = torch.zeros(P, P, dtype=flat.dtype, device=flat.device)
+    g = torch.zeros(P, dtype=flat.dtype, device=flat.device)
+    DtD = D.T @ D  # [M, M]
     sq = 0.0
+    rest_idx = torch.cat([torch.arange(n_head), torch.arange(n_head + n_w, P)]).to(flat.device)
+    A_rest, A_cross, A_ww = A.new_zeros(Q, Q), A.new_zeros(Q, n_w), A.new_zeros(n_w, n_w)
+    g_rest, g_w = g.new_zeros(Q), g.new_zeros(n_w)
     for s in range(0, z.shape[0], CHUNK):
-        yh, J = residual_jacobian(p, z[s : s + CHUNK], last_only)
-        r = (yh - y[s : s + CHUNK]).reshape(-1)
-        A = J.T @ J if A is None else A.addmm_(J.T, J)
-        g = J.T @ r if g is None else g.addmv_(J.T, r)
-        sq += float(r @ r)
+        yh, rest, X = jacobian_parts(p, z[s : s + CHUNK], last_only)
+        r = (yh - y[s : s + CHUNK]).reshape(-1, D.shape[0])  # [R, O]
+        R = r.shape[0]
+        Jr = rest.reshape(R * D.shape[0], Q)
+        A_rest.addmm_(Jr.T, Jr)
+        g_rest.addmv_(Jr.T, r.reshape(-1))
+        Xf = X.reshape(R, n_w)
+        A_ww.addmm_(Xf.T, Xf)
+        Y = torch.einsum("ok,roq->rkq", D, rest)  # [R, M, Q]
+        A_cross += torch.einsum("rkq,rskn->qskn", Y, X).reshape(Q, n_w)
+        g_w += torch.einsum("rskn,rk->skn", X, r @ D).reshape(-1)
+        sq += float((r * r).sum())
+    M, N = D.shape[1], n_w // (2 * D.shape[1])
+    A_ww.view(2, M, N, 2, M, N).mul_(DtD[None, :, None, None, :, None])
+    w = slice(n_head, n_head + n_w)
+    A[w, w] = A_ww
+    A[rest_idx[:, None], rest_idx[None, :]] = A_rest
+    A[rest_idx, w] = A_cross
+    A[w, rest_idx] = A_cross.T
+    g[rest_idx], g[w] = g_rest, g_w
     return A, g, sq
 
 
@@ -113,6 +162,15 @@ def _sum_sq(flat, shapes, z, y, last_only) -> float:
             h[:, t] = lam * h[:, t - 1] + u[:, t]
     yhat = ((h @ W_out[0].T) * (h @ W_out[1].T)) @ D.T
     return float((yhat - y).pow(2).sum())
+
+
+def _solve_spd(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Solve ``A x = b`` for the damped normal matrix: Cholesky (half the work of LU) when ``A`` is numerically
+    positive definite, else LU."""
+    L, info = torch.linalg.cholesky_ex(A)
+    if int(info) == 0:
+        return torch.cholesky_solve(b[:, None], L)[:, 0]
+    return torch.linalg.solve(A, b)
 
 
 @torch.no_grad()
@@ -150,7 +208,7 @@ def levenberg_marquardt(
         while True:
             A_d = A.clone()
             A_d.diagonal().add_(mu * dg)
-            delta = torch.linalg.solve(A_d, -g)
+            delta = _solve_spd(A_d, -g)
             flat.copy_(old).add_(delta)
             new = _sum_sq(flat, shapes, z, y, last_only)
             if new < sq:

@@ -93,7 +93,7 @@ def test_flat_adamw_matches_torch_adamw():
         torch.testing.assert_close(net.params[n][0], getattr(ref, n).detach(), rtol=1e-8, atol=1e-10)
 
 
-@pytest.mark.parametrize("T", [1, 2, 7, 12, 32, 36])
+@pytest.mark.parametrize("T", [1, 2, 7, 12, 32, 36, 130])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_chunked_scan_matches_the_sequential_recurrence(T, reverse):
     g = torch.Generator().manual_seed(T)
@@ -105,9 +105,12 @@ def test_chunked_scan_matches_the_sequential_recurrence(T, reverse):
     order = range(T - 2, -1, -1) if reverse else range(1, T)
     for t in order:  # the naive reference: one step at a time
         want[:, :, t] += lam[:, :, None] * want[:, :, t + 1 if reverse else t - 1]
-    got = chunked_scan(x.clone(), lam, reverse)
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
-    assert scan_chunk(T) in ({1, T} if T in (1, 2, 7) else set(range(2, T)))
+    for c in [None] + [c for c in range(1, T + 1) if T % c == 0]:  # every chunking, and the default
+        got = chunked_scan(x.clone(), lam, reverse, chunk=c)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert scan_chunk(T) == T if T <= 64 else 1 < scan_chunk(T) < T
+    with pytest.raises(ValueError, match="divide"):
+        chunked_scan(x, lam, reverse, chunk=T + 1)
 
 
 @pytest.mark.parametrize("last_only", [False, True])

@@ -146,3 +146,22 @@ def test_fast_protocol_uses_lm_polishing():
     assert model_kw == {"n_hidden": 32, "n_gating": 32}
     icl_kw, _ = protocol_defaults("fast", "icl_regression")
     assert icl_kw.get("polish_rounds", 0) == 0  # ICL has a non-zero optimum: no fixed-batch polishing
+
+
+@pytest.mark.parametrize("last_only", [False, True])
+def test_factored_normal_equations_equal_the_dense_ones(last_only):
+    """J^T J and J^T r assembled from the factored W_out block equal the products of the dense Jacobian."""
+    from rnnattn.training import lm
+
+    m = _model(N=5, M=4, dout=3)
+    x = torch.randn(lm.CHUNK + 5, 6, 3, dtype=torch.float64)  # two chunks
+    z = m.augment(x)
+    y = torch.randn(x.shape[0], 1 if last_only else 6, 3, dtype=torch.float64)
+    shapes = {n: tuple(getattr(m, n).shape) for n in PARAM_NAMES}
+    flat = torch.cat([getattr(m, n).detach().reshape(-1) for n in PARAM_NAMES])
+    A, g, sq = lm._normal_equations(flat, shapes, z, y, last_only)
+    yhat, J = residual_jacobian(lm._split(flat, shapes), z, last_only)
+    r = (yhat - y).reshape(-1)
+    torch.testing.assert_close(A, J.T @ J, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(g, J.T @ r, rtol=1e-12, atol=1e-12)
+    assert sq == pytest.approx(float(r @ r), rel=1e-12)
