@@ -1,18 +1,39 @@
-"""Train K gated RNNs of one config at once (seeds of a sweep) in one batched computation.
+"""Train K gated RNNs of one config at once (the seeds of a sweep point) in one batched computation.
+
+API for sweeps and studies (``rnnattn.sweeps``, ``analysis/*.py``)::
+
+    from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig
+    from rnnattn.training import TrainConfig, train_batched
+
+    seeds = [0, 1, 2, 3]
+    models = []
+    for s in seeds:                       # one init per seed, as `rnnattn train --seed s` does
+        torch.manual_seed(s)
+        models.append(GatedLinearRNN(GatedLinearRNNConfig(4, 32, 32, 4)))
+    results = train_batched(task, models, TrainConfig(steps=50_000, ...), seeds=seeds, out_dir=None)
+    results[k].final_val_loss            # one TrainResult per model; models[k] holds its trained weights
+
+``train_batched(task, models, config, seeds)[k]`` equals ``train(task, models[k], config.replace(seed=seeds[k]))``
+up to float rounding (tested in ``tests/training/test_train.py``): same data stream per seed, same AdamW and
+schedule. Differences: no polishing phase, no ``target_loss``, no resume and no periodic checkpoints (sweeps re-run
+a failed point); validation (when ``config.val_every > 0``) only once at the end; ``history`` rows carry only
+``step``, ``train_loss`` and ``wall_s``. Requirements: diagonal :class:`GatedLinearRNN` models sharing one config
+and a task with loss on every step or on the last step only (both paper tasks).
 
 Every kernel of :class:`~rnnattn.training.fast.StackedGatedRNN` runs once for all K models (batched matmuls over a
-leading model axis; one flat AdamW over ``[K, P]``), which amortises the per-op overhead that dominates small models
-on CPU. Each model gets its own data stream (data seed ``seeds[k]``) and its own loss; the models never interact.
-Measured against one-by-one training in ``benchmarks/bench_training.py``.
+leading model axis; one flat AdamW over ``[K, P]``), which amortises the per-op overhead of small models on CPU. Each
+model gets its own data stream (data seed ``seeds[k]``) and its own loss; the models never interact. Measured
+against one-by-one training in ``benchmarks/bench_training.py`` (results/training.md, case C).
 
-No resume here: sweeps re-run a failed point. Final weights are written back into ``models``; with ``out_dir`` each
-is saved as ``out_dir/model_{k}.safetensors`` with the same metadata schema as :func:`rnnattn.training.train`.
+Final weights are written back into ``models``; with ``out_dir`` each is saved as ``out_dir/model_{k}.safetensors``
+with the same metadata schema as :func:`rnnattn.training.train`.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,6 +46,71 @@ from rnnattn.training.data import sample_steps
 from rnnattn.training.engines import _chunked_eval, _last_only
 from rnnattn.training.loop import resolve_device
 from rnnattn.training.optim import cosine_lr, flat_multipliers
+
+
+def _block(task: Task, net, config: TrainConfig, seeds: list[int], k0: int, last: bool):
+    """Data of steps ``[k0, k0 + data_block)`` for every model: ``z [S, K, T*B, d+1]``, targets ``[S, K, R, ·]``."""
+    K = len(seeds)
+    steps = range(k0, min(k0 + config.data_block, config.steps))
+    per = [sample_steps(task, config.batch_size, s, steps) for s in seeds]  # [S, B, T, ·] each
+    x = torch.stack([b.x for b in per], dim=1)  # [S, K, B, T, d]
+    y = torch.stack([b.y for b in per], dim=1)
+    S = x.shape[0]
+    z, t = net.prepare(x.flatten(0, 1), y.flatten(0, 1), last)  # treats S*K as the model axis
+    return z.view(S, K, *z.shape[1:]), t.view(S, K, *t.shape[1:])
+
+
+def _adam_phase(task: Task, net, opt, config: TrainConfig, seeds: list[int], last: bool):
+    """All AdamW steps; returns (last logged train loss per model, history per model)."""
+    K, T = len(seeds), task.seq_len
+    t0 = time.perf_counter()
+    acc = torch.zeros(K, dtype=torch.float64)
+    n_acc = 0
+    history: list[list[dict[str, Any]]] = [[] for _ in range(K)]
+    train_loss: list[float | None] = [None] * K
+    for s in range(config.steps):
+        if s % config.data_block == 0:
+            zb, yb = _block(task, net, config, seeds, s, last)
+        i = s % config.data_block
+        losses = net.loss_and_grad(zb[i], yb[i], T, last)
+        opt.step(cosine_lr(s, config))
+        acc += losses.double().cpu()
+        n_acc += 1
+        if (s + 1) % config.log_every == 0 or s + 1 == config.steps:
+            train_loss = (acc / n_acc).tolist()
+            acc.zero_()
+            n_acc = 0
+            if not all(v == v and abs(v) != float("inf") for v in train_loss):
+                raise RuntimeError(f"train_batched: a model diverged at step {s + 1}; lower the learning rate")
+            for k in range(K):
+                history[k].append({"step": s + 1, "train_loss": train_loss[k], "wall_s": time.perf_counter() - t0})
+    return train_loss, history
+
+
+def _save(task: Task, model, path: Path, config: TrainConfig, seed: int, res: TrainResult, K: int, device) -> Path:
+    training = {
+        "config": config.replace(seed=seed).to_dict(),
+        "step": config.steps,
+        "adam_steps": config.steps,
+        "polish_rounds_done": 0,
+        "final_train_loss": res.final_train_loss,
+        "final_val_loss": res.final_val_loss,
+        "reference_val_loss": res.reference_val_loss,
+        "val_samples": config.val_samples,
+        "wall_time": res.wall_time,
+        "device": str(device),
+        "torch_version": torch.__version__,
+        "protocol": config.protocol,
+        "engine": f"batched[{K}]",
+        "completed": True,
+        "reached_target": False,
+        "target_step": None,
+        "target_time": None,
+    }
+    extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
+    return save_checkpoint(
+        model, path, extras=extras, overwrite=True, task=task.to_dict(), training=training, reference=task.reference
+    )
 
 
 def train_batched(
@@ -59,42 +145,8 @@ def train_batched(
     net = fast.StackedGatedRNN(models, device=device, dtype=dtype)
     mult, wd = flat_multipliers(net.slices(), net.P, {"nu"}, config)
     opt = fast.FlatAdamW(net.flat, net.grad, mult.to(device), wd.to(device), tuple(config.betas), config.eps)
-    T = task.seq_len
-
-    def block(k0: int) -> tuple[torch.Tensor, torch.Tensor]:
-        steps = range(k0, min(k0 + config.data_block, config.steps))
-        per = [sample_steps(task, config.batch_size, s, steps) for s in seeds]  # [S, B, T, ·] each
-        x = torch.stack([b.x for b in per], dim=1)  # [S, K, B, T, d]
-        y = torch.stack([b.y for b in per], dim=1)
-        S = x.shape[0]
-        z, t = net.prepare(x.flatten(0, 1), y.flatten(0, 1), last)  # treats S*K as the model axis
-        return z.view(S, K, *z.shape[1:]), t.view(S, K, *t.shape[1:])
-
     t0 = time.perf_counter()
-    acc = torch.zeros(K, dtype=torch.float64)
-    n_acc = 0
-    history: list[list[dict]] = [[] for _ in range(K)]
-    train_loss = [None] * K
-    for s in range(config.steps):
-        if s % config.data_block == 0:
-            zb, yb = block(s)
-        i = s % config.data_block
-        losses = net.loss_and_grad(zb[i], yb[i], T, last)
-        opt.step(cosine_lr(s, config))
-        acc += losses.double().cpu()
-        n_acc += 1
-        if (s + 1) % config.log_every == 0 or s + 1 == config.steps:
-            train_loss = (acc / n_acc).tolist()
-            acc.zero_()
-            n_acc = 0
-            if not all(v == v and abs(v) != float("inf") for v in train_loss):
-                raise RuntimeError(
-                    f"train_batched: a model diverged at step {s + 1}; lower the learning rate"
-                )
-            for k in range(K):
-                history[k].append(
-                    {"step": s + 1, "train_loss": train_loss[k], "wall_s": time.perf_counter() - t0}
-                )
+    train_loss, history = _adam_phase(task, net, opt, config, seeds, last)
     wall = time.perf_counter() - t0
     net.write_back(models)
     val_loss: list[float | None] = [None] * K
@@ -103,51 +155,20 @@ def train_batched(
         val = task.validation_set(config.val_samples, config.val_seed)
         ref = task.reference_loss(val)
         z, y = net.prepare(val.x[None].expand(K, *val.x.shape), val.y[None].expand(K, *val.y.shape), last)
-        val_loss = _chunked_eval(net, z, y, T, last, config.val_samples)
+        val_loss = _chunked_eval(net, z, y, task.seq_len, last, config.val_samples)
     results = []
     for k, m in enumerate(models):
-        path = None
-        if paths:
-            training = {
-                "config": config.replace(seed=seeds[k]).to_dict(),
-                "step": config.steps,
-                "adam_steps": config.steps,
-                "polish_rounds_done": 0,
-                "final_train_loss": train_loss[k],
-                "final_val_loss": val_loss[k],
-                "reference_val_loss": ref,
-                "val_samples": config.val_samples,
-                "wall_time": wall,
-                "device": str(device),
-                "torch_version": torch.__version__,
-                "protocol": config.protocol,
-                "engine": f"batched[{K}]",
-                "completed": True,
-                "reached_target": False,
-                "target_step": None,
-                "target_time": None,
-            }
-            extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
-            path = save_checkpoint(
-                m,
-                paths[k],
-                extras=extras,
-                overwrite=True,
-                task=task.to_dict(),
-                training=training,
-                reference=task.reference,
-            )
-        results.append(
-            TrainResult(
-                steps=config.steps,
-                final_train_loss=train_loss[k],
-                final_val_loss=val_loss[k],
-                reference_val_loss=ref,
-                wall_time=wall,
-                checkpoint=path,
-                history=history[k],
-            )
+        res = TrainResult(
+            steps=config.steps,
+            final_train_loss=train_loss[k],
+            final_val_loss=val_loss[k],
+            reference_val_loss=ref,
+            wall_time=wall,
+            history=history[k],
         )
+        if paths:
+            res.checkpoint = _save(task, m, paths[k], config, seeds[k], res, K, device)
+        results.append(res)
     return results
 
 
