@@ -18,7 +18,9 @@ import pandas as pd
 import torch
 
 from rnnattn.analysis._weights import named_weights
+from rnnattn.analysis.basis_steps import context_query_step, effective_step, rotation_step
 from rnnattn.analysis.canonical import canonicalize_gated
+from rnnattn.analysis.context_query import ContextQueryResult
 from rnnattn.analysis.distance import coefficient_differences, leading_terms, polynomial_distance
 from rnnattn.analysis.errors import NotApplicable, ReferenceUnavailable
 from rnnattn.analysis.inputs import ProbeInputs, probe_inputs
@@ -39,6 +41,7 @@ from rnnattn.analysis.references import Reference, resolve_reference
 from rnnattn.analysis.results import CanonicalResult, MergeResult, ProbeResult, PruneResult
 from rnnattn.analysis.roles import role_counts, role_of, roles_gated
 from rnnattn.analysis.steps import (
+    STEP_FIELDS,
     Checks,
     EquivalenceOptions,
     EquivalenceResult,
@@ -52,8 +55,7 @@ from rnnattn.models.base import Model
 from rnnattn.models.gated_rnn import GatedLinearRNN
 from rnnattn.models.summary import decays, nonfinite
 
-STEPS = ("loss", "roles", "prune", "canonical", "merges", "weights", "probes", "student_polynomial", "comparison",
-         "checks")
+STEPS = tuple(n for n in STEP_FIELDS if n != "reference")
 
 
 # -- steps ---------------------------------------------------------------------------------------------------------
@@ -183,7 +185,8 @@ def comparison_step(p_s: Polynomial, ref: Reference | NotApplicable, opts: Equiv
 
 def checks_step(structure: GatedLinearRNN | NotApplicable, loss: LossResult | NotApplicable,
                 probes: ProbeResult | NotApplicable, comparison: PolynomialComparison | NotApplicable,
-                pr: PruneResult | NotApplicable, thresholds: EquivalenceThresholds) -> Checks | NotApplicable:
+                cq: ContextQueryResult | NotApplicable, pr: PruneResult | NotApplicable,
+                thresholds: EquivalenceThresholds) -> Checks | NotApplicable:
     """Every applicable check against its threshold; the verdict passes when all of them do."""
     if isinstance(structure, NotApplicable):
         return NotApplicable("verdict", f"the checks need the Eq. 2 structure ({structure.reason})")
@@ -192,7 +195,10 @@ def checks_step(structure: GatedLinearRNN | NotApplicable, loss: LossResult | No
     rows: list[tuple[str, float, float]] = [("loss (0.5 MSE vs reference)", loss.value, thresholds.loss)]
     if isinstance(probes, ProbeResult):
         rows += [("KV score", probes.kv_score, thresholds.kv_score), ("Q score", probes.q_score, thresholds.q_score)]
-    if isinstance(comparison, PolynomialComparison):
+    if isinstance(cq, ContextQueryResult):  # ICL: one-step GD on the task's support (the y_q terms are free)
+        rows.append(("context-query distance to one-step GD (task's support, y_q = 0)", cq.distance_support,
+                     thresholds.support_distance))
+    elif isinstance(comparison, PolynomialComparison):
         d = comparison.distance
         rows.append((f"polynomial distance ({d.normalisation})", d.value, thresholds.polynomial_distance))
     if isinstance(pr, PruneResult):
@@ -286,11 +292,15 @@ def run_pipeline(subj: Subject, ref: Reference | NotApplicable, opts: Equivalenc
                                            f"({ref.reason})"))
     p_s = student_polynomial_step(m, ref)
     comparison = comparison_step(p_s, ref, opts)
+    cq = context_query_step(m, subj, ref)
     return EquivalenceResult(
         student=m, summary=_summary(m, ref, display_path(subj.path) or "in-memory model"), task=_task_name(subj),
         settings=_settings(subj, pin, opts, loss), reference=ref, loss=loss, roles=roles_step(m, opts), prune=pr,
         canonical=can, merges=mg, weights=weights_step(pr, can, mg), probes=probes, student_polynomial=p_s,
-        comparison=comparison, checks=checks_step(m, loss, probes, comparison, pr, thresholds),
+        comparison=comparison, effective=effective_step(pr.model if isinstance(pr, PruneResult) else m, opts.hi,
+                                                        opts.lo),
+        rotation=rotation_step(m, subj, opts.hi, opts.lo), context_query=cq,
+        checks=checks_step(m, loss, probes, comparison, cq, pr, thresholds),
     )
 
 

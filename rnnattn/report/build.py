@@ -30,6 +30,7 @@ from rnnattn.analysis.loading import Subject, display_path, resolve
 from rnnattn.checkpoint import Checkpoint, atomic_write_bytes, load_checkpoint
 from rnnattn.display import Report
 from rnnattn.models.base import Model
+from rnnattn.report.basis import context_query_section, effective_section
 from rnnattn.report.comparison import merges_section, polynomial_section, verdict_section
 from rnnattn.report.sections import (
     ReportInputs,
@@ -42,9 +43,10 @@ from rnnattn.report.sections import (
 from rnnattn.training.state import read_log
 
 FORMATS = ("html", "pdf")
-SECTION_KEYS = ("summary", "lambda", "pruning", "weights", "probes", "polynomial", "merges", "verdict")
-SECTIONS = (summary_section, lambda_section, pruning_section, weights_section, probes_section, polynomial_section,
-            merges_section, verdict_section)
+SECTION_KEYS = ("summary", "lambda", "pruning", "weights", "effective", "probes", "polynomial", "context_query",
+                "merges", "verdict")
+SECTIONS = (summary_section, lambda_section, pruning_section, weights_section, effective_section, probes_section,
+            polynomial_section, context_query_section, merges_section, verdict_section)
 
 
 @dataclass(frozen=True)

@@ -295,3 +295,22 @@ def score_bars(scores: Mapping[str, float], paper: Mapping[str, float] | None = 
     ax.tick_params(axis="y", labelsize=6)
     ax.legend(fontsize=7)
     return fig
+
+
+def rank_spectra(spectra: Mapping[str, np.ndarray], tolerances: Mapping[str, float]) -> Figure:
+    """Normalised singular values (σ/σ1, log scale) of each side of the moment-space cross block, with the rank
+    tolerance of each drawn as a dashed line of the same colour (the effective count = values above it)."""
+    fig = new_figure(5.4, 2.6, left=0.13, bottom=0.17, top=0.93)
+    ax = fig.add_subplot()
+    for (name, s), colour in zip(spectra.items(), (OURS, REFERENCE, "#2ca02c"), strict=False):
+        s = np.maximum(np.asarray(s, dtype=float), 1e-18)
+        ax.semilogy(np.arange(1, s.size + 1), s, "o-", ms=3, lw=1, color=colour, label=mpl_text(name))
+        if name in tolerances and np.isfinite(tolerances[name]):
+            ax.axhline(tolerances[name], color=colour, ls="--", lw=0.8)
+    ax.set_xlabel("singular value index", fontsize=8)
+    ax.set_ylabel("σ / σ1", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=7)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    return fig

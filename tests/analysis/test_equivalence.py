@@ -39,7 +39,10 @@ def test_equivalence_on_disguised_construction(scrambled_result):
     roles = r.roles
     assert roles.counts["memory"] == int((roles.lam > 0.99).sum()) >= 16  # before pruning: 16 KV + padding
     assert roles.lam.shape == (40,)  # 20 + 20 padding
-    assert r.task is None and r.not_applicable == []  # no task recorded; every step applied
+    assert r.task is None and [na.step for na in r.not_applicable] == ["context-query polynomial"]  # no ICL task
+    # through the scrambling, the basis-free steps find the compact construction's 10 KV + 4 query units
+    assert (r.effective.n_kv, r.effective.n_query) == (10, 4) and r.rotation.minimal
+    assert r.rotation.n_hidden_after == 14 and r.rotation.polynomial_distance < 1e-9
     assert set(r.checks.table["check"]) >= {"KV score", "Q score"} and r.checks.table["passed"].all()
 
 
@@ -93,6 +96,12 @@ def test_equivalence_icl_against_one_step_gd(tmp_path):
     assert r.student_polynomial.coefficient("y1", "x1^2*y1") == pytest.approx(task.eta_star, rel=1e-12)
     # GD's sparse structure: 9 KV (y_i x_j) and 3 query units survive pruning
     assert r.prune.n_hidden_after == 12 and r.prune.n_gating_after == 9
+    # the verdict compares with one-step GD on the task's support (the context-query polynomial), not on y_q terms
+    cq = r.context_query
+    assert cq.eta == pytest.approx(task.eta_star) and cq.distance_support < 1e-12 and cq.residual_support < 1e-12
+    checks = r.checks.table.set_index("check")["value"]
+    assert "context-query distance to one-step GD (task's support, y_q = 0)" in checks
+    assert not any(c.startswith("polynomial distance") for c in checks.index)
 
 
 def test_untrained_student_is_not_equivalent():
@@ -110,7 +119,8 @@ def test_dense_student_reports_what_does_not_apply():
         m.A.add_(0.1 * torch.triu(torch.ones(4, 4), 1))  # the init is diagonal; make it genuinely dense
     r = equivalence(m, random_lsa(2), n_sequences=8)
     assert isinstance(r.canonical, NotApplicable) and "dense A is not diagonal" in r.canonical.reason
-    assert [na.step for na in r.not_applicable] == ["canonicalize", "merge_rank1"]
+    assert [na.step for na in r.not_applicable][:2] == ["canonicalize", "merge_rank1"]
+    assert r.context_query.reason.startswith("defined for in-context regression")
     assert r.probes.features == "eigenmodes" and r.roles.features == "eigenmodes"
     assert "A" in r.weights.matrices and r.weights.stage == "pruned"
     assert json.loads(json.dumps(r.to_dict()))["roles"]["table"][0]["lam_complex"]["im"] == 0.0
@@ -140,8 +150,9 @@ def test_without_a_reference_the_reference_free_steps_still_run():
     r = equivalence(student, n_sequences=8)
     assert r.reference_kind == "none" and r.verdict is None and "no reference found" in r.verdict_text
     assert {na.step for na in r.not_applicable} == {"reference", "loss", "probes", "polynomial comparison",
-                                                    "verdict"}
-    assert all("no reference found" in na.reason for na in r.not_applicable)
+                                                    "context-query polynomial", "verdict"}
+    assert all("no reference found" in na.reason for na in r.not_applicable if na.step != "context-query polynomial")
+    assert (r.effective.n_kv, r.effective.n_query) == (6, 3)  # reference-free: d(d+1)/2 KV, d query units
     assert r.prune.n_hidden_after == 9 and r.canonical.gating_conforming.all() and r.merges.merges == []
     assert r.student_polynomial.max_degree == 4 and not r.probes  # NotApplicable is falsy
 

@@ -19,8 +19,10 @@ TITLES = [
     "Decay rates λ and neuron roles",
     "Pruning",
     "Canonical weights (Fig. 2A)",
+    "Effective KV / query counts (through same-λ mixing)",
     "Probe scores (KV and Q, §3.1)",
     "Instantaneous polynomial",
+    "In-context regression: one-step GD on the task's support (§4)",
     "Rank-1 merges (App. B.2, Fig. 2C)",
     "Verdict",
 ]
@@ -28,18 +30,19 @@ TITLES = [
 
 def _sections(html: str) -> dict[str, str]:
     """section id -> its status class."""
-    return dict(re.findall(r'<section id="([a-z]+)" class="status-([a-z_]+)"', html))
+    return dict(re.findall(r'<section id="([a-z_]+)" class="status-([a-z_]+)"', html))
 
 
 def test_construction_report_has_every_section_in_both_formats(construction_report):
     paths = construction_report
     html = paths.html.read_text()
-    assert _sections(html) == {k: "ok" for k in SECTION_KEYS}
+    # every step applies to a construction except the in-context-regression one
+    assert _sections(html) == {k: "not_applicable" if k == "context_query" else "ok" for k in SECTION_KEYS}
     assert html.count('<p class="reading">') == len(SECTION_KEYS)
     assert "EQUIVALENT — equivalent" in html and "construction reference" in html
-    assert (
-        html.count("data:image/png;base64,") == 4
-    )  # λ, weights, probes, polynomial (no log, nothing to merge)
+    assert "6 effective KV units among" in html and "3 effective query units" in html  # d = 3: 6 + 3
+    # λ, weights, effective-count spectra, probes, polynomial (no log, nothing to merge)
+    assert html.count("data:image/png;base64,") == 5
     reader = pypdf.PdfReader(io.BytesIO(paths.pdf.read_bytes()))
     text = "\n".join(p.extract_text() for p in reader.pages)
     assert len(reader.pages) >= 1 + len(SECTION_KEYS)
@@ -65,7 +68,7 @@ def test_models_where_analysis_does_not_apply(model, tmp_path):
     html = paths.html.read_text()
     status = _sections(html)
     assert set(status) == set(SECTION_KEYS)
-    for k in ("pruning", "weights", "probes", "polynomial", "merges", "verdict"):
+    for k in ("pruning", "weights", "effective", "probes", "polynomial", "context_query", "merges", "verdict"):
         assert status[k] == "not_applicable", k
     assert status["lambda"] == ("ok" if isinstance(model, LRU) else "not_applicable")
     assert f"{type(model).__name__} is not an Eq. 2 gated RNN" in html and "No verdict" in html
@@ -178,6 +181,7 @@ def test_each_task_shows_its_own_paper_table(tmp_path):
     icl = rnnattn.save(student, tmp_path / "icl.safetensors", task=task.to_dict(), reference="one_step_gd")
     html = build_report(icl, out_dir=tmp_path / "icl", formats=("html",), n_sequences=16).html.read_text()
     assert "Table 2" in html and "in-context linear regression" in html
+    assert '<section id="context_query" class="status-ok"' in html and "context-query distance to one-step GD" in html
     assert "Table 1" not in html and "4.97e-08" not in html and "86/100" not in html  # nothing of Table 1
 
     from rnnattn.tasks import TeacherStudent, TeacherStudentConfig

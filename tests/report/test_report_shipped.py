@@ -18,7 +18,7 @@ SHIPPED = shipped_checkpoints(ROOT / "checkpoints")
 
 
 def _check(html: str, pdf: bytes, ckpt: Path) -> None:
-    ids = re.findall(r'<section id="([a-z]+)"', html)
+    ids = re.findall(r'<section id="([a-z_]+)"', html)
     assert ids == list(SECTION_KEYS), f"{ckpt.name}: sections {ids}; {REGENERATE}"
     digest = re.search(r'<meta name="rnnattn-checkpoint-sha256" content="([0-9a-f]{64})">', html)
     assert digest and digest.group(1) == hashlib.sha256(ckpt.read_bytes()).hexdigest(), (
