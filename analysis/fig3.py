@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     rep.section(
         "fig3",
         "Figure 3 (ours)",
-        f"(A) identified (normalised loss < {IDENTIFIED_A:g}) from {t_a} neurons; (B) at GD's loss from {t_b}.",
+        f"(A) identified (normalised loss < {IDENTIFIED_A:g}) from {t_a or 'no'} size; (B) at GD's loss from {t_b or 'no'} size.",
         rep.figure(
             "fig3",
             fig,

@@ -45,6 +45,8 @@ TABLE1_CLAIMS = (
     Claim("effective", "the student stores d(d+1)/2 key-values and d queries", "10 KV, 4 query", "§3.1"),
     Claim("kv_degree", "KV units receive a degree-2 input with no degree-1 term", "last column of W^in = 0", "Fig. 2A"),
     Claim("merge", "a rank-1 group of gating rows merges into one row", "rows 11-13 -> 1", "Fig. 2C, App. B.2"),
+    Claim("rotated", "the student is the compact construction up to an equivalent rewrite", "14 hidden units left",
+          "§3.1, Fig. 2A"),
 )
 
 # -- Table 2 (§4.2, App. C): in-context linear regression, T = 12, d_x = d_y = 3, 80/80, 300,000 steps, 4 seeds

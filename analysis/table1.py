@@ -69,14 +69,16 @@ def analyse(path: str) -> dict:
     """``equivalence`` and, when the library has it, the effective counts of one checkpoint."""
     from rnnattn.analysis import equivalence
 
-    out = {"equivalence": equivalence(path, merge=True), "effective": None, "effective_error": ""}
+    out = {"equivalence": equivalence(path, merge=True), "effective": None, "effective_error": "", "rotated": None}
     try:
         from rnnattn.analysis.effective import effective_counts
+        from rnnattn.analysis.rotate import rotate_to_canonical
     except ImportError:
-        out["effective_error"] = "rnnattn.analysis.effective is not available in this version"
+        out["effective_error"] = "rnnattn.analysis.effective / rotate are not available in this version"
         return out
     try:
         out["effective"] = effective_counts(path)
+        out["rotated"] = rotate_to_canonical(path)
     except Exception as e:  # noqa: BLE001 — an analysis step that does not apply is reported, not fatal
         out["effective_error"] = f"{type(e).__name__}: {e}"
     return out
@@ -106,6 +108,8 @@ def measures(a: dict) -> dict:
         "kv_tolerance": None if eff is None else eff.kv_rank.tolerance,
         "query_tolerance": None if eff is None else eff.query_rank.tolerance,
         "kv_not_degree2": None if eff is None else eff.degree_leak["kv not degree 2"],
+        "rotated": None if a["rotated"] is None else (a["rotated"].n_hidden_after, a["rotated"].n_gating_after),
+        "rotated_distance": None if a["rotated"] is None else a["rotated"].polynomial_distance,
         "verdict": res.verdict_text,
     }
 
@@ -141,6 +145,14 @@ def claim_rows(m: dict, effective_error: str) -> list[dict]:
                            "neurons); ✓ if 10 and 4"))
         rows.append(pc.row(c["kv_degree"], f"share of the KV side on degree ≠ 2 moments: {f(m['kv_not_degree2'])}",
                            m["kv_not_degree2"] <= 1e-3, "rotation-invariant form of the paper's zero column; ✓ if <= 1e-3"))
+    if m["rotated"] is None:
+        rows.append(pc.row(c["rotated"], f"not measured ({effective_error})", None, "rotate_to_canonical"))
+    else:
+        (rh, rg), dist = m["rotated"], m["rotated_distance"]
+        rows.append(pc.row(c["rotated"], f"rotated to the canonical basis: {rh} hidden, {rg} gating rows "
+                           f"(polynomial distance to the student {f(dist)})", rh <= 16 and dist <= 1e-3,
+                           "rotate_to_canonical (undoes mixing of same-λ neurons); ✓ if <= 16 hidden at distance "
+                           "<= 1e-3 (the compact construction: 14 hidden, 16 gating rows)"))
     merges = ", ".join(f"{n} rows -> 1 (σ2/σ1 {f(r)})" for n, r in m["merges"]) or "no rank-1 group found"
     rows.append(pc.row(c["merge"], merges, any(n >= 2 for n, _ in m["merges"]), "✓ if a group of >= 2 rows merges"))
     return rows
@@ -206,6 +218,7 @@ def _side_table(ms: dict):
         "n_kv": ("effective KV count", "10 (compact construction)"),
         "n_query": ("effective query count", "4"),
         "merges": ("rank-1 merges (rows, σ2/σ1)", "3 rows -> 1"),
+        "rotated": ("rotated to the canonical basis (hidden, gating)", "—"),
         "verdict": ("verdict", "identified"),
     }
     rows = []
@@ -244,6 +257,10 @@ def _detail_blocks(rep, name: str, src: str, a: dict) -> list:
                                 "mixing of same-λ neurons (rnnattn.analysis.effective)."))
     else:
         blocks.append(Text(f"Effective counts not measured: {a['effective_error']}", "note"))
+    if a["rotated"] is not None:
+        blocks.append(rep.table(f"rotated_{slug}", a["rotated"].summary, f"Rotated to the canonical basis ({name})",
+                                "rnnattn.analysis.rotate.rotate_to_canonical: an equivalent network of the "
+                                "construction's size, built from the moment-space blocks."))
     blocks.append(rep.figure(f"lambda_{slug}", figures.lambda_histogram(res.roles.lam), f"Decays ({name})",
                              "|lambda| per hidden neuron: the paper's student ends with λ exactly 0 or 1 on every "
                              "contributing neuron."))
