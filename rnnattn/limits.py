@@ -37,8 +37,14 @@ MAX_LOG_COLUMNS = 64  # columns of a training log.csv read by the report
 MAX_SWEEP_RUNS = 100_000  # grid points x seeds, counted before the grid is expanded
 MAX_SWEEP_NAME = 100  # characters of a sweep name (it is a folder name)
 
+# -- LSRL programs ------------------------------------------------------------------------------------------------
+MAX_LSRL_DIM = 1 << 16  # dimension of any LSRL node (the paper's programs use <= 20; compiled stages are wider)
+MAX_LSRL_NODES = 100_000  # nodes in one program read from JSON (the token program n=10 has ~2,000)
+MAX_LSRL_PROGRAM_BYTES = 64 * MiB  # a program JSON file
+
 # -- analyses -----------------------------------------------------------------------------------------------------
-MAX_ANALYSIS_BYTES = 1 * GiB  # estimated working memory of one exact polynomial extraction or fit
+MAX_ANALYSIS_BYTES = 1 * GiB  # estimated working memory of one polynomial extraction/fit, or of the probe inputs
+MAX_ANALYSIS_WIDTH = 16_384  # widest dimension of a model the analyses run (256 probe sequences x 32 steps fit 1 GiB)
 
 
 class ResourceLimitError(ValueError):
@@ -117,3 +123,23 @@ def check_polynomial(n_vars: int, degree: int, n_out: int, what: str = "polynomi
             f"{what} for d_input={n_vars}, d_output={n_out} (degree {degree}) needs about {need / GiB:,.1f} GiB, "
             f"above the budget of {MAX_ANALYSIS_BYTES / GiB:g} GiB (rnnattn.limits.MAX_ANALYSIS_BYTES); refusing"
         )
+
+
+# -- probes and forward passes ------------------------------------------------------------------------------------
+def check_probe_inputs(n_sequences: int, seq_len: int, d: int, what: str = "probe inputs") -> None:
+    """Refuse probe inputs of ``n_sequences x seq_len x d`` float64 values (x 4 for the model's intermediates) above
+    ``MAX_ANALYSIS_BYTES``: a task in the metadata may claim ``seq_len`` or ``n_context`` 10^9."""
+    need = 8 * 4 * int(n_sequences) * int(seq_len) * max(int(d), 1)
+    if need > MAX_ANALYSIS_BYTES:
+        raise ResourceLimitError(
+            f"{what} of {n_sequences:,} sequences x {seq_len:,} steps x {d:,} features need about {need / GiB:,.1f} "
+            f"GiB, above the budget of {MAX_ANALYSIS_BYTES / GiB:g} GiB (rnnattn.limits.MAX_ANALYSIS_BYTES); refusing"
+        )
+
+
+def check_analysis_width(model: Any) -> None:
+    """Refuse to analyse a model any of whose parameters has a dimension above ``MAX_ANALYSIS_WIDTH`` (its hidden
+    states on the probe inputs would not fit the budget), before any analysis runs."""
+    widest = max((max(p.shape, default=0) for p in model.parameters()), default=0)
+    if widest > MAX_ANALYSIS_WIDTH:
+        raise _limit("the widest dimension of the model to analyse", widest, MAX_ANALYSIS_WIDTH, "MAX_ANALYSIS_WIDTH")

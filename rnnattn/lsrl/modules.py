@@ -257,6 +257,12 @@ class CompiledLSRL(Model):
             _probe_float32(m, cp)
         return m
 
+    def _check_input(self, x: torch.Tensor) -> None:
+        """Same wording as :meth:`CompiledProgram.run` (issue 12): ``[B, T, D]`` with ``D = d_input``."""
+        if isinstance(x, torch.Tensor) and x.dim() == 3 and x.shape[-1] != self.config.d_input:
+            raise ValueError(f"input has width {x.shape[-1]}, the program expects {self.config.d_input}")
+        super()._check_input(x)
+
     def state_stages(self) -> list[int]:
         return [k for k, s in enumerate(self.stages) if s.kind == "state"]
 

@@ -23,9 +23,39 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from .numeric import Number, SparseMatrix, as_vector, canonical
+import numpy as np
+
+from ..limits import MAX_LSRL_DIM
+from .numeric import Number, SparseMatrix, as_vector, canonical, is_symbolic
 
 _ids = itertools.count()
+
+
+class LSRLValidationError(ValueError):
+    """A program uses unsupported constructs. ``issues`` lists ``(node, reason)`` pairs."""
+
+    def __init__(self, issues: Sequence[tuple[Variable | None, str]]) -> None:
+        self.issues = list(issues)
+        lines = [f"  - {n.name if n is not None else '<program>'}: {r}" for n, r in self.issues]
+        super().__init__("invalid LSRL program:\n" + "\n".join(lines))
+
+
+def _node(x: Any, owner: str) -> Variable:
+    """``x`` if it is an LSRL node, else :class:`LSRLValidationError` (before anything reads ``x.dim``)."""
+    if not isinstance(x, Variable):
+        raise LSRLValidationError([(None, f"{owner}: inputs must be LSRL nodes, got {type(x).__name__}")])
+    return x
+
+
+def _check_dim(owner: str, dim: Any) -> int:
+    """Dimensions are ints in ``[1, MAX_LSRL_DIM]`` (checked before anything of that size is allocated)."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise LSRLValidationError([(None, f"{owner}: dimension must be an int, got {type(dim).__name__}")])
+    if not 1 <= int(dim) <= MAX_LSRL_DIM:
+        raise LSRLValidationError(
+            [(None, f"{owner}: dimension {int(dim):,} is outside [1, {MAX_LSRL_DIM:,}] (rnnattn.limits.MAX_LSRL_DIM)")]
+        )
+    return int(dim)
 
 
 def _is_scalar(c: Any) -> bool:
@@ -49,15 +79,11 @@ class Variable:
     kind: str = "Variable"
 
     def __init__(self, inputs: Sequence[Variable], dim: int, name: str | None = None) -> None:
-        if int(dim) < 1:
-            raise ValueError(f"{type(self).__name__}: dimension must be >= 1, got {dim}")
+        dim = _check_dim(type(self).__name__, dim)
         for v in inputs:
-            if not isinstance(v, Variable):
-                raise TypeError(
-                    f"{type(self).__name__}: inputs must be LSRL Variables, got {type(v).__name__}"
-                )
+            _node(v, type(self).__name__)
         self.inputs: tuple[Variable, ...] = tuple(inputs)
-        self.dim = int(dim)
+        self.dim = dim
         self.uid = next(_ids)
         self.name = name or f"{self.kind}{self.uid}"
 
@@ -120,7 +146,7 @@ class Variable:
         c = canonical(c)
         if c == 0:
             raise ValueError("division by zero")
-        inv = 1 / c if isinstance(c, float) else Fraction(1) / Fraction(c)
+        inv = 1 / c if isinstance(c, float) or is_symbolic(c) else Fraction(1) / Fraction(c)
         return self * inv
 
     def __getitem__(self, key: int | slice) -> Variable:
@@ -150,7 +176,7 @@ class Input(Variable):
     kind = "Input"
 
     def __init__(self, dim: int, lower: Any = None, upper: Any = None, name: str | None = None) -> None:
-        super().__init__((), dim, name or "input")
+        super().__init__((), dim, name or "input")  # checks dim <= MAX_LSRL_DIM before the bounds are built
         self.lower = _bounds(lower, dim)
         self.upper = _bounds(upper, dim)
 
@@ -178,6 +204,7 @@ class Linear(Variable):
     kind = "Linear"
 
     def __init__(self, input: Variable, A: Any, b: Any = None, name: str | None = None) -> None:
+        _node(input, type(self).__name__)
         A = SparseMatrix.from_any(A)
         if A.shape[1] != input.dim:
             raise ValueError(f"Linear: A has {A.shape[1]} columns but the input has dim {input.dim}")
@@ -196,6 +223,7 @@ class Slice(Linear):
     kind = "Slice"
 
     def __init__(self, input: Variable, start: int, end: int, name: str | None = None) -> None:
+        _node(input, "Slice")
         if not 0 <= start < end <= input.dim:
             raise ValueError(f"Slice: need 0 <= start < end <= {input.dim}, got [{start}, {end})")
         sel = SparseMatrix((end - start, input.dim), tuple(((start + i, 1),) for i in range(end - start)))
@@ -209,7 +237,7 @@ class Concat(Variable):
     kind = "Concat"
 
     def __init__(self, inputs: Sequence[Variable], name: str | None = None) -> None:
-        inputs = list(inputs)
+        inputs = [_node(v, "Concat") for v in inputs]
         if not inputs:
             raise ValueError("Concat needs at least one input")
         super().__init__(inputs, sum(v.dim for v in inputs if isinstance(v, Variable)), name)
@@ -221,6 +249,7 @@ class ReLU(Variable):
     kind = "ReLU"
 
     def __init__(self, input: Variable, name: str | None = None) -> None:
+        _node(input, "ReLU")
         super().__init__((input,), input.dim, name)
 
     @property
@@ -253,6 +282,7 @@ class LinState(Variable):
         bias: Any = None,
         name: str | None = None,
     ) -> None:
+        _node(input, "LinState")
         B = (
             SparseMatrix.from_any(B)
             if not _is_scalar(B)
@@ -280,7 +310,7 @@ class Multiplicative(Variable):
     kind = "Multiplicative"
 
     def __init__(self, input: Variable, name: str | None = None) -> None:
-        if input.dim % 2:
+        if _node(input, "Multiplicative").dim % 2:
             raise ValueError(f"Multiplicative: input dim must be even, got {input.dim}")
         super().__init__((input,), input.dim // 2, name)
 

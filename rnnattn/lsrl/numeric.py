@@ -10,9 +10,13 @@ leaked between tests):
   they denote (``Fraction(0.1) == 3602879701896397/36028797018963968``), as the reference's
   ``sympy.Rational(c)`` does. Integral values are kept as Python ``int`` (faster than ``Fraction``).
 
-Irrational constants (``cos(2π/d)`` in the rotation form of ``f_modulo_counter``) can only enter a program as
-floats; in exact mode they are therefore the exact binary rationals nearest to them. See ``sugar.f_modulo_counter`` for
-why the default counter avoids them altogether.
+Symbolic constants: a sympy number that is not rational (``sympy.pi``, ``sympy.sqrt(2)``, ``cos(pi/7)``; real,
+finite, no free symbols) is kept as the sympy expression itself. Exact mode then computes with it symbolically
+(``Input(1) * sympy.pi`` gives ``2*pi`` for the input 2, as the reference's symbolic mode does); float64 mode
+uses its float value. Rational sympy results are turned back into ``int`` / ``Fraction`` (:func:`norm_exact`), so
+programs without irrational constants never touch sympy. Plain Python floats (``math.pi``, and the rotation
+counter's ``cos(2π/d)``) stay binary rationals in exact mode. Comparisons (ReLU, sign analysis) of symbolic
+values rely on sympy deciding the sign of a number by numerical evaluation.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-Number = int | Fraction | float
+Number = int | Fraction | float  # or a sympy number (symbolic constants, see the module docstring)
 
 
 #: Weights at least this large in magnitude are summed (with the bias) before the small ones when a compiled
@@ -90,8 +94,14 @@ def canonical(v: Any) -> Number:
         raise ValueError(f"LSRL constants must be real, got {v!r}")
     if hasattr(v, "is_Rational") and v.is_Rational:  # sympy without numbers registration
         return canonical(Fraction(int(v.p), int(v.q)))
-    if hasattr(v, "evalf"):  # other sympy expressions (cos(pi/7)...): their float value
-        return canonical(float(v.evalf(30)))
+    if getattr(v, "is_Float", False):  # a sympy Float is a float, not a symbol
+        return canonical(float(v))
+    if hasattr(v, "evalf") and hasattr(v, "free_symbols"):  # sympy: pi, sqrt(2), cos(pi/7) stay symbolic
+        if v.free_symbols or not v.is_number:
+            raise ValueError(f"LSRL constants must be numbers, got the expression {v}")
+        if v.is_real is not True or v.is_finite is not True:
+            raise ValueError(f"LSRL constants must be real and finite, got {v}")
+        return v
     if isinstance(v, numbers.Real):
         return canonical(float(v))
     raise ValueError(f"not a real number: {v!r}")
@@ -101,6 +111,8 @@ def to_mode(v: Number, mode: Mode) -> Number:
     """Converts a canonical number to the number type of ``mode`` (float, or int/Fraction)."""
     if mode is Mode.FLOAT64:
         return float(v)
+    if is_symbolic(v):
+        return v
     if isinstance(v, float):
         q = Fraction(v)
         return q.numerator if q.denominator == 1 else q
@@ -108,10 +120,22 @@ def to_mode(v: Number, mode: Mode) -> Number:
 
 
 def norm_exact(q: Number) -> Number:
-    """Returns an ``int`` for integral ``Fraction`` values (keeps exact arithmetic on the fast int path)."""
-    if type(q) is Fraction and q.denominator == 1:
-        return q.numerator
+    """Returns an ``int`` for integral ``Fraction`` values (keeps exact arithmetic on the fast int path) and
+    ``int`` / ``Fraction`` for rational sympy results (``2*pi - 2*pi`` is the int 0)."""
+    t = type(q)
+    if t is int:
+        return q
+    if t is Fraction:
+        return q.numerator if q.denominator == 1 else q
+    if getattr(q, "is_Rational", False):
+        r = Fraction(int(q.p), int(q.q))
+        return r.numerator if r.denominator == 1 else r
     return q
+
+
+def is_symbolic(v: Any) -> bool:
+    """True for a sympy number kept symbolically (see the module docstring)."""
+    return not isinstance(v, (int, float, Fraction)) and hasattr(v, "free_symbols")
 
 
 def as_vector(v: Any, dim: int | None = None, what: str = "vector") -> tuple[Number, ...]:
@@ -177,7 +201,11 @@ class SparseMatrix:
             and not isinstance(a, np.ndarray)
         ):
             m = SparseMatrix.from_any([[canonical(e) for e in row] for row in a.tolist()])  # sympy Matrix
-        elif isinstance(a, (int, float, Fraction, np.number)) or (isinstance(a, np.ndarray) and a.ndim == 0):
+        elif (
+            isinstance(a, (int, float, Fraction, np.number))
+            or (isinstance(a, np.ndarray) and a.ndim == 0)
+            or getattr(a, "is_number", False)  # a sympy number
+        ):
             if shape is None or shape[0] != shape[1]:
                 raise ValueError("a scalar matrix needs a square shape")
             c = canonical(a.item() if isinstance(a, np.ndarray) else a)

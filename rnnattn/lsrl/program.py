@@ -7,21 +7,24 @@ the interpreter, the compiler and the display take (a bare output ``Variable`` i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
-from .nodes import NODE_TYPES, Concat, Input, Linear, LinState, Multiplicative, ReLU, Slice, Variable
+from .nodes import (
+    NODE_TYPES,
+    Concat,
+    Input,
+    Linear,
+    LinState,
+    LSRLValidationError,
+    Multiplicative,
+    ReLU,
+    Slice,
+    Variable,
+)
 
-
-class LSRLValidationError(ValueError):
-    """A program uses unsupported constructs. ``issues`` lists ``(node, reason)`` pairs."""
-
-    def __init__(self, issues: Sequence[tuple[Variable | None, str]]) -> None:
-        self.issues = list(issues)
-        lines = [f"  - {n.name if n is not None else '<program>'}: {r}" for n, r in self.issues]
-        super().__init__("invalid LSRL program:\n" + "\n".join(lines))
+__all__ = ["LSRLValidationError", "Program", "ProgramStats", "as_program", "topological_nodes", "validation_issues"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ def topological_nodes(output: Variable) -> list[Variable]:
     stack = [output]
     while stack:
         n = stack.pop()
+        if not isinstance(n, Variable):  # only reachable by mutating .inputs by hand
+            raise LSRLValidationError([(None, f"a node's inputs hold a {type(n).__name__}, not an LSRL node")])
         if n in seen:
             continue
         seen[n] = None

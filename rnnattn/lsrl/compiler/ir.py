@@ -128,10 +128,18 @@ class CompiledProgram:
         """
         mode = Mode(mode) if mode is not None else self.mode
         if mode is Mode.FLOAT64:
+            x = np.asarray(xs, dtype=np.float64)
+            if x.ndim not in (1, 2, 3):
+                raise ValueError(f"input must be [T, D] or [B, T, D], got {x.ndim} dimensions")
+            self._check_width(1 if x.ndim == 1 else x.shape[-1])
             return self._run_float(xs, return_states)
         if self.mode is not Mode.EXACT:
             raise ValueError("a program compiled in float64 cannot be run exactly; compile with mode='exact'")
         return self._run_exact(xs, return_states)
+
+    def _check_width(self, w: int) -> None:
+        if w != self.input_dim:
+            raise ValueError(f"input has width {w}, the program expects {self.input_dim}")
 
     def _run_float(self, xs: Any, return_states: bool) -> Any:
         x = np.asarray(xs, dtype=np.float64)
@@ -186,7 +194,10 @@ class CompiledProgram:
         from ..interpreter import _as_token_rows, _obj_array
         from ..numeric import canonical
 
-        z = [[to_mode(canonical(e), Mode.EXACT) for e in row] for row in _as_token_rows(xs)]
+        rows = _as_token_rows(xs)
+        for row in rows:
+            self._check_width(len(row))
+        z = [[to_mode(canonical(e), Mode.EXACT) for e in row] for row in rows]
         zs = []
         for s in self.stages:
             W = s.W.in_mode(Mode.EXACT)
