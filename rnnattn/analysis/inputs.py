@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from rnnattn.limits import check_probe_inputs
+
 
 @dataclass
 class ProbeInputs:
@@ -46,6 +48,8 @@ def probe_inputs(
     """
     g = torch.Generator().manual_seed(seed)
     task = _task(metadata)
+    # sizes may come from the file's task metadata (seq_len, n_context of 10^9): refuse before sampling
+    check_probe_inputs(n_sequences, max(task.seq_len if task is not None else 0, seq_len or 32), d)
     if task is not None and task.d_input == d:
         name = metadata["task"]["name"]
         if name == "teacher_student" and seq_len is not None and seq_len != task.seq_len:

@@ -18,6 +18,7 @@ import torch
 
 from rnnattn.analysis.errors import AnalysisNotApplicable, NotApplicable
 from rnnattn.checkpoint import Checkpoint, load_checkpoint
+from rnnattn.limits import check_analysis_width
 from rnnattn.models.attention import LinearSelfAttention
 from rnnattn.models.base import Model
 from rnnattn.models.gated_rnn import GatedLinearRNN
@@ -61,6 +62,7 @@ def resolve(source: ModelSource, what: str = "model") -> Subject:
     if isinstance(source, str | os.PathLike):
         source = load_checkpoint(source)
     if isinstance(source, Checkpoint):
+        check_analysis_width(source.model)  # a file's model: refuse widths whose probe activations cannot fit
         return Subject(
             float64_copy(source.model),
             dict(source.metadata),

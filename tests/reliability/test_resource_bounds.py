@@ -327,3 +327,30 @@ def test_seed_checkpoints_are_far_inside_the_limits(ckpts):
         header, info, data = split(raw)
         assert len(header) <= limits.MAX_TENSORS and len(raw) < limits.MAX_HEADER_BYTES
         assert all(len(e["shape"]) <= limits.MAX_TENSOR_RANK for e in header.values())
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        {"name": "teacher_student", "d": 4, "seq_len": 10**7},
+        {"name": "icl_regression", "d_x": 3, "d_y": 1, "n_context": 10**9},
+    ],
+)
+def test_task_metadata_cannot_size_the_probes(tmp_path, task):
+    """Probe inputs are sampled from the task in the metadata: a seq_len / n_context of 10^7+ is refused up front."""
+    from rnnattn.analysis.inputs import probe_inputs
+
+    d = 4
+    with capped(30), pytest.raises(ResourceLimitError, match="MAX_ANALYSIS_BYTES"):
+        probe_inputs({"task": task}, d)
+
+
+def test_models_too_wide_to_analyse_are_refused_at_resolve(tmp_path):
+    from rnnattn.analysis.loading import resolve
+
+    wide = rnnattn.GatedLinearRNN(
+        rnnattn.GatedLinearRNNConfig(d_input=1, n_hidden=limits.MAX_ANALYSIS_WIDTH + 1, n_gating=1, d_output=1)
+    )
+    p = rnnattn.save(wide, tmp_path / "wide.safetensors")
+    with capped(60), pytest.raises(ResourceLimitError, match="MAX_ANALYSIS_WIDTH"):
+        resolve(p)
