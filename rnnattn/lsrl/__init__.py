@@ -29,6 +29,7 @@ from .modules import (
 from .nodes import Concat, Input, Linear, LinState, Multi, Multiplicative, ReLU, Slice, Variable
 from .numeric import Mode, SparseMatrix
 from .program import LSRLValidationError, Program
+from .serialize import ProgramFormatError, load_program, save_program
 from .programs import (
     continuous_error_bound,
     continuous_program,
@@ -77,6 +78,9 @@ __all__ = [
     "SparseMatrix",
     "Program",
     "LSRLValidationError",
+    "ProgramFormatError",
+    "load_program",
+    "save_program",
     "Interpreter",
     "run",
     "IFELSE_VARIANTS",

@@ -99,6 +99,20 @@ class Program:
                 state += n.dim
         return ProgramStats(len(self.nodes), by_kind, state, dense, nnz)
 
+    def to_json(self, indent: int | None = None) -> str:
+        """This program as JSON text (versioned; see :mod:`rnnattn.lsrl.serialize`)."""
+        from .serialize import program_to_json
+
+        return program_to_json(self, indent)
+
+    @staticmethod
+    def from_json(text: str | bytes) -> Program:
+        """A program from :meth:`to_json` text; loading validates every field and never runs code
+        (``ProgramFormatError`` otherwise)."""
+        from .serialize import program_from_json
+
+        return program_from_json(text)
+
     def __call__(self, xs: Any, mode: str = "float64") -> Any:
         """Runs the interpreter from a fresh state (see :func:`rnnattn.lsrl.interpreter.run`)."""
         from .interpreter import run
