@@ -29,7 +29,6 @@ from .modules import (
 from .nodes import Concat, Input, Linear, LinState, Multi, Multiplicative, ReLU, Slice, Variable
 from .numeric import Mode, SparseMatrix
 from .program import LSRLValidationError, Program
-from .serialize import ProgramFormatError, load_program, save_program
 from .programs import (
     continuous_error_bound,
     continuous_program,
@@ -39,6 +38,7 @@ from .programs import (
     token_program,
     token_prompt,
 )
+from .serialize import ProgramFormatError, load_program, save_program
 from .sugar import (
     IFELSE_VARIANTS,
     broadcast,
