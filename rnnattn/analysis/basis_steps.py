@@ -38,9 +38,14 @@ def _why(e: Exception) -> str:
 def effective_step(model: GatedLinearRNN, hi: float, lo: float) -> EffectiveCounts | NotApplicable:
     """Effective KV / query counts of ``model`` (the pruned model: dead units add nothing to the ranks)."""
     try:
-        return effective_counts(Subject(model), hi, lo)
+        eff = effective_counts(Subject(model), hi, lo)
     except _REFUSALS as e:
         return NotApplicable("effective counts", _why(e))
+    empty = [g for g in ("memory", "forget") if eff.group_sizes[g] == 0]
+    if empty:  # the cross block is empty: its ranks say nothing about attention
+        return NotApplicable("effective counts", f"no {' and no '.join(empty)} neurons (|λ| > {hi} memory, < {lo} "
+                             "forget): the counts are ranks of the memory × forget block")
+    return eff
 
 
 def rotation_step(m: GatedLinearRNN, subj: Subject, hi: float, lo: float) -> RotationResult | NotApplicable:

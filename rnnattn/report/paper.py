@@ -65,7 +65,7 @@ def table2(r: EquivalenceResult, losses: dict[str, float | None]) -> pd.DataFram
     if losses.get("val") is not None:
         rows.append({"quantity": "validation loss vs GD on the same samples", "rnnattn": losses["val"],
                      "one-step GD": losses.get("ref_val"), "paper RNN": None, "paper GD": None})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)  # None stays "—", not NaN
 
 
 def construction_expectations(r: EquivalenceResult) -> pd.DataFrame:
