@@ -56,6 +56,7 @@ class Workspace:
         self.e = torch.arange(T - 1, -1, -1, device=net.device, dtype=net.dtype)
         if not last_only:
             self.hp = self.h
+            self.scan_h = Scan(self.h.view(K, N, T, C // T), reverse=False)
         self.grad = grad
         if grad:  # the backward pass's buffers (evaluation on large sets skips them)
             self.gb, self.gg = new(K, 2 * M, R), new(K, M, R)
@@ -64,6 +65,8 @@ class Workspace:
             self.gW_inT, self.gW_out, self.gD = new(K, d1, 2 * N), new(K, 2 * M, N), new(K, O, M)
             self.ghp = new(K, N, R) if last_only else None
             self.gprod, self.s = new(K, N, C), new(K * N, T, 1)
+            if not last_only:
+                self.scan_gu = Scan(self.gu.view(K, N, T, C // T), reverse=True)
 
 
 class StackedGatedRNN:
@@ -170,13 +173,12 @@ class StackedGatedRNN:
         ws.zT.copy_(z.transpose(1, 2))
         torch.bmm(self.params["W_in"].view(K, 2 * N, self.d_in), ws.zT, out=ws.a)
         torch.mul(ws.a[:, :N], ws.a[:, N:], out=ws.h)  # u
-        h4 = ws.h.view(K, N, T, B)
         if last_only:
             # h_T = sum_t lam^(T-1-t) u_t (no scan needed when only the last state is read): one dot per neuron.
             ws.P = torch.pow(lam[:, :, None], ws.e)  # [K, N, T]
             torch.bmm(ws.P.view(K * N, 1, T), ws.h.view(K * N, T, B), out=ws.hp.view(K * N, 1, B))
         else:
-            chunked_scan(h4, lam, reverse=False)  # u -> h in place
+            ws.scan_h(lam)  # u -> h in place
         torch.bmm(self.params["W_out"].view(K, 2 * M, N), ws.hp, out=ws.b)
         torch.mul(ws.b[:, :M], ws.b[:, M:], out=ws.g)
         torch.bmm(self.params["D"], ws.g, out=ws.yhat)
@@ -238,7 +240,7 @@ class StackedGatedRNN:
             dP = ws.e * torch.pow(lam[:, :, None], (ws.e - 1).clamp(min=0))
             torch.bmm(ws.h.view(K * N, T, B), gh.reshape(K * N, B, 1), out=ws.s)
             return (ws.s.view(K, N, T) * dP).sum(dim=2)
-        chunked_scan(ws.gu.view(K, N, T, B), lam, reverse=True)  # gu_t = gh_t + lam gu_{t+1}, in place
+        ws.scan_gu(lam)  # gu_t = gh_t + lam gu_{t+1}, in place
         L = C - B  # glam = sum_{t >= 1, b} gu_t h_{t-1}: product into a kept buffer, then a row sum
         # (3x faster than the same dot products as a batched [1, L] @ [L, 1] matmul, measured)
         return torch.mul(ws.gu[:, :, B:], ws.h[:, :, :L], out=ws.gprod[:, :, :L]).sum(dim=2)
@@ -253,35 +255,55 @@ def scan_chunk(T: int) -> int:
     return min((c for c in range(1, T + 1) if T % c == 0), key=lambda c: (c + T // c, -c))
 
 
-def chunked_scan(x: torch.Tensor, lam: torch.Tensor, reverse: bool, chunk: int | None = None) -> torch.Tensor:
-    """In place on ``x [K, N, T, B]``: ``x_t <- x_t + lam * x_{t-1}`` sequentially over ``t`` (``reverse``: with
-    ``x_{t+1}``), ``lam [K, N]``. Python issues ``c + T/c + 1`` ops instead of ``T - 1`` (each op costs ~5 us
-    of dispatch on a [K, N, B] slice; long sequences only, see :func:`scan_chunk`): a local scan inside chunks of
-    ``c`` steps (all chunks at once), a scan over the chunk ends with ``lam^c``, then one fix-up ``x += lam^(i+1) carry``.
-    ``chunk`` (a divisor of ``T``) overrides :func:`scan_chunk`.
+class Scan:
+    """``x_t <- x_t + lam * x_{t-1}`` in place, sequentially over ``t`` (``reverse``: with ``x_{t+1}``), on a fixed
+    buffer ``x [K, N, T, B]``, ``lam [K, N]``; the slice views are built once, because creating them cost as much
+    as the fused multiply-adds themselves (measured: 166 -> 67 us per scan at N = 32, T = 32).
+
+    Chunked form (``c`` = ``chunk`` or :func:`scan_chunk`, a divisor of ``T``): a local scan inside chunks of ``c``
+    steps (all chunks at once), a scan over the chunk ends with ``lam^c``, then one fix-up ``x += lam^(i+1) carry``:
+    ``c + T/c + 1`` ops instead of ``T - 1``; with ``c = T`` it is the plain loop.
     """
-    K, N, T, B = x.shape
-    c = chunk or scan_chunk(T)
-    if T % c:
-        raise ValueError(f"chunked_scan: chunk {c} does not divide T = {T}")
-    nc = T // c
-    x5 = x.view(K, N, nc, c, B)
-    lam4 = lam[:, :, None, None]
-    pw = torch.pow(lam[:, :, None], torch.arange(1, c + 1, device=x.device, dtype=x.dtype))  # lam^1..lam^c
-    if not reverse:
-        for i in range(1, c):
-            x5[:, :, :, i].addcmul_(x5[:, :, :, i - 1], lam4)
-        for j in range(1, nc):
-            x5[:, :, j, c - 1].addcmul_(x5[:, :, j - 1, c - 1], pw[:, :, c - 1 : c])
-        if nc > 1 and c > 1:
-            x5[:, :, 1:, : c - 1].addcmul_(x5[:, :, :-1, c - 1 :], pw[:, :, None, : c - 1, None])
-    else:
-        for i in range(c - 2, -1, -1):
-            x5[:, :, :, i].addcmul_(x5[:, :, :, i + 1], lam4)
-        for j in range(nc - 2, -1, -1):
-            x5[:, :, j, 0].addcmul_(x5[:, :, j + 1, 0], pw[:, :, c - 1 : c])
-        if nc > 1 and c > 1:
-            x5[:, :, :-1, 1:].addcmul_(x5[:, :, 1:, :1], pw[:, :, None, : c - 1, None].flip(3))
+
+    def __init__(self, x: torch.Tensor, reverse: bool, chunk: int | None = None) -> None:
+        K, N, T, B = x.shape
+        c = chunk or scan_chunk(T)
+        if T % c:
+            raise ValueError(f"chunked_scan: chunk {c} does not divide T = {T}")
+        nc = T // c
+        x5 = x.view(K, N, nc, c, B)
+        self.c, self.fix = c, None
+        if not reverse:
+            self.local = [(x5[:, :, :, i], x5[:, :, :, i - 1]) for i in range(1, c)]
+            self.carry = [(x5[:, :, j, c - 1], x5[:, :, j - 1, c - 1]) for j in range(1, nc)]
+            if nc > 1 and c > 1:
+                self.fix = (x5[:, :, 1:, : c - 1], x5[:, :, :-1, c - 1 :])
+        else:
+            self.local = [(x5[:, :, :, i], x5[:, :, :, i + 1]) for i in range(c - 2, -1, -1)]
+            self.carry = [(x5[:, :, j, 0], x5[:, :, j + 1, 0]) for j in range(nc - 2, -1, -1)]
+            if nc > 1 and c > 1:
+                self.fix = (x5[:, :, :-1, 1:], x5[:, :, 1:, :1])
+        self.reverse = reverse
+
+    def __call__(self, lam: torch.Tensor) -> None:
+        lam4 = lam[:, :, None, None]
+        for dst, src in self.local:
+            dst.addcmul_(src, lam4)
+        if not self.carry:
+            return
+        c = self.c
+        pw = torch.pow(lam[:, :, None], torch.arange(1, c + 1, device=lam.device, dtype=lam.dtype))  # lam^1..c
+        for dst, src in self.carry:
+            dst.addcmul_(src, pw[:, :, c - 1 : c])
+        if self.fix is not None:
+            fix_pw = pw[:, :, None, : c - 1, None]
+            self.fix[0].addcmul_(self.fix[1], fix_pw.flip(3) if self.reverse else fix_pw)
+
+
+def chunked_scan(x: torch.Tensor, lam: torch.Tensor, reverse: bool, chunk: int | None = None) -> torch.Tensor:
+    """One :class:`Scan` of ``x [K, N, T, B]`` in place (``chunk``: a divisor of ``T``; default
+    :func:`scan_chunk`); returns ``x``."""
+    Scan(x, reverse, chunk)(lam)
     return x
 
 
