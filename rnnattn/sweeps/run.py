@@ -81,8 +81,9 @@ def append_record(path: str | os.PathLike, record: dict[str, Any]) -> None:
 
 
 def read_records(path: str | os.PathLike, repair: bool = True) -> list[dict[str, Any]]:
-    """All records of a results file (empty if it does not exist). With ``repair``, a torn last line is
-    removed from the file so later appends start on a fresh line."""
+    """All records of a results file (empty if it does not exist; at most ``MAX_RESULTS_BYTES``, a regular file).
+    Unreadable lines are skipped with a warning and left in the file. With ``repair``, a torn last line is removed
+    from the file (or completed, if it parses) so later appends start on a fresh line."""
     path = Path(path)
     if not path.exists():
         return []
@@ -107,10 +108,13 @@ def read_records(path: str | os.PathLike, repair: bool = True) -> list[dict[str,
             bad.append(i)
     torn_tail = bool(data) and not data.endswith(b"\n")
     if bad and bad != [len(lines) - 1]:
-        warnings.warn(f"{printable(path)}: skipped {len(bad)} unreadable line(s) {[b + 1 for b in bad][:5]}", stacklevel=2)
-    if repair and (torn_tail or bad):
-        good = b"".join(json.dumps(r, allow_nan=True, separators=(",", ":")).encode() + b"\n" for r in records)
-        atomic_write_bytes(path, good, overwrite=True)
+        where = printable(path)
+        warnings.warn(f"{where}: skipped {len(bad)} unreadable line(s) {[b + 1 for b in bad][:5]}", stacklevel=2)
+    if repair and torn_tail:
+        # Only the torn tail is repaired (dropped if unreadable, else completed with its newline): any other line,
+        # readable or not, stays byte for byte - a results file is never rewritten from what could be parsed.
+        tail_ok = (len(lines) - 1) not in bad
+        atomic_write_bytes(path, data + b"\n" if tail_ok else data[: data.rfind(b"\n") + 1], overwrite=True)
     return records
 
 

@@ -276,3 +276,23 @@ def test_garbage_log_is_refused_before_truncation(base_run, tmp_path):
     rc, out, err = cli_capped(["train", "teacher-student", "--out", str(run), "--resume", "--no-progress"], "resume")
     assert_clean_error(rc, err)
     assert "log" in err and _snapshot(run) == before
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(lines=st.lists(st.sampled_from([b'{"run_id":"a","status":"ok"}', b"garbage", b"[1]", b'{"run_id":1}', b""]),
+                      max_size=8), tail=st.sampled_from([b"", b'{"run_id":"b"', b'{"run_id":"c"}']))
+def test_results_file_repair_only_touches_the_torn_tail(tmp_path_factory, lines, tail):
+    """Reading a results file may drop or complete its torn last line; every other byte stays (unreadable lines too:
+    they are skipped, never rewritten away)."""
+    import warnings
+
+    from rnnattn.sweeps.run import read_records
+
+    body = b"".join(line + b"\n" for line in lines)
+    p = tmp_path_factory.mktemp("res") / "results.jsonl"
+    p.write_bytes(body + tail)
+    with capped(30), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        read_records(p)
+    after = p.read_bytes()
+    assert after.startswith(body) and after in (body, body + tail + b"\n")
