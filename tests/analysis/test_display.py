@@ -86,3 +86,31 @@ def test_cache_repr_of_a_small_batch_is_short():
     lsa = random_lsa(3, seed=2)
     _, cache = lsa.run_with_cache(torch.randn(4, 16, 3, dtype=torch.float64))
     assert isinstance(cache, ActivationCache) and len(repr(cache)) < 300 and "hook_q [4, 16, 1, 3]" in repr(cache)
+
+
+def _imports(path) -> set[str]:
+    import ast
+
+    tree = ast.parse(path.read_text())
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_display_and_registry_reach_nothing_above_them():
+    """The display layer sits below every stage; the model registry names no module above models/."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "rnnattn"
+    for f in (root / "display").glob("*.py"):
+        first_party = {m for m in _imports(f) if m.startswith("rnnattn")}
+        assert first_party <= {"rnnattn._version", "rnnattn.display", "rnnattn.display.document",
+                               "rnnattn.display.html"}, (f.name, first_party)
+    assert not {m for m in _imports(root / "models" / "registry.py") if m.startswith("rnnattn")}
+    assert "rnnattn.lsrl" not in (root / "models" / "registry.py").read_text()
+    for f in (root / "analysis").glob("*.py"):
+        assert not {m for m in _imports(f) if m.startswith(("rnnattn.report", "rnnattn.cli"))}, f.name
