@@ -19,6 +19,7 @@ import torch
 from rnnattn.analysis.errors import AnalysisNotApplicable, NotApplicable
 from rnnattn.checkpoint import Checkpoint, load_checkpoint
 from rnnattn.limits import check_analysis_width
+from rnnattn.safeio import printable
 from rnnattn.models.attention import LinearSelfAttention
 from rnnattn.models.base import Model
 from rnnattn.models.gated_rnn import GatedLinearRNN
@@ -159,9 +160,10 @@ def display_path(path: str | os.PathLike | None) -> str | None:
         return None
     p = Path(path)
     try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
+        shown = str(p.resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):
-        return p.name
+        shown = p.name
+    return printable(shown)  # control characters and undecodable bytes (lone surrogates) escaped: always encodes
 
 
 def input_names(model: Model) -> list[str]:

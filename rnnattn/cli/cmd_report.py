@@ -140,8 +140,10 @@ def _write(args: argparse.Namespace, fmts: tuple[str, ...], reference: str | Non
             if path.exists() and not args.force:
                 raise UsageError(f"{path} exists (use --force to replace it)")
         plans.append((ckpt, name))
+    from rnnattn.safeio import printable
+
     for ckpt, name in plans:
         paths = build_report(ckpt, reference, out / name, fmts, force=args.force, name=name)
         for p in paths.files():
-            print(f"wrote {p}")
+            print(f"wrote {printable(p)}")  # -o comes from the command line: escaped
     return 0

@@ -40,6 +40,7 @@ from rnnattn.report.sections import (
     summary_section,
     weights_section,
 )
+from rnnattn.safeio import printable
 from rnnattn.training.state import read_log
 
 FORMATS = ("html", "pdf")
@@ -97,7 +98,7 @@ def find_log(path: Path | None, metadata: dict[str, Any]) -> tuple[pd.DataFrame 
     searched = []
     for n in dict.fromkeys(names):
         p = folder / n
-        searched.append(str(p))
+        searched.append(printable(p))  # shown in the report: escaped, always encodable
         if p.is_file():
             try:
                 return read_log(p), p, searched  # bounded and validated (rnnattn.limits: MAX_LOG_*)

@@ -131,3 +131,15 @@ def test_sweep_output_escapes_grid_values(tmp_path):
     rc, out, err = cli_capped(["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "o")], "sweep escapes")
     assert_clean_error(rc, err)
     _raw_free(err)
+
+
+def test_report_on_an_undecodable_file_name(ckpt, tmp_path):
+    """The review's case: a non-UTF-8 file name made the report fail with UnicodeEncodeError after the analysis."""
+    path = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9\x1b[31m.safetensors"))
+    shutil.copyfile(ckpt, path)
+    out = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/out\xff\x1b"))
+    rc, stdout, err = cli_capped(["report", str(path), "-o", str(out), "--format", "html"], "report names", seconds=300)
+    assert rc == 0, err
+    _raw_free(stdout + err)
+    html = next(out.rglob("report.html")).read_text(encoding="utf-8")
+    assert "\x1b" not in html
