@@ -133,7 +133,9 @@ def _check_config_sizes(path: Path, obj: Any, where: str = "config", depth: int 
         for i, v in enumerate(obj):
             _check_config_sizes(path, v, f"{where}[{i}]", depth + 1)
     elif isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) > MAX_CONFIG_INT:
-        raise _fail(path, f"{where} = {obj} is absurdly large (limit {MAX_CONFIG_INT}, MAX_CONFIG_INT); refusing to allocate")
+        raise _fail(
+            path, f"{where} = {obj} is absurdly large (limit {MAX_CONFIG_INT}, MAX_CONFIG_INT); refusing to allocate"
+        )
 
 
 @contextmanager

@@ -114,7 +114,9 @@ def polynomial_bytes(n_vars: int, degree: int, n_out: int, n_points: int | None 
     return 8 * (tuples * (n_vars + 6 + n_out) + n_mono * n_out)
 
 
-def check_polynomial(n_vars: int, degree: int, n_out: int, what: str = "polynomial extraction", n_points: int | None = None) -> None:
+def check_polynomial(
+    n_vars: int, degree: int, n_out: int, what: str = "polynomial extraction", n_points: int | None = None
+) -> None:
     """Refuse a polynomial extraction whose estimated memory (:func:`polynomial_bytes`) exceeds
     ``MAX_ANALYSIS_BYTES``, before anything is allocated."""
     need = polynomial_bytes(int(n_vars), int(degree), int(n_out), n_points)

@@ -47,6 +47,10 @@ def _kind(mode: int) -> str:
     return "a special file"
 
 
+def _not_regular(path: Path, mode: int, what: str) -> UnsafeFileError:
+    return UnsafeFileError(f"{printable(path)}: not a regular file ({_kind(mode)}); refusing to read it as a {what}")
+
+
 def open_regular(path: str | os.PathLike, max_bytes: int | None = None, what: str = "file") -> BinaryIO:
     """Open ``path`` for binary reading if it is a regular file of at most ``max_bytes`` bytes.
 
@@ -57,12 +61,12 @@ def open_regular(path: str | os.PathLike, max_bytes: int | None = None, what: st
     path = Path(path)
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
-        raise UnsafeFileError(f"{printable(path)}: not a regular file ({_kind(st.st_mode)}); refusing to read it as a {what}")
+        raise _not_regular(path, st.st_mode, what)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFileError(f"{printable(path)}: not a regular file ({_kind(st.st_mode)}); refusing to read it as a {what}")
+            raise _not_regular(path, st.st_mode, what)
         if max_bytes is not None and st.st_size > max_bytes:
             raise UnsafeFileError(
                 f"{printable(path)}: {st.st_size:,} bytes, above the limit of {max_bytes:,} for a {what}; refusing"

@@ -155,7 +155,9 @@ class SweepSpec(Config):
                 f"digit, at most {MAX_SWEEP_NAME} characters), got {printable(repr(self.name), 120)}"
             )
         if not isinstance(self.fn, str) or self.fn.count(":") != 1 or not all(self.fn.split(":")):
-            raise ValueError(f"SweepSpec: fn must look like 'package.module:function', got {printable(repr(self.fn), 200)}")
+            raise ValueError(
+                f"SweepSpec: fn must look like 'package.module:function', got {printable(repr(self.fn), 200)}"
+            )
         if not isinstance(self.grid, dict):
             raise ValueError(f"SweepSpec: grid must map axis names to lists of values, got {type(self.grid).__name__}")
         _check_count(self.grid, self.seeds)  # before anything proportional to the grid is built

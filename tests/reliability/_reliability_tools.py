@@ -205,7 +205,8 @@ EXPECTED_COMMANDS = frozenset({"info", "report", "sweep", "train"})
 def require_command(name: str) -> None:
     """Fail (not skip) if the ``rnnattn`` command ``name`` is gone: a vanished command is a regression."""
     assert name in EXPECTED_COMMANDS, f"{name} is not in EXPECTED_COMMANDS"
-    assert name in available_commands(), f"the rnnattn command {name!r} disappeared (have {sorted(available_commands())})"
+    have = available_commands()
+    assert name in have, f"the rnnattn command {name!r} disappeared (have {sorted(have)})"
 
 
 # -- time and memory caps ----------------------------------------------------------------------------------------
