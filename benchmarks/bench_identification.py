@@ -10,13 +10,15 @@ The fast protocol's AdamW phase is followed by Levenberg-Marquardt polishing in 
 its polishing rounds are validated after every round, so its time to target is resolved to one round (5 LM
 iterations). Results go to ``benchmarks/results/identification.md``.
 
-Usage: ``python benchmarks/bench_identification.py [--cap-min 6] [--target 1e-6] [--json out.json]``.
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_identification.py [--cap-min 6] [--target 1e-6]
+[--protocols fast,paper] [--json out.json]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -112,6 +114,8 @@ def main() -> None:
             [
                 "# Time to identification, teacher-student d=4 (CPU)",
                 "",
+                f"Regenerate: `OMP_NUM_THREADS=1 python benchmarks/bench_identification.py {' '.join(sys.argv[1:])}`",
+                "",
                 *env,
                 f"- load average at end: {load_average()}",
                 f"- target: validation loss (1024 fixed sequences) <= {a.target:g}; cap {a.cap_min:g} CPU min per "
@@ -119,8 +123,9 @@ def main() -> None:
                 "round; both protocols in this run, same seed",
                 "- paper: AdamW cosine 1e-3 -> 1e-6 over 781,250 steps, N = M = 100; fast: N = M = 32, lr 2e-3, "
                 "recurrence lr x10, 50k-step cosine, then Levenberg-Marquardt in float64 "
-                "(rounds of 5 iterations, all on "
-                "one fixed batch of 128 sequences; `rnnattn.training.protocols`)",
+                "(rounds of 5 iterations, all on one fixed batch of 128 sequences; normal matrix from the factored "
+                "Jacobian; the protocol stops at loss 1e-6; `rnnattn.training.protocols`)",
+                f"- only the protocols named here were run: {a.protocols}",
                 "",
                 markdown_table(
                     [

@@ -1,36 +1,45 @@
-"""Training throughput: steps/s of the rnnattn training step against a plain PyTorch loop and the FLOP limit.
+"""Training throughput on 1 thread, every figure a ratio against contenders timed in the same process (interleaved
+rounds, medians; ``benchmarks/common.py``), with the machine's float32 matmul peak measured in the same run.
 
-Measures, in one process with 1 thread:
-  * the FLOP limit: a dense matmul of the step's dominant shape, GFLOP/s -> steps/s at the step's FLOP count
-    (forward + backward ~ 3x forward; from Eq. 2: 6(d+1)2N + 6N 2M + 6M d_out FLOP per token);
-  * a plain PyTorch implementation (nn.Module, Python for-loop over time, torch AdamW);
-  * the foundation model with autograd (``engine="autograd"``) and the fast engine (``engine="fast"``), both through
-    ``rnnattn.training.train`` (data generation included);
-  * batched training of K models (K = 4, 8) against K one-by-one runs.
+Regenerate ``benchmarks/results/training.md`` with::
 
-Times are CPU seconds of this (1-thread) process (``time.process_time``): on the shared 2-core machine wall time
-depends on other users' load, CPU time much less; on an idle machine the two agree.
+    OMP_NUM_THREADS=1 python benchmarks/bench_training.py            # ~5 CPU-minutes; --quick: ~2
 
-Usage: ``python benchmarks/bench_training.py [--steps 200] [--quick] [--json out.json]``.
+Cases:
+  A. teacher-student d=4, N=M=100, B=64, T=32 (the paper's student): ``train()`` (what ``rnnattn train`` runs:
+     data generation, teacher labels and AdamW included) against the FLOP limit — forward + backward matmul work
+     ``(6(d+1)2N + 6N 2M + 6M d_out) T B`` FLOP at the dense ``[1024, 1024]`` matmul peak — and against the fast
+     engine step alone, the autograd engine, a plain PyTorch loop and JAX (``benchmarks/jax_step.py``, optional).
+  B. long sequences, B=16, T=1024, N=M=256: ``train()`` against the JAX ``lax.scan`` step; page faults per step.
+  C. K models at once (``train_batched``) against K one-by-one ``train()`` calls, both tasks, N=M=32.
+
+Times are process CPU seconds (``time.process_time``): on the shared 2-core machine wall time includes waiting for
+a core (the load average is recorded); CPU time shows the work itself. JAX gets one XLA thread.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import resource
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
-import torch
-from torch import nn
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import jax_step  # noqa: E402  (sets XLA flags before jax is imported)
 
-from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig
-from rnnattn.tasks import InContextRegression, TeacherStudent
-from rnnattn.training import TrainConfig, train, train_batched
+jax_step.single_thread_flags()
 
-CASES = {  # name: (task factory, d_in, N, M, d_out, T)
-    "teacher_student N=M=100": (TeacherStudent, 4, 100, 100, 4, 32),
-    "icl N=M=80": (InContextRegression, 6, 80, 80, 3, 13),
-}
+import torch  # noqa: E402
+from common import environment_lines, load_average, markdown_table, time_interleaved, write_result  # noqa: E402
+from torch import nn  # noqa: E402
+
+from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig  # noqa: E402
+from rnnattn.tasks import InContextRegression, TeacherStudent, TeacherStudentConfig  # noqa: E402
+from rnnattn.training import TrainConfig, fast, train, train_batched  # noqa: E402
+from rnnattn.training.engines import make_engine  # noqa: E402
+
+QUIET = dict(val_every=0, log_every=10**9, checkpoint_every=0)
 
 
 class PlainGatedRNN(nn.Module):
@@ -47,125 +56,167 @@ class PlainGatedRNN(nn.Module):
         x = torch.cat([x, torch.ones_like(x[..., :1])], dim=-1)
         u = self.in_m(x) * self.in_x(x)
         lam = torch.exp(-torch.exp(self.nu))
-        h = torch.zeros_like(u[:, 0])
-        hs = []
+        h, hs = torch.zeros_like(u[:, 0]), []
         for t in range(u.shape[1]):
             h = lam * h + u[:, t]
             hs.append(h)
-        h = torch.stack(hs, dim=1)
-        return self.D(self.out_m(h) * self.out_x(h))
+        return self.D(self.out_m(torch.stack(hs, 1)) * self.out_x(torch.stack(hs, 1)))
 
 
 def flops_per_step(d: int, N: int, M: int, d_out: int, T: int, B: int) -> float:
     return (6 * (d + 1) * 2 * N + 6 * N * 2 * M + 6 * M * d_out) * T * B
 
 
-def matmul_gflops(N: int, M: int, rows: int, reps: int = 30) -> float:
-    a, w = torch.randn(rows, N), torch.randn(N, 2 * M)
-    a @ w
-    best = float("inf")
-    for _ in range(3):
-        t = time.process_time()
+class Faults:
+    """Wraps a callable; counts minor page faults per call (allocator returning memory to the OS shows here)."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self.fn, self.counts = fn, []
+
+    def __call__(self) -> None:
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        self.fn()
+        self.counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+
+    def median(self) -> float:
+        c = sorted(self.counts[1:] or self.counts)
+        return float(c[len(c) // 2])
+
+
+def matmul_contender(reps: int) -> Callable[[], None]:
+    a, b, o = torch.randn(1024, 1024), torch.randn(1024, 1024), torch.empty(1024, 1024)
+
+    def run() -> None:
         for _ in range(reps):
-            a @ w
-        best = min(best, (time.process_time() - t) / reps)
-    return 2 * rows * N * 2 * M / best / 1e9
+            torch.mm(a, b, out=o)
+
+    return run
 
 
-def time_plain(task, d, N, M, d_out, T, steps, B=64) -> float:
-    torch.manual_seed(0)
-    model = PlainGatedRNN(d, N, M, d_out)
-    opt = torch.optim.AdamW(model.parameters(), 1e-3, weight_decay=1e-4)
-    g = torch.Generator().manual_seed(0)
-    batches = [task.sample(B, g) for _ in range(8)]
-    t = None
-    for i in range(steps + 5):
-        if i == 5:
-            t = time.process_time()
-        x, y, mask = batches[i % 8]
-        opt.zero_grad()
-        loss = task.loss(model(x), y, mask)
-        loss.backward()
-        opt.step()
-    return steps / (time.process_time() - t)
-
-
-def time_train(task, d, N, M, d_out, steps, engine) -> float:
-    torch.manual_seed(0)
+def contenders(task, d: int, N: int, M: int, d_out: int, B: int, S: int, extra: bool) -> dict:
+    """``name -> (fn, steps per call)``: train(), the fast step alone, JAX, and (``extra``) autograd / plain."""
+    cfg = TrainConfig(steps=S, batch_size=B, data_block=S, **QUIET)
     model = GatedLinearRNN(GatedLinearRNNConfig(d, N, M, d_out))
-    cfg = TrainConfig(steps=steps, engine=engine, val_every=0, log_every=10**9, checkpoint_every=0)
-    train(task, model, cfg.replace(steps=5), progress=False)  # warm-up (lazy imports, allocator)
-    t = time.process_time()
-    train(task, model, cfg, progress=False)
-    return steps / (time.process_time() - t)
+    out = {"train()": (Faults(lambda: train(task, model, cfg, progress=False)), S)}
+    eng = make_engine(
+        GatedLinearRNN(GatedLinearRNNConfig(d, N, M, d_out)), task, cfg, torch.device("cpu"), torch.float32
+    )
+    from rnnattn.training.data import sample_steps
+
+    data = eng.prepare(sample_steps(task, B, 0, range(S)))
+    out["fast engine step (no data)"] = (Faults(lambda: [eng.step(data, i, 1e-3) for i in range(S)]), S)
+    if extra:
+        S2 = max(S // 4, 1)
+        am = GatedLinearRNN(GatedLinearRNNConfig(d, N, M, d_out))
+        acfg = cfg.replace(steps=S2, data_block=S2, engine="autograd")
+        out["autograd train()"] = (lambda: train(task, am, acfg, progress=False), S2)
+        plain = PlainGatedRNN(d, N, M, d_out)
+        opt = torch.optim.AdamW(plain.parameters(), 1e-3, weight_decay=1e-4)
+        b = task.sample(B, torch.Generator().manual_seed(0))
+
+        def plain_steps() -> None:
+            for _ in range(S2):
+                opt.zero_grad()
+                task.loss(plain(b.x), b.y, b.mask).backward()
+                opt.step()
+
+        out["plain PyTorch loop"] = (plain_steps, S2)
+    if jax_step.available():
+        b = task.sample(B, torch.Generator().manual_seed(0))
+        x, y = b.x.numpy(), b.y.numpy()
+        for scan in ("sequential", "associative") if extra else ("sequential",):
+            step, st = jax_step.make_step(d, N, M, d_out, scan)
+            box = [st]
+
+            def run(step=step, box=box) -> None:
+                loss = None
+                for _ in range(S):
+                    box[0], loss = step(box[0], x, y)
+                jax_step.block_until_ready(loss)
+
+            out[f"JAX {'lax.scan' if scan == 'sequential' else 'associative_scan'}"] = (run, S)
+    return out
 
 
-def time_batched(task, d, N, M, d_out, K, steps) -> tuple[float, float]:
-    """(model-steps/s batched, model-steps/s one by one)."""
-    cfg = TrainConfig(steps=steps, val_every=0, log_every=10**9, checkpoint_every=0)
-    models = [GatedLinearRNN(GatedLinearRNNConfig(d, N, M, d_out)) for _ in range(K)]
-    train_batched(task, models, cfg.replace(steps=5))
-    t = time.process_time()
-    train_batched(task, models, cfg)
-    batched = K * steps / (time.process_time() - t)
-    t = time.process_time()
-    for k in range(K):
-        train(task, models[k], cfg.replace(seed=k), progress=False)
-    single = K * steps / (time.process_time() - t)
-    return batched, single
+def flop_case(title: str, task, shape: tuple, S: int, repeats: int, extra: bool) -> tuple[list[str], dict]:
+    """One case: interleaved contenders plus the matmul peak; returns markdown lines and the raw figures."""
+    d, N, M, d_out, T, B = shape
+    cs = contenders(task, d, N, M, d_out, B, S, extra)
+    mm_reps = 4
+    fns = {"matmul 1024^2": matmul_contender(mm_reps), **{k: fn for k, (fn, _) in cs.items()}}
+    res = time_interleaved(fns, repeats=repeats, warmup=1)
+    peak = mm_reps * 2 * 1024**3 / res["matmul 1024^2"].cpu_median / 1e9
+    fl = flops_per_step(d, N, M, d_out, T, B)
+    limit_ms = fl / peak / 1e6
+    per = {k: res[k].cpu_ms / n for k, (_, n) in cs.items()}
+    wall = {k: res[k].ms / n for k, (_, n) in cs.items()}
+    rows = []
+    for k in cs:
+        faults = cs[k][0].median() / cs[k][1] if isinstance(cs[k][0], Faults) else "-"
+        rows.append([k, per[k], wall[k], f"{100 * limit_ms / per[k]:.0f}%", per[k] / per["train()"], faults])
+    lines = [
+        f"## {title}",
+        "",
+        f"- float32 matmul peak (1024², this run, CPU time): **{peak:.1f} GFLOP/s**; step work {fl / 1e9:.3f} GFLOP "
+        f"-> FLOP limit **{limit_ms:.2f} ms/step**",
+        f"- `train()` at **{100 * limit_ms / per['train()']:.0f}% of the FLOP limit**; repeats: {repeats}, "
+        f"{S} steps per call",
+        "",
+        markdown_table(
+            ["contender", "CPU ms/step", "wall ms/step", "of FLOP limit", "time / train()", "page faults/step"], rows
+        ),
+        "",
+    ]
+    return lines, {"peak": peak, "limit_ms": limit_ms, "per_step_ms": per}
+
+
+def batched_case(K: int, S: int, repeats: int) -> list[list]:
+    rows = []
+    for name, task, d, d_out in (("teacher-student", TeacherStudent(), 4, 4), ("ICL", InContextRegression(), 6, 3)):
+        cfg = TrainConfig(steps=S, **QUIET)
+        models = [GatedLinearRNN(GatedLinearRNNConfig(d, 32, 32, d_out)) for _ in range(K)]
+
+        def one_by_one(models=models, task=task, cfg=cfg) -> None:
+            for k in range(K):
+                train(task, models[k], cfg.replace(seed=k), progress=False)
+
+        fns = {"batched": lambda models=models, task=task, cfg=cfg: train_batched(task, models, cfg),
+               "one by one": one_by_one, "matmul": matmul_contender(2)}
+        r = time_interleaved(fns, repeats=repeats, warmup=1)
+        peak = 2 * 2 * 1024**3 / r["matmul"].cpu_median / 1e9
+        b, s = r["batched"].cpu_median, r["one by one"].cpu_median
+        rows.append([name, K, 1e3 * b / (K * S), 1e3 * s / (K * S), f"**{s / b:.2f}x**", f"{peak:.1f}"])
+    return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quick", action="store_true", help="fewer steps, skip the batched comparison at K=8")
-    p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--quick", action="store_true", help="fewer repeats, K=8 only")
+    p.add_argument("--no-write", action="store_true")
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
-    steps = 40 if a.quick else a.steps
-    out: dict = {"torch": torch.__version__, "threads": a.threads, "cases": {}}
-    for name, (factory, d, N, M, d_out, T) in CASES.items():
-        task = factory()
-        fl = flops_per_step(d, N, M, d_out, T, 64)
-        gf = matmul_gflops(N, M, T * 64)
-        row = {
-            "flop_per_step": fl,
-            "matmul_gflops": gf,
-            "flop_limit_steps_s": gf * 1e9 / fl,
-            "plain_loop_steps_s": time_plain(task, d, N, M, d_out, T, steps // 2),
-            "autograd_steps_s": time_train(task, d, N, M, d_out, steps // 2, "autograd"),
-            "fast_steps_s": time_train(task, d, N, M, d_out, steps, "fast"),
-        }
-        row["speedup_vs_plain"] = row["fast_steps_s"] / row["plain_loop_steps_s"]
-        row["fraction_of_flop_limit"] = row["fast_steps_s"] / row["flop_limit_steps_s"]
-        out["cases"][name] = row
-        print(
-            f"{name}: fast {row['fast_steps_s']:.1f} steps/s ({1e3 / row['fast_steps_s']:.2f} ms), autograd "
-            f"{row['autograd_steps_s']:.1f}, plain loop {row['plain_loop_steps_s']:.1f}, FLOP limit "
-            f"{row['flop_limit_steps_s']:.1f} ({gf:.1f} GFLOP/s); x{row['speedup_vs_plain']:.1f} vs plain, "
-            f"{100 * row['fraction_of_flop_limit']:.0f}% of the FLOP limit",
-            flush=True,
-        )
-    out["batched"] = {}
-    for K in (4,) if a.quick else (4, 8):
-        for name, (factory, d, N, M, d_out) in {
-            "teacher_student N=M=32": (TeacherStudent, 4, 32, 32, 4),
-            "icl N=M=32": (InContextRegression, 6, 32, 32, 3),
-        }.items():
-            b, s = time_batched(factory(), d, N, M, d_out, K, steps // 2)
-            out["batched"][f"{name} K={K}"] = {
-                "batched_model_steps_s": b,
-                "one_by_one_model_steps_s": s,
-                "speedup": b / s,
-            }
-            print(
-                f"batched {name} K={K}: {b:.1f} vs {s:.1f} model-steps/s one by one (x{b / s:.2f})",
-                flush=True,
-            )
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=2)
+    torch.set_num_threads(1)
+    rep = 3 if a.quick else 7
+    lines = ["# Training throughput (1 thread)", "",
+             "Regenerate: `OMP_NUM_THREADS=1 python benchmarks/bench_training.py`", "",
+             *environment_lines(), f"- JAX available: {jax_step.available()}", ""]
+    ts = TeacherStudent()
+    la, ra = flop_case("A. teacher-student d=4, N=M=100, B=64, T=32", ts, (4, 100, 100, 4, 32, 64), 32, rep, True)
+    print("\n".join(la), flush=True)
+    long_task = TeacherStudent(TeacherStudentConfig(seq_len=1024))
+    lb, rb = flop_case("B. long sequences: B=16, T=1024, N=M=256", long_task, (4, 256, 256, 4, 1024, 16), 8,
+                       max(rep // 2, 2), False)
+    jx = rb["per_step_ms"].get("JAX lax.scan")
+    if jx:
+        lb.insert(4, f"- `train()` vs JAX lax.scan step: **{jx / rb['per_step_ms']['train()']:.2f}x** faster")
+    print("\n".join(lb), flush=True)
+    rows = [r for K in ((8,) if a.quick else (4, 8)) for r in batched_case(K, 64, rep)]
+    lc = ["## C. K models at once (`train_batched`) vs one by one, N=M=32, B=64, 64 steps", "",
+          markdown_table(["task", "K", "batched CPU ms/model-step", "one-by-one CPU ms/model-step", "speed-up",
+                          "matmul peak GFLOP/s"], rows), ""]
+    print("\n".join(lc), flush=True)
+    lines += la + lb + lc + [f"- load average at end: {load_average()}", ""]
+    if not a.no_write:
+        print(f"wrote {write_result('training.md', chr(10).join(lines))}")
 
 
 if __name__ == "__main__":
