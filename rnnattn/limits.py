@@ -36,6 +36,8 @@ MAX_LOG_COLUMNS = 64  # columns of a training log.csv read by the report
 # -- sweeps -------------------------------------------------------------------------------------------------------
 MAX_SWEEP_RUNS = 100_000  # grid points x seeds, counted before the grid is expanded
 MAX_SWEEP_NAME = 100  # characters of a sweep name (it is a folder name)
+MAX_SWEEP_PARAM_BYTES = 256 * MiB  # runs x JSON size of one run's parameters (each run's id hashes them)
+MAX_WORKERS_PER_CORE = 4  # local worker processes per CPU core (each imports torch)
 
 # -- LSRL programs ------------------------------------------------------------------------------------------------
 MAX_LSRL_DIM = 1 << 16  # dimension of any LSRL node (the paper's programs use <= 20; compiled stages are wider)

@@ -14,7 +14,10 @@ cluster.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from rnnattn.limits import MAX_WORKERS_PER_CORE
 
 HELP = "run a sweep (grid x seeds) locally or on a Dask cluster; rerun to resume"
 
@@ -114,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    most = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if args.workers is not None and args.workers > most:
+        raise UsageError(
+            f"--workers {args.workers} is more than {most} ({MAX_WORKERS_PER_CORE} per core, "
+            "rnnattn.limits.MAX_WORKERS_PER_CORE): every worker is a process importing torch"
+        )
     if args.scheduler and args.workers is not None:
         raise UsageError("--workers applies to local runs; a Dask cluster has its own workers")
     spec_path = Path(args.spec)
@@ -144,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
         )
     atomic_write_bytes(saved, spec.to_json().encode(), overwrite=True)
 
-    with make_executor(args.scheduler, args.workers, args.connect_timeout) as executor:
+    workers = None if args.workers is None else min(args.workers, len(spec))  # never more processes than runs
+    with make_executor(args.scheduler, workers, args.connect_timeout) as executor:
         print(f"sweep {spec.name}: {len(spec)} runs on {printable(executor.describe())} -> {printable(results)}")
         df = run_sweep(
             fn,

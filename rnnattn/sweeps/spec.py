@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from rnnattn.config import Config
-from rnnattn.limits import MAX_SPEC_BYTES, MAX_SWEEP_NAME, MAX_SWEEP_RUNS, ResourceLimitError, check_json_shape
+from rnnattn.limits import (
+    MAX_SPEC_BYTES,
+    MAX_SWEEP_NAME,
+    MAX_SWEEP_PARAM_BYTES,
+    MAX_SWEEP_RUNS,
+    ResourceLimitError,
+    check_json_shape,
+)
 from rnnattn.safeio import printable, read_regular
 from rnnattn.sweeps.registry import lookup, registered_run_functions
 
@@ -77,6 +84,19 @@ def _check_count(grid: dict[str, Any], seeds: Any) -> None:
         raise ResourceLimitError(
             f"SweepSpec: the grid ({sizes}) x {len(seeds) if isinstance(seeds, list | tuple) else 1} seeds has more "
             f"than {MAX_SWEEP_RUNS:,} runs (rnnattn.limits.MAX_SWEEP_RUNS); split the sweep"
+        )
+
+
+def _check_param_bytes(grid: dict[str, tuple[Any, ...]], base: dict[str, Any], n_runs: int) -> None:
+    """Every run's id hashes its parameters' JSON: refuse a sweep whose runs x largest parameter JSON exceeds
+    ``MAX_SWEEP_PARAM_BYTES`` (a 1 MB ``base`` in each of 100,000 runs would hash 100 GB)."""
+    per_run = len(canonical_json(base)) + sum(
+        len(axis) + 4 + max(len(canonical_json(v)) for v in values) for axis, values in grid.items()
+    )
+    if per_run * n_runs > MAX_SWEEP_PARAM_BYTES:
+        raise ResourceLimitError(
+            f"SweepSpec: {n_runs:,} runs x {per_run:,} bytes of parameters each exceed {MAX_SWEEP_PARAM_BYTES:,} "
+            "(rnnattn.limits.MAX_SWEEP_PARAM_BYTES); shrink the parameters or split the sweep"
         )
 
 
@@ -186,6 +206,7 @@ class SweepSpec(Config):
             raise ValueError("SweepSpec: put the seed in seeds=(...), not in base")
         _check_json("SweepSpec", "base", self.base)
         object.__setattr__(self, "base", _freeze(self.base))
+        _check_param_bytes(self.grid, self.base, len(self))
 
     def __hash__(self) -> int:  # dict fields: hash the canonical JSON instead
         return hash(canonical_json(self.to_dict()))

@@ -296,3 +296,19 @@ def test_results_file_repair_only_touches_the_torn_tail(tmp_path_factory, lines,
         read_records(p)
     after = p.read_bytes()
     assert after.startswith(body) and after in (body, body + tail + b"\n")
+
+
+def test_big_parameters_times_many_runs_are_refused(tmp_path):
+    """A 0.9 MB base in each of 100,000 runs would make the run ids hash ~90 GB: refused from the sizes alone."""
+    spec = _spec(tmp_path, base={"blob": "x" * 900_000}, grid={"a": list(range(1000)), "b": list(range(100))})
+    rc, out, err = cli_capped(["sweep", str(spec), "--dry-run", "--out", str(tmp_path / "o")], "param bomb", seconds=30)
+    assert_clean_error(rc, err)
+    assert "MAX_SWEEP_PARAM_BYTES" in err
+
+
+def test_worker_count_is_bounded(tmp_path):
+    """--workers 100000 would start 100,000 processes that each import torch."""
+    spec = _spec(tmp_path)
+    rc, out, err = cli_capped(["sweep", str(spec), "--workers", "100000", "--out", str(tmp_path / "o")], "workers")
+    assert_clean_error(rc, err)
+    assert "MAX_WORKERS_PER_CORE" in err and not (tmp_path / "o").exists()
