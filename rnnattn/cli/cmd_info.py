@@ -55,6 +55,10 @@ def info_dict(path: str | Path, hi: float = 0.99, lo: float = 0.01) -> dict:
         "metadata": ck.metadata,
         "rnnattn_version": ck.rnnattn_version,
     }
+    if "lsrl_checkpoint" in ck.metadata:  # a compiled LSRL program (rnnattn lsrl compile)
+        from rnnattn.lsrl.saved import summary
+
+        out["lsrl"] = summary(ck.metadata)
     return out
 
 
@@ -83,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"checkpoint   {printable(d['path'])}")
     print(f"class        {d['class']}  ({d['parameters']:,} parameters)")
+    for k, v in d.get("lsrl", {}).items():
+        print(f"lsrl         {k}: {_short(v, 120)}")
     print("config       " + ", ".join(f"{k}={_short(v, 60)}" for k, v in d["config"].items()))
     for s in d["decays"]:
         keys = list(s)
