@@ -110,7 +110,8 @@ def main() -> None:
     args = p.parse_args()
     set_threads(args.threads)
     lines = ["# Instantaneous polynomial extraction", "",
-             "Regenerate: `OMP_NUM_THREADS=1 python benchmarks/bench_polynomial.py`", "", *environment_lines(), ""]
+             f"Regenerate: `OMP_NUM_THREADS=1 python benchmarks/bench_polynomial.py {' '.join(sys.argv[1:])}`", "",
+             *environment_lines(), ""]
     sizes = [14, 20] if args.quick else [14, 20, 30]
     rows = []
     for n in sizes:

@@ -197,8 +197,11 @@ def main() -> None:
     torch.set_num_threads(1)
     rep = 3 if a.quick else 7
     lines = ["# Training throughput (1 thread)", "",
-             "Regenerate: `OMP_NUM_THREADS=1 python benchmarks/bench_training.py`", "",
-             *environment_lines(), f"- JAX available: {jax_step.available()}", ""]
+             f"Regenerate: `OMP_NUM_THREADS=1 python benchmarks/bench_training.py {' '.join(sys.argv[1:])}`", "",
+             *environment_lines(), f"- JAX available: {jax_step.available()}",
+             f"- GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none (not measured)'}",
+             "- all times are process CPU time medians; wall time includes waiting for a core on this shared, loaded "
+             "machine (two background training runs plus other users)", ""]
     ts = TeacherStudent()
     la, ra = flop_case("A. teacher-student d=4, N=M=100, B=64, T=32", ts, (4, 100, 100, 4, 32, 64), 32, rep, True)
     print("\n".join(la), flush=True)
