@@ -140,10 +140,14 @@ def _write(args: argparse.Namespace, fmts: tuple[str, ...], reference: str | Non
             if path.exists() and not args.force:
                 raise UsageError(f"{path} exists (use --force to replace it)")
         plans.append((ckpt, name))
+    from rnnattn.report.lsrl import is_compiled_lsrl, write_lsrl_report
     from rnnattn.safeio import printable
 
     for ckpt, name in plans:
-        paths = build_report(ckpt, reference, out / name, fmts, force=args.force, name=name)
-        for p in paths.files():
+        if is_compiled_lsrl(ckpt):  # written by `rnnattn lsrl compile`: its own report (rnnattn.report.lsrl)
+            files = write_lsrl_report(ckpt, out / name, fmts, force=args.force, name=name)
+        else:
+            files = build_report(ckpt, reference, out / name, fmts, force=args.force, name=name).files()
+        for p in files:
             print(f"wrote {printable(p)}")  # -o comes from the command line: escaped
     return 0

@@ -42,14 +42,14 @@ def program_layout(program: Any) -> dict[Any, tuple[float, float]]:
 
 def draw_program(program: Any, ax: Any = None, labels: bool = True) -> Any:
     """Draws the program DAG (nodes coloured by kind, edges input -> consumer). Returns the figure."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global figure state is left behind
 
     prog: Program = as_program(program)
     pos = program_layout(prog)
     if ax is None:
         width = max(6.0, 0.6 * (max(x for x, _ in pos.values()) + 1))
         height = max(4.0, 0.35 * max(1, max(abs(y) for _, y in pos.values()) * 2 + 1))
-        _, ax = plt.subplots(figsize=(min(width, 40), min(height, 40)))
+        ax = Figure(figsize=(min(width, 40), min(height, 40))).add_subplot(1, 1, 1)
     for n in prog.nodes:
         for p in dict.fromkeys(n.inputs):
             (x0, y0), (x1, y1) = pos[p], pos[n]
@@ -87,11 +87,12 @@ def draw_program(program: Any, ax: Any = None, labels: bool = True) -> Any:
 def draw_compiled(cp: CompiledProgram, spy: bool = True) -> Any:
     """Draws the compiled path ``In -> stages -> Out`` (box height ~ width) and, with ``spy``, the sign
     pattern of every stage's ``W`` (and ``A`` for state stages). Returns the figure."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     K = len(cp.stages)
     ncols = max(K, 1)
-    fig = plt.figure(figsize=(max(6, 1.3 * (K + 2)), 5.5 if spy else 2.2))
+    fig = Figure(figsize=(min(40, max(6, 1.3 * (K + 2))), 5.5 if spy else 2.2))
     ax = fig.add_subplot(2 if spy else 1, 1, 1)
     widths = [cp.input_dim] + [s.width for s in cp.stages] + [cp.output_dim]
     kinds = ["Input"] + [s.kind for s in cp.stages] + ["Linear"]
@@ -99,7 +100,7 @@ def draw_compiled(cp: CompiledProgram, spy: bool = True) -> Any:
     top = max(widths)
     for i, (w, k, nm) in enumerate(zip(widths, kinds, names, strict=False)):
         h = 0.2 + 0.8 * np.sqrt(w / top)
-        ax.add_patch(plt.Rectangle((i - 0.35, -h / 2), 0.7, h, color=KIND_COLORS.get(k, "#ccc"), ec="k"))
+        ax.add_patch(Rectangle((i - 0.35, -h / 2), 0.7, h, color=KIND_COLORS.get(k, "#ccc"), ec="k"))
         ax.text(i, 0, f"{nm}\n{w}", ha="center", va="center", fontsize=7)
         if i:
             ax.annotate("", (i - 0.35, 0), (i - 0.65, 0), arrowprops={"arrowstyle": "->", "lw": 0.8})
