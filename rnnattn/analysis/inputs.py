@@ -25,16 +25,19 @@ class ProbeInputs:
     loss_positions: list[int] | None = None
 
 
-def _task(metadata: dict[str, Any]):
+def _task(metadata: dict[str, Any]) -> tuple[Any, str]:
+    """``(task or None, why not)``: the checkpoint's task rebuilt from its record, or why it was not."""
     spec = metadata.get("task")
     if not isinstance(spec, dict) or "name" not in spec:
-        return None
+        return None, "the checkpoint states no task"
     from rnnattn.tasks import task_from_dict
 
     try:
-        return task_from_dict(spec)
-    except (ValueError, TypeError, KeyError):
-        return None
+        return task_from_dict(spec), ""
+    # Validating a record read from the file: the task configs reject bad values with ValueError, and a value of
+    # the wrong type (a string where a number belongs) with TypeError from their comparisons.
+    except (ValueError, TypeError) as e:
+        return None, f"the checkpoint's task record cannot be rebuilt: {str(e).splitlines()[0][:200]}"
 
 
 def probe_inputs(
@@ -47,7 +50,7 @@ def probe_inputs(
     token last). Otherwise x ~ N(0, I) with ``seq_len`` (default 32) steps.
     """
     g = torch.Generator().manual_seed(seed)
-    task = _task(metadata)
+    task, why_not = _task(metadata)
     # sizes may come from the file's task metadata (seq_len, n_context of 10^9): refuse before sampling
     check_probe_inputs(n_sequences, max(task.seq_len if task is not None else 0, seq_len or 32), d)
     if task is not None and task.d_input == d:
@@ -63,7 +66,5 @@ def probe_inputs(
         )
     T = seq_len or 32
     x = torch.randn(n_sequences, T, d, generator=g, dtype=torch.float64)
-    why = (
-        "default; the checkpoint states no task" if task is None else "default; the task's input size differs"
-    )
+    why = f"default; {why_not}" if task is None else "default; the task's input size differs"
     return ProbeInputs(x, f"x ~ N(0, I) ({why}), {n_sequences} sequences x {T} steps, seed {seed}")
