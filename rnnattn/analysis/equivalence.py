@@ -3,7 +3,9 @@
 ``equivalence(student, reference=None)`` resolves the student once (one float64 copy) and the reference (given,
 or what the checkpoint records), then runs the steps in order: loss on probe inputs → neuron roles → prune →
 canonicalise → rank-1 merges (App. B.2) → weights → KV/Q probes → instantaneous polynomials and their distance →
-checks against stated thresholds. Each step is a function here returning its result or
+the basis-free steps (effective KV/query counts, rotation to the canonical basis, and for in-context regression
+the context-query polynomial against one-step GD; :mod:`rnnattn.analysis.basis_steps`) → checks against stated
+thresholds. Each step is a function here returning its result or
 :class:`~rnnattn.analysis.errors.NotApplicable` (no reference, a model without the Eq. 2 structure, a dense
 ``A``, non-finite weights, ...), so one :class:`~rnnattn.analysis.steps.EquivalenceResult` is returned for any
 rnnattn model; the report renders whatever it holds.
