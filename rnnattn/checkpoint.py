@@ -30,7 +30,7 @@ from rnnattn.limits import MAX_BUILD_MODULES, MAX_CONFIG_INT, MAX_CONFIG_LIST, M
 from rnnattn.models.base import Model
 from rnnattn.models.registry import get_model_class
 from rnnattn.models.summary import nonfinite
-from rnnattn.safeio import atomic_write_bytes
+from rnnattn.safeio import atomic_write_bytes, printable
 from rnnattn.safetensors_file import (
     CheckpointError,
     _fail,
@@ -247,7 +247,9 @@ def _materialise(
     bad = list(nonfinite(model))
     if bad:
         warnings.warn(
-            f"{path}: {what} has non-finite (NaN/Inf) weights in {', '.join(bad[:5])}", CheckpointWarning, stacklevel=3
+            printable(f"{os.fspath(path)}: {what} has non-finite (NaN/Inf) weights in {', '.join(bad[:5])}", 600),
+            CheckpointWarning,
+            stacklevel=3,
         )
     return model
 
