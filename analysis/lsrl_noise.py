@@ -20,8 +20,6 @@ Usage: ``python analysis/lsrl_noise.py [--quick] [--out reports/lsrl_noise]``
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import time
 from pathlib import Path
 
@@ -29,19 +27,20 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rnnattn.checkpoint import atomic_write_bytes
+from rnnattn.display import Figure, Report, Section, Table, Text, render_html
 from rnnattn.lsrl import (
     compile,
     continuous_program,
     continuous_prompt,
-    perturb_nonzeros,
     random_token_map,
     token_answer,
     token_program,
     token_prompt,
 )
+from rnnattn.lsrl.noise import SIGMAS, noisy_outputs
 
 VARIANTS = ("direct", "optimized", "step_optimized", "multiplicative", "multiplicative_optimized")
-SIGMAS = (0.0, 1e-9, 1e-7, 1e-5, 1e-3)
 
 # the reference implementation's results (Petrov et al. Fig. 4)
 REF_VEC = {
@@ -104,22 +103,6 @@ def target_function(seed: int, d_in: int = 2, d_out: int = 2, points: int = 5, s
     return f
 
 
-def _noisy_runs(module, X: torch.Tensor, seed: int) -> dict[float, np.ndarray]:
-    """Outputs ``[B, T, D]`` for every sigma, teacher-forced on the clean run's states."""
-    with torch.no_grad():
-        clean, cache = module.run_with_cache(X)
-        teacher = [cache[f"stages.{k}.hook_out"] for k in module.state_stages()]
-        out = {0.0: clean.numpy()}
-        for i, sigma in enumerate(SIGMAS):
-            if sigma == 0:
-                continue
-            m = type(module)(module.config)
-            m.load_state_dict(module.state_dict())
-            perturb_nonzeros(m, sigma, torch.Generator().manual_seed(10_000 * seed + i))
-            out[sigma] = m(X, teacher_states=teacher).numpy()
-    return out
-
-
 def vec2vec(targets: int, N: int = 8, queries: int = 10) -> pd.DataFrame:
     rows = []
     for variant in VARIANTS:
@@ -129,7 +112,7 @@ def vec2vec(targets: int, N: int = 8, queries: int = 10) -> pd.DataFrame:
             qs = np.random.default_rng(1000 + seed).uniform(0, 1, size=(queries, 2))
             X = torch.as_tensor(np.stack([continuous_prompt(f, 2, 2, N, q) for q in qs]), dtype=torch.float64)
             truth = np.stack([f(q) for q in qs])
-            for sigma, y in _noisy_runs(module, X, seed).items():
+            for sigma, y in noisy_outputs(module, X, SIGMAS, seed).items():
                 err = np.linalg.norm(y[:, -1] - truth, axis=1)
                 rows.append(
                     {
@@ -152,7 +135,7 @@ def tok2tok(targets: int, n: int = 10, pairs: int = 20, vocab: int = 10, queries
             keys = [list(table)[i] for i in rng.choice(pairs, size=queries, replace=False)]
             X = torch.as_tensor(np.stack([token_prompt(k, table) for k in keys]), dtype=torch.float64)
             want = np.array([table[k] for k in keys])
-            for sigma, y in _noisy_runs(module, X, seed).items():
+            for sigma, y in noisy_outputs(module, X, SIGMAS, seed).items():
                 got = np.array([_safe_answer(y[b], n) for b in range(queries)])
                 rows.append(
                     {
@@ -178,13 +161,8 @@ def exact_check(n: int = 10, targets: int = 1) -> pd.DataFrame:
         rng = np.random.default_rng(seed)
         table = random_token_map(n, 20, 10, rng)
         keys = [list(table)[i] for i in rng.choice(20, size=2, replace=False)]
-        wrong = [
-            np.mean(np.array(token_answer(cp.run(token_prompt(k, table)), n)) != np.array(table[k]))
-            for k in keys
-        ]
-        rows.append(
-            {"variant": "direct (exact backend)", "target": seed, "wrong_pct": 100 * float(np.mean(wrong))}
-        )
+        wrong = [np.mean(np.array(token_answer(cp.run(token_prompt(k, table)), n)) != np.array(table[k])) for k in keys]
+        rows.append({"variant": "direct (exact backend)", "target": seed, "wrong_pct": 100 * float(np.mean(wrong))})
     return pd.DataFrame(rows)
 
 
@@ -202,15 +180,15 @@ def summarise(vec: pd.DataFrame, tok: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
     return sv, st
 
 
-def figure(vec: pd.DataFrame, tok: pd.DataFrame) -> bytes:
-    import matplotlib
+def figure(vec: pd.DataFrame, tok: pd.DataFrame):
+    """The Fig. 4 strip plots as a ``matplotlib.figure.Figure`` (no pyplot state)."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure as MplFigure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig = MplFigure(figsize=(12, 4))
+    axes = fig.subplots(1, 2)
     rng = np.random.default_rng(0)
-    colors = plt.cm.tab10(np.arange(len(VARIANTS)))
+    colors = colormaps["tab10"](np.arange(len(VARIANTS)))
     for ax, df, col, ylab, log in (
         (axes[0], vec, "avg_difference", "average difference (log)", True),
         (axes[1], tok, "wrong_pct", "wrong outputs (%)", False),
@@ -230,24 +208,7 @@ def figure(vec: pd.DataFrame, tok: pd.DataFrame) -> bytes:
     axes[1].set_title("Lst. 2 (tok2tok, n=10, 20 pairs)")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-TEMPLATE = """<!doctype html><html><head><meta charset="utf-8"><title>LSRL noise robustness</title>
-<style>body{font-family:sans-serif;max-width:1100px;margin:auto}
-table{border-collapse:collapse;font-size:12px} td,th{border:1px solid #ccc;padding:3px 6px}
-h2{margin-top:1.5em}</style></head><body> <h1>Noise robustness of the f_ifelse implementations (Fig. 4)</h1>
-<p>{{ targets }} targets per program, sigma in {{ sigmas }}; teacher forcing; noise on every non-zero weight
-of the compiled model. Runtime {{ runtime }} s.</p> <img src="data:image/png;base64,{{ png }}"
-style="width:100%"> <h2>vec2vec: average difference, median / mean / #targets with error &gt; 1</h2>
-<h3>rnnattn</h3>{{ vec_ours | safe }}<h3>reference implementation</h3>{{ vec_ref | safe }} <h2>tok2tok: wrong
-outputs %, mean (min-max)</h2> <h3>rnnattn</h3>{{ tok_ours | safe }}<h3>reference implementation</h3>{{
-tok_ref | safe }} <h3>direct form with the exact (rational) backend, sigma = 0</h3>{{ exact | safe }}
-<h2>Reading</h2><ul>{% for r in readings %}<li>{{ r }}</li>{% endfor %}</ul>
-</body></html>"""
+    return fig
 
 
 def readings(vec: pd.DataFrame, tok: pd.DataFrame) -> list[str]:
@@ -270,21 +231,17 @@ def readings(vec: pd.DataFrame, tok: pd.DataFrame) -> list[str]:
         f"(discretisation error at sigma=0: {vmed('multiplicative', 0):.3g}).",
     ]
     mult_best = all(
-        tmean("multiplicative", s) <= min(tmean(v, s) for v in ("direct", "step_optimized")) + 1e-9
-        for s in SIGMAS[:3]
+        tmean("multiplicative", s) <= min(tmean(v, s) for v in ("direct", "step_optimized")) + 1e-9 for s in SIGMAS[:3]
     )
     out.append(
-        "Multiplicative forms are the most robust at small noise: "
-        + ("yes." if mult_best else "not in this run.")
+        "Multiplicative forms are the most robust at small noise: " + ("yes." if mult_best else "not in this run.")
     )
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument(
-        "--quick", action="store_true", help="5 targets instead of 25 (about a minute on 2 cores)"
-    )
+    ap.add_argument("--quick", action="store_true", help="5 targets instead of 25 (about a minute on 2 cores)")
     ap.add_argument("--targets", type=int, default=None)
     ap.add_argument("--out", default="reports/lsrl_noise")
     args = ap.parse_args()
@@ -297,32 +254,47 @@ def main() -> None:
     tok = tok2tok(targets)
     exact = exact_check(targets=1)
     runtime = time.perf_counter() - t0
-    vec.to_csv(out / "vec2vec.csv", index=False)
-    tok.to_csv(out / "tok2tok.csv", index=False)
+    atomic_write_bytes(out / "vec2vec.csv", vec.to_csv(index=False).encode(), overwrite=True)
+    atomic_write_bytes(out / "tok2tok.csv", tok.to_csv(index=False).encode(), overwrite=True)
     sv, st = summarise(vec, tok)
-    sv.to_csv(out / "summary_vec2vec.csv")
-    st.to_csv(out / "summary_tok2tok.csv")
-    png = figure(vec, tok)
-    (out / "fig4.png").write_bytes(png)
+    atomic_write_bytes(out / "summary_vec2vec.csv", sv.to_csv().encode(), overwrite=True)
+    atomic_write_bytes(out / "summary_tok2tok.csv", st.to_csv().encode(), overwrite=True)
+    fig = Figure(figure(vec, tok), title="Fig. 4 (rnnattn)", alt="strip plots of error against noise sigma")
+    atomic_write_bytes(out / "fig4.png", fig.png, overwrite=True)
     cols = [f"sigma={s:g}" for s in SIGMAS]
     ref_v = pd.DataFrame(REF_VEC, index=cols).T
     ref_t = pd.DataFrame(REF_TOK, index=cols).T
-    import jinja2
-
-    env = jinja2.Environment(autoescape=True)
-    html = env.from_string(TEMPLATE).render(
-        targets=targets,
-        sigmas=", ".join(f"{s:g}" for s in SIGMAS),
-        runtime=f"{runtime:.0f}",
-        png=base64.b64encode(png).decode(),
-        vec_ours=sv.to_html(),
-        vec_ref=ref_v.to_html(),
-        tok_ours=st.to_html(),
-        tok_ref=ref_t.to_html(),
-        exact=exact.to_html(index=False),
-        readings=readings(vec, tok),
+    report = Report(
+        title="Noise robustness of the f_ifelse implementations (Fig. 4)",
+        subtitle=f"{targets} targets per program, sigma in {', '.join(f'{s:g}' for s in SIGMAS)}; runtime "
+        f"{runtime:.0f} s",
+        sections=[
+            Section(
+                "setup",
+                "Setup",
+                "teacher forcing; noise on every non-zero weight of the compiled model (rnnattn.lsrl.noise)",
+                [fig],
+            ),
+            Section(
+                "vec2vec",
+                "vec2vec: average difference",
+                "median / mean / #targets with error > 1",
+                [Table(sv, title="rnnattn", index=True), Table(ref_v, title="reference implementation", index=True)],
+            ),
+            Section(
+                "tok2tok",
+                "tok2tok: wrong outputs %",
+                "mean (min-max)",
+                [
+                    Table(st, title="rnnattn", index=True),
+                    Table(ref_t, title="reference implementation", index=True),
+                    Table(exact, title="direct form with the exact (rational) backend, sigma = 0"),
+                ],
+            ),
+            Section("reading", "Reading", "", [Text(r) for r in readings(vec, tok)]),
+        ],
     )
-    (out / "index.html").write_text(html)
+    atomic_write_bytes(out / "index.html", render_html(report).encode("utf-8"), overwrite=True)
     print("vec2vec (median / mean / #>1):\n" + sv.to_string())
     print("\ntok2tok (mean (min-max) % wrong):\n" + st.to_string())
     print("\nexact backend, direct, sigma=0:\n" + exact.to_string(index=False))
