@@ -70,10 +70,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def shipped_checkpoints(folder: Path = SHIPPED) -> list[Path]:
     """The shipped checkpoints, skipping byte-identical copies (``default`` is usually a copy of another
     one)."""
+    from rnnattn.limits import MAX_FILE_BYTES
+    from rnnattn.safeio import read_regular
+
     seen: dict[str, Path] = {}
     files = sorted(folder.glob("*.safetensors"), key=lambda p: (p.name == "default.safetensors", p.name))
     for f in files:
-        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        digest = hashlib.sha256(read_regular(f, MAX_FILE_BYTES, "checkpoint")).hexdigest()  # no FIFO hang
         seen.setdefault(digest, f)
     return sorted(seen.values())
 

@@ -40,7 +40,8 @@ from rnnattn.report.sections import (
     summary_section,
     weights_section,
 )
-from rnnattn.safeio import printable
+from rnnattn.limits import MAX_FILE_BYTES
+from rnnattn.safeio import printable, read_regular
 from rnnattn.training.state import read_log
 
 FORMATS = ("html", "pdf")
@@ -137,7 +138,8 @@ def build_document(
         log_name=log_path.name if log_path else None,
         log_searched=[Path(s).name for s in searched],
     )
-    meta = {"checkpoint-sha256": hashlib.sha256(subj.path.read_bytes()).hexdigest()} if subj.path else {}
+    raw = read_regular(subj.path, MAX_FILE_BYTES, "checkpoint") if subj.path else None  # bounded, never a FIFO
+    meta = {"checkpoint-sha256": hashlib.sha256(raw).hexdigest()} if raw is not None else {}
     verdict = result.verdict
     headline = {True: "EQUIVALENT — ", False: "NOT SHOWN EQUIVALENT — ", None: "No verdict — "}[verdict]
     ref = result.reference

@@ -354,3 +354,12 @@ def test_models_too_wide_to_analyse_are_refused_at_resolve(tmp_path):
     p = rnnattn.save(wide, tmp_path / "wide.safetensors")
     with capped(60), pytest.raises(ResourceLimitError, match="MAX_ANALYSIS_WIDTH"):
         resolve(p)
+
+
+def test_fifo_among_shipped_checkpoints_does_not_block(tmp_path, monkeypatch):
+    """``report --all-shipped`` hashes every ./checkpoints/*.safetensors: a FIFO there is refused, not read."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    os.mkfifo(tmp_path / "checkpoints" / "pipe.safetensors")
+    rc, out, err = cli_capped(["report", "--all-shipped", "-o", str(tmp_path / "o"), "--format", "html"], "fifo")
+    assert rc != 0 and "regular file" in err and "Traceback" not in err, err
