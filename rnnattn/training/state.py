@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from rnnattn.limits import MAX_LOG_BYTES, MAX_LOG_COLUMNS, MAX_LOG_ROWS
+from rnnattn.limits import MAX_CONFIG_INT, MAX_LOG_BYTES, MAX_LOG_COLUMNS, MAX_LOG_ROWS
 from rnnattn.safeio import append_bytes, atomic_write_bytes, printable, read_regular
 
 STATE_FORMAT = 1
@@ -144,6 +144,10 @@ def check_state(tensors: dict[str, torch.Tensor], info: Any, where: str) -> None
         raise bad("task is not a JSON object with a name")
     if not isinstance(info["engine"], str):
         raise bad("engine is not a string")
+    for owner, fields in (("config", config), ("task", task)):
+        for k, v in fields.items():  # sizes (val_samples, seq_len, ...) from a file: bounded like model configs
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_CONFIG_INT:
+                raise bad(f"{owner}.{printable(k, 40)} = {v} exceeds {MAX_CONFIG_INT} (rnnattn.limits.MAX_CONFIG_INT)")
     for key, limit_key in (("step", "steps"), ("polish_round", "polish_rounds")):
         v, limit = info[key], config.get(limit_key)
         if not _nonneg_int(v):

@@ -255,12 +255,17 @@ def test_corrupt_resume_state_touches_no_file(base_run, tmp_path_factory, key, v
         ("task", ["x"], "task"),
         ("wall_time", float("nan"), "wall_time"),
         ("polish_round", 1.5, "polish_round"),
+        ("config", ("val_samples", 10**12), "MAX_CONFIG_INT"),
+        ("task", ("seq_len", 10**10), "MAX_CONFIG_INT"),
     ],
 )
 def test_review_resume_cases(base_run, tmp_path, key, value, match):
     run = tmp_path / "run"
     shutil.copytree(base_run, run)
-    _rewrite_state(run / "state.safetensors", lambda info: info.__setitem__(key, value))
+    if isinstance(value, tuple):  # (field, value): change one field of the mapping
+        _rewrite_state(run / "state.safetensors", lambda info: info[key].__setitem__(*value))
+    else:
+        _rewrite_state(run / "state.safetensors", lambda info: info.__setitem__(key, value))
     before = _snapshot(run)
     rc, out, err = cli_capped(["train", "teacher-student", "--out", str(run), "--resume", "--no-progress"], "resume")
     assert_clean_error(rc, err)
