@@ -7,7 +7,10 @@ SPEC.json holds a :class:`rnnattn.sweeps.SweepSpec`::
      "grid": {"size": [8, 16, 32, 64]}, "seeds": [0, 1, 2]}
 
 Results go to ``OUT/results.jsonl`` (one line per finished run) and ``OUT/results.csv``; rerunning the same
-command skips every run already finished. ``--scheduler tcp://host:8786`` sends runs to an existing Dask
+command skips every run already finished. The spec is data: its ``fn`` must be a registered run function (see
+:mod:`rnnattn.sweeps.registry`) unless ``--trust-module`` says otherwise, its name is a plain folder name, and the
+sweep writes only ``spec.json``, ``results.jsonl`` and ``results.csv`` in OUT (a folder holding anything else is
+refused). ``--scheduler tcp://host:8786`` sends runs to an existing Dask
 cluster.
 """
 
@@ -57,8 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="allow the spec to name run functions from MODULE (repeatable); only rnnattn's own are allowed "
-        "otherwise, since naming a function in a spec file runs it",
+        help="allow the spec to name any public function of MODULE (repeatable); otherwise only run functions "
+        "rnnattn registered (@rnnattn.sweeps.run_function) may be named, since naming a function in a spec runs it",
     )
 
 
