@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
 
@@ -146,3 +147,22 @@ def test_errors_are_one_line_and_files_are_kept(tmp_path, capsys):
         ok=False,
     )
     inproc("lsrl", "run", "p.json", "--tokens", "1", cwd=tmp_path, capsys=capsys, ok=False)  # not a checkpoint
+
+
+def test_exact_checkpoint_recompiled_and_checked_against_its_tensors(tmp_path):
+    import torch
+
+    import rnnattn
+    from rnnattn.checkpoint import load_checkpoint
+    from rnnattn.lsrl.saved import load_compiled, save_compiled
+
+    x = Input(1)
+    path = save_compiled(Program(LinState(x * Fraction(1, 3), 1, 1)), tmp_path / "e.safetensors", mode="exact")
+    cc = load_compiled(path)
+    assert cc.compiled().run([[1], [1], [1]])[-1, 0] == 1  # 1/3 + 1/3 + 1/3 exactly
+    ck = load_checkpoint(path)
+    with torch.no_grad():
+        ck.model.stages[0].weight.add_(1e-12)  # an edited weight: no longer the program's compilation
+    bad = rnnattn.save(ck.model, tmp_path / "bad.safetensors", **ck.metadata)
+    with pytest.raises(ValueError, match="differ from the program"):
+        load_compiled(bad)
