@@ -210,7 +210,9 @@ def require_command(name: str) -> None:
 
 
 # -- time and memory caps ----------------------------------------------------------------------------------------
-MEMORY_CAP_MB = int(os.environ.get("RNNATTN_CASE_MEMORY_MB", "1024"))  # extra address space one case may use
+# Extra address space one case may use. Address space, not RSS: new threads reserve stacks and malloc arenas, so the
+# cap leaves room for them; raise it with RNNATTN_CASE_MEMORY_MB on a many-core machine if thread starts fail.
+MEMORY_CAP_MB = int(os.environ.get("RNNATTN_CASE_MEMORY_MB", "2048"))
 
 
 def _vm_bytes() -> int:

@@ -89,7 +89,7 @@ def test_header_above_the_limit_is_refused_before_reading(ckpts, tmp_path):
 @pytest.mark.parametrize("tail_gib", [0.001, 3, 64])
 def test_huge_sparse_tail_is_never_read(ckpts, tmp_path, tail_gib):
     """A valid checkpoint followed by a tail (sparse, so the test costs no disk): refused from the sizes alone. The
-    memory cap (1 GiB extra) would turn reading a 3 GiB tail into a MemoryError, failing the test."""
+    memory cap (2 GiB extra) would turn reading a 3 GiB tail into a MemoryError, failing the test."""
     p = tmp_path / "tail.safetensors"
     raw = ckpts["glrnn"]
     with open(p, "wb") as f:
