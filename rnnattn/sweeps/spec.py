@@ -150,9 +150,11 @@ class SweepSpec(Config):
     """A sweep: ``fn(params) -> dict`` called once per point of ``grid`` x ``seeds``.
 
     Attributes:
-        name: sweep name (output folder, report titles).
-        fn: the run function as ``"package.module:function"``. It must be importable on every worker, take one
-            ``dict`` of parameters and return a ``dict`` of JSON values (numbers, strings, lists).
+        name: sweep name (output folder, report titles): a plain folder name (letters, digits, ``._-``).
+        fn: the run function as ``"package.module:function"``: a function registered with
+            :func:`rnnattn.sweeps.run_function` (or, with ``trusted_modules``/``--trust-module``, any public function
+            of a trusted module). It must be importable on every worker, take one ``dict`` of parameters and return
+            a ``dict`` of JSON values (numbers, strings, lists).
         grid: axis name -> tuple of values; the sweep is their Cartesian product, in the order given.
         seeds: seeds; each grid point runs once per seed (passed as ``params["seed"]``).
         base: parameters shared by every run (a grid axis of the same name overrides them).
