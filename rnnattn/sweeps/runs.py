@@ -15,9 +15,10 @@ sweep over; name it in a spec as ``"rnnattn.sweeps.runs:train_run"``. Everything
 * ``eval_samples``: size of the final evaluation on fresh training-distribution samples (and on the validation
   distribution), with the task's reference (one-step GD for ICL, the teacher for teacher-student) on the same
   samples.
-* ``plateau``: ``{"patience": P, "min_rel": r}`` stops a single run once the validation loss (needs
-  ``train.val_every``) has not improved by a relative ``r`` (default 0.01) for ``P`` validations in a row: "trained
-  until the loss stops improving", within the ``train.steps`` budget (:func:`plateau_stopper`).
+* ``plateau``: ``{"patience": P, "min_rel": r, "min_steps": s}`` stops a single run once the validation loss
+  (needs ``train.val_every``) has not improved by a relative ``r`` (default 0.01) for ``P`` validations in a row,
+  never before step ``s`` (default 0; models that sit on an early plateau before they learn): "trained until the
+  loss stops improving", within the ``train.steps`` budget (:func:`plateau_stopper`).
 * ``save_dir``: if given, the trained model is saved there as ``<hash of params>.safetensors``, and single runs
   keep the trainer's resume state in ``<hash>.run/``, so an interrupted long run continues where it stopped (on
   a remote cluster this must be a filesystem the workers share).
@@ -150,9 +151,9 @@ def evaluate(model: Model, task, n: int, seed: int, validation: bool = False, ch
     return tot / n, ref / n
 
 
-def plateau_stopper(patience: int, min_rel: float = 0.01):
+def plateau_stopper(patience: int, min_rel: float = 0.01, min_steps: int = 0):
     """A :func:`rnnattn.training.train` callback: True (stop) once ``patience`` validations in a row have not
-    improved the best validation loss by a relative ``min_rel``."""
+    improved the best validation loss by a relative ``min_rel``, from step ``min_steps`` on."""
     state = {"best": math.inf, "since": 0}
 
     def stop(row: dict[str, Any]) -> bool:
@@ -163,7 +164,7 @@ def plateau_stopper(patience: int, min_rel: float = 0.01):
             state.update(best=v, since=0)
         else:
             state["since"] += 1
-        return state["since"] >= patience
+        return state["since"] >= patience and row.get("step", 0) >= min_steps
 
     return stop
 
@@ -290,7 +291,11 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(p["save_dir"]) / f"{params_digest(params)}.run" if p.get("save_dir") else None
     resume = run_dir is not None and (run_dir / "state.safetensors").exists()
     plateau = p.get("plateau")
-    callbacks = [plateau_stopper(int(plateau["patience"]), float(plateau.get("min_rel", 0.01)))] if plateau else []
+    callbacks = (
+        [plateau_stopper(int(plateau["patience"]), float(plateau.get("min_rel", 0.01)), int(plateau.get("min_steps", 0)))]
+        if plateau
+        else []
+    )
     t0 = time.perf_counter()
     result = train(
         task,

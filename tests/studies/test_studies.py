@@ -134,6 +134,8 @@ def test_plateau_stopper_stops_only_on_a_plateau():
     assert not any(stop({"val_loss": v}) for v in (1.0, 0.5, 0.25, 0.12))  # improving: never stops
     assert not stop({"val_loss": None}) and not stop({"train_loss": 0.1})  # rows without validation do not count
     assert [stop({"val_loss": 0.1199}) for _ in range(3)] == [False, False, True]  # < 1% better: a plateau
+    late = plateau_stopper(patience=1, min_rel=0.01, min_steps=100)  # an early plateau is not the end
+    assert [late({"val_loss": 1.0, "step": s}) for s in (10, 50, 90, 100)] == [False, False, False, True]
     fresh = plateau_stopper(patience=2, min_rel=0.5)
     assert [fresh({"val_loss": v}) for v in (1.0, 0.6, 0.55, 0.3)] == [False, False, True, False]  # 2x better resets
 
