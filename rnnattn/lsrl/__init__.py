@@ -4,7 +4,10 @@ models.
 Pipeline (one stage per module, data flows one way): :mod:`.nodes` + :mod:`.sugar` (the language) ->
 :mod:`.interpreter` (ground truth) -> :mod:`.compiler` (lower -> schedule -> assemble -> check) ->
 :mod:`.modules` (batched torch export) -> :mod:`.convert` (Elman / GRU / LSTM / Hawk). Numeric modes
-(``"float64"`` / ``"exact"``) are always passed explicitly (:mod:`.numeric`).
+(``"float64"`` / ``"exact"``; sympy constants stay symbolic in exact mode) are always passed explicitly
+(:mod:`.numeric`). Programs are files through :mod:`.serialize` (versioned JSON, loading never runs code); compiled
+programs are checkpoints through :mod:`.saved` (``rnnattn lsrl compile`` / ``run``); :mod:`.noise` measures the
+output error under weight noise (paper Fig. 4).
 
 Example:
     >>> from rnnattn.lsrl import compile, token_program, token_prompt, token_answer

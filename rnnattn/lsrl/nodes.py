@@ -36,8 +36,8 @@ class LSRLValidationError(ValueError):
 
     def __init__(self, issues: Sequence[tuple[Variable | None, str]]) -> None:
         self.issues = list(issues)
-        lines = [f"  - {n.name if n is not None else '<program>'}: {r}" for n, r in self.issues]
-        super().__init__("invalid LSRL program:\n" + "\n".join(lines))
+        parts = [f"{n.name if n is not None else '<program>'}: {r}" for n, r in self.issues]
+        super().__init__("invalid LSRL program: " + "; ".join(parts))  # one line: CLI errors show one line
 
 
 def _node(x: Any, owner: str) -> Variable:
