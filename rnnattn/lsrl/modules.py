@@ -85,9 +85,22 @@ class LSRLStage(nn.Module):
     def affine(self, z: torch.Tensor) -> torch.Tensor:
         """``u = (z W_large^T + c) + z W_small^T``: the large weights (``|w| >= LARGE_WEIGHT``) and the bias are
         summed first so that designed cancellations (``lam c - lam = 0``) happen before O(1) terms join."""
-        big = self.weight.abs() >= LARGE_WEIGHT
-        w_big = torch.where(big, self.weight, torch.zeros_like(self.weight))
-        return torch.nn.functional.linear(z, w_big, self.bias) + z @ (self.weight - w_big).T
+        w_big, w_small_t = self._split()
+        return torch.nn.functional.linear(z, w_big, self.bias) + z @ w_small_t
+
+    def _split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W_large, W_small^T)``; cached while the weight is unchanged (its in-place version counter, storage
+        and dtype) and no gradient is being recorded (a cached tensor must not carry a stale graph)."""
+        w = self.weight
+        fresh = torch.is_grad_enabled() and w.requires_grad
+        key = (w._version, w.data_ptr(), w.dtype)
+        cache = self.__dict__.get("_split_cache")
+        if fresh or cache is None or cache[0] != key:
+            big = torch.where(w.abs() >= LARGE_WEIGHT, w, torch.zeros_like(w))
+            cache = (key, big, (w - big).T)
+            if not fresh:
+                self.__dict__["_split_cache"] = cache
+        return cache[1], cache[2]
 
     def pre(self, z: torch.Tensor) -> torch.Tensor:
         return self.hook_in(self.affine(z))
