@@ -129,14 +129,57 @@ def bench_one(kind: str, size: int, variant: str, batch: int, exact: bool) -> di
     }
 
 
+def float32_table(quick: bool) -> None:
+    """Where float32 is safe (issue 15): the float32 export (``allow_unsafe=True``) of each universal program
+    against the truth - continuous (d = 2): max error at every cell centre for N in {2, 4, 8}; token: % of wrong
+    answers over 4 queries of a random map. The rule in ``rnnattn.lsrl.modules`` (refuse weights >= LARGE_WEIGHT)
+    comes from this table."""
+    import warnings
+
+    from rnnattn.lsrl import float32_issue, token_answer
+
+    print("\n### float32 exports (allow_unsafe=True) against the truth\n")
+    print("| program | variant | size | float32 error | refused by the rule |")
+    print("|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for variant in ("direct", "multiplicative") if quick else IFELSE_VARIANTS:
+        cp = compile(continuous_program(2, 2, variant))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = cp.to_module(torch.float32, allow_unsafe=True)
+        for N in (2, 4, 8):
+            err = 0.0
+            for idx in np.ndindex(N, N):
+                q = (np.array(idx) + 0.5) / N
+                y = m(torch.as_tensor(continuous_prompt(np.sin, 2, 2, N, q), dtype=torch.float32)[None])
+                err = max(err, float(np.abs(y[0, -1].detach().numpy() - np.sin(q)).max()))
+            print(f"| continuous | {variant} | d=2, N={N} | max {err:.3g} | {float32_issue(cp) is not None} |")
+        for n in (2, 3) if quick else (2, 3, 5):
+            cp = compile(token_program(n, variant))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m = cp.to_module(torch.float32, allow_unsafe=True)
+            table = random_token_map(n, 20, 30, rng)
+            keys = list(table)[:4]
+            X = torch.as_tensor(np.stack([token_prompt(k, table) for k in keys]), dtype=torch.float32)
+            y = m(X).detach().numpy()
+            wrong = np.mean([token_answer(y[b], n) != list(table[k]) for b, k in enumerate(keys)])
+            refused = float32_issue(cp) is not None
+            print(f"| token | {variant} | n={n}, 20 pairs | {100 * wrong:.0f}% wrong | {refused} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer sizes and variants")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--no-exact", action="store_true", help="skip exact-mode compile/run")
+    ap.add_argument("--float32", action="store_true", help="only the float32 safety table")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.float32:
+        float32_table(args.quick)
+        return
     variants = ("direct", "multiplicative") if args.quick else IFELSE_VARIANTS
     jobs = [("cont", d) for d in ((1, 2) if args.quick else (1, 2, 3))]
     jobs += [("tok", n) for n in ((3, 10) if args.quick else (3, 5, 10))]
