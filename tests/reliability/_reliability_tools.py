@@ -242,9 +242,14 @@ def capped(seconds: float = CASE_TIMEOUT_S, extra_mb: int = MEMORY_CAP_MB):
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def cli_capped(argv: list[str], kind: str = "cli capped", seconds: float = CASE_TIMEOUT_S) -> tuple[int, str, str]:
+REPORT_MEMORY_MB = 6144  # a report imports plotting and PDF libraries: more address space, still a cap
+
+
+def cli_capped(
+    argv: list[str], kind: str = "cli capped", seconds: float = CASE_TIMEOUT_S, extra_mb: int = MEMORY_CAP_MB
+) -> tuple[int, str, str]:
     """:func:`cli` under :func:`capped`: a hang or a memory bomb fails the case instead of hanging CI."""
-    with capped(seconds):
+    with capped(seconds, extra_mb):
         return cli(argv, kind)
 
 

@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from _reliability_tools import assemble, capped, cli_capped, load_outcome, small_models, split
+from _reliability_tools import REPORT_MEMORY_MB, assemble, capped, cli_capped, load_outcome, small_models, split
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -317,7 +317,7 @@ def test_report_refuses_a_huge_reference_model_naming_the_limit(tmp_path):
         rnnattn.LinearSelfAttention(rnnattn.LinearSelfAttentionConfig(d_input=150)), tmp_path / "r.safetensors"
     )
     argv = ["report", str(student), "--reference", str(ref), "-o", str(tmp_path / "o"), "--format", "html"]
-    rc, out, err = cli_capped(argv, "huge reference", seconds=120)
+    rc, out, err = cli_capped(argv, "huge reference", seconds=120, extra_mb=REPORT_MEMORY_MB)
     assert rc != 0 and "MAX_ANALYSIS_BYTES" in err and "Traceback" not in err, err
 
 
@@ -361,5 +361,6 @@ def test_fifo_among_shipped_checkpoints_does_not_block(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "checkpoints").mkdir()
     os.mkfifo(tmp_path / "checkpoints" / "pipe.safetensors")
-    rc, out, err = cli_capped(["report", "--all-shipped", "-o", str(tmp_path / "o"), "--format", "html"], "fifo")
+    argv = ["report", "--all-shipped", "-o", str(tmp_path / "o"), "--format", "html"]
+    rc, out, err = cli_capped(argv, "fifo", extra_mb=REPORT_MEMORY_MB)
     assert rc != 0 and "regular file" in err and "Traceback" not in err, err

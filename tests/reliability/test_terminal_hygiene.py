@@ -11,7 +11,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _reliability_tools import assemble, assert_clean_error, cli_capped, cli_subprocess_capped, small_models, split
+from _reliability_tools import (
+    REPORT_MEMORY_MB,
+    assemble,
+    assert_clean_error,
+    cli_capped,
+    cli_subprocess_capped,
+    small_models,
+    split,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -138,7 +146,8 @@ def test_report_on_an_undecodable_file_name(ckpt, tmp_path):
     path = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9\x1b[31m.safetensors"))
     shutil.copyfile(ckpt, path)
     out = Path(os.fsdecode(os.fsencode(str(tmp_path)) + b"/out\xff\x1b"))
-    rc, stdout, err = cli_capped(["report", str(path), "-o", str(out), "--format", "html"], "report names", seconds=300)
+    argv = ["report", str(path), "-o", str(out), "--format", "html"]
+    rc, stdout, err = cli_capped(argv, "report names", seconds=300, extra_mb=REPORT_MEMORY_MB)
     assert rc == 0, err
     _raw_free(stdout + err)
     html = next(out.rglob("report.html")).read_text(encoding="utf-8")
