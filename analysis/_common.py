@@ -134,7 +134,9 @@ def sweep(args: argparse.Namespace, spec, fn=None, on_error: str = "raise") -> p
     with executor_for(args, len(spec)) as ex:
         args.executors = sorted({*getattr(args, "executors", []), ex.describe()})
         print(f"[{args.study}] sweep {spec.name}: {len(spec)} runs on {ex.describe()}", flush=True)
-        df = run_sweep(fn, spec, ex, results_path=path, progress=not args.no_progress, csv_path=False, on_error=on_error)
+        df = run_sweep(
+            fn, spec, ex, results_path=path, progress=not args.no_progress, csv_path=False, on_error=on_error
+        )
         kind = ex.kind
     new = ~df["run_id"].isin(before)
     t = args.timing
@@ -302,10 +304,14 @@ class StudyReport:
             ("generated", time.strftime("%Y-%m-%d %H:%M")),
         ]
         if getattr(a, "checkpoints", None):  # nothing was trained: the mode's training settings did not apply
-            items.insert(1, ("students", "given checkpoints, analysed as they are: " + ", ".join(map(str, a.checkpoints))))
+            items.insert(
+                1, ("students", "given checkpoints, analysed as they are: " + ", ".join(map(str, a.checkpoints)))
+            )
         mode_blocks: list[Any] = [KeyValues(items, "How this report was produced")]
         if a.tiny:
-            mode_blocks.append(Text("Smoke run (--tiny): a handful of training steps; the numbers mean nothing.", "warning"))
+            mode_blocks.append(
+                Text("Smoke run (--tiny): a handful of training steps; the numbers mean nothing.", "warning")
+            )
         elif a.mode == "quick":
             mode_blocks.append(
                 Text(

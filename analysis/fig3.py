@@ -66,8 +66,14 @@ def specs(args):
         name=f"fig3A_{args.label}",
         fn="rnnattn.sweeps.runs:train_run",
         grid={"size": SIZES[args.mode]["A"]},
-        base={**common, "task": "teacher_student", "task_options": {"d": 6}, "train": train_a, "protocol": prot_a,
-              "eval_samples": n_eval_a},
+        base={
+            **common,
+            "task": "teacher_student",
+            "task_options": {"d": 6},
+            "train": train_a,
+            "protocol": prot_a,
+            "eval_samples": n_eval_a,
+        },
     )
     b = SweepSpec(
         name=f"fig3B_{args.label}",
@@ -115,8 +121,12 @@ def claim_rows(a, b, t_a, t_b, compact, full, gd) -> list[dict]:
             t_a is not None and 1.3 <= ratio <= 3.0,
             f"identified: median normalised loss < {IDENTIFIED_A:g} from that size on; ✓ if 1.3x-3x of 27",
         ),
-        pc.row(c["ts_drop"], f"median normalised loss {f(med_a.iloc[0])} -> {f(med_a.iloc[-1])} ({f(drop)}x)",
-               drop >= 1e3, "✓ if smallest / largest size >= 1e3"),
+        pc.row(
+            c["ts_drop"],
+            f"median normalised loss {f(med_a.iloc[0])} -> {f(med_a.iloc[-1])} ({f(drop)}x)",
+            drop >= 1e3,
+            "✓ if smallest / largest size >= 1e3",
+        ),
         pc.row(
             c["icl_transition"],
             f"at GD from N = M = {t_b} (full construction {full[0]}/{full[1]}, GD structure {gd[0]}/{gd[1]})"
@@ -125,8 +135,12 @@ def claim_rows(a, b, t_a, t_b, compact, full, gd) -> list[dict]:
             t_b is not None and t_b <= full[0] / 2,
             f"at GD: median loss - L* < {AT_GD_B:g} L*; ✓ if at most half the construction's {full[0]} hidden",
         ),
-        pc.row(c["icl_gap"], f"smallest median loss - L*: {f(float(med_b.min()))}",
-               bool(med_b.min() < AT_GD_B * float(b["reference_train_loss"].mean())), f"✓ if < {AT_GD_B:g} L*"),
+        pc.row(
+            c["icl_gap"],
+            f"smallest median loss - L*: {f(float(med_b.min()))}",
+            bool(med_b.min() < AT_GD_B * float(b["reference_train_loss"].mean())),
+            f"✓ if < {AT_GD_B:g} L*",
+        ),
     ]
     return rows
 
@@ -182,7 +196,8 @@ def main(argv=None) -> int:
     rep.section(
         "fig3",
         "Figure 3 (ours)",
-        f"(A) identified (normalised loss < {IDENTIFIED_A:g}) from {t_a or 'no'} size; (B) at GD's loss from {t_b or 'no'} size.",
+        f"(A) identified (normalised loss < {IDENTIFIED_A:g}) from size {t_a or 'none'}; "
+        f"(B) at GD's loss from size {t_b or 'none'}.",
         rep.figure(
             "fig3",
             fig,
@@ -217,15 +232,19 @@ def _data_sections(rep, a, b, sizes) -> None:
     """Per-size tables of (A) and (B) and the construction sizes."""
 
     def med_table(df, col):
-        return df.groupby("size").agg(
-            seeds=("seed", "count"),
-            median=(col, "median"),
-            min=(col, "min"),
-            max=(col, "max"),
-            late_improvement=("late improvement", "median"),
-            n_memory=("n_memory", "median"),
-            n_forget=("n_forget", "median"),
-        ).reset_index()
+        return (
+            df.groupby("size")
+            .agg(
+                seeds=("seed", "count"),
+                median=(col, "median"),
+                min=(col, "min"),
+                max=(col, "max"),
+                late_improvement=("late improvement", "median"),
+                n_memory=("n_memory", "median"),
+                n_forget=("n_forget", "median"),
+            )
+            .reset_index()
+        )
 
     rep.section(
         "data_a",

@@ -53,13 +53,20 @@ def specs(args):
 
     widths, layers, seeds, steps, lr, patience, val_every = MODES[args.mode]
     out = []
-    for part, task, n_steps, opts in (("A", "teacher_student", steps[0], {"d": 6}),
-                                      ("B", "icl_regression", steps[1], {})):
+    for part, task, n_steps, opts in (
+        ("A", "teacher_student", steps[0], {"d": 6}),
+        ("B", "icl_regression", steps[1], {}),
+    ):
         train = {"steps": n_steps, "lr": lr, "device": args.device, "val_every": val_every}
         if args.mode in ("quick", "converged"):
             train.update(warmup_steps=min(500, n_steps // 10), val_samples=2048 if part == "A" else 8192)
-        base = {"task": task, "task_options": opts, "train": train, "protocol": "paper",
-                "eval_samples": 256 if args.tiny else (8192 if part == "A" else 50_000)}
+        base = {
+            "task": task,
+            "task_options": opts,
+            "train": train,
+            "protocol": "paper",
+            "eval_samples": 256 if args.tiny else (8192 if part == "A" else 50_000),
+        }
         if patience:  # never before a third of the budget: some models sit on an early plateau before they learn
             base["plateau"] = {"patience": patience, "min_rel": 0.01, "min_steps": n_steps // 3}
         out.append(
@@ -103,22 +110,48 @@ def claim_rows(ba, bb, gd_val: float) -> list[dict]:
     lstm_gru = va["lstm"] / va["gru"]
     below = [LABELS[x] for x in NONLINEAR if vb[x] < gd_val]
     return [
-        pc.row(c["diag_best"], f"best: {ba.iloc[0]['model']} ({f(ba.iloc[0]['val_loss'])})",
-               ba.iloc[0]["arch"] == "gated_diagonal", "✓ if the diagonal gated RNN has the lowest loss"),
-        pc.row(c["dense_close"], f"dense {f(va['gated_dense'])} vs diagonal {f(va['gated_diagonal'])}",
-               va["gated_dense"] <= 10 * va["gated_diagonal"], "✓ if dense <= 10x diagonal"),
-        pc.row(c["lstm_gru"], f"LSTM {f(va['lstm'])}, GRU {f(va['gru'])} (ratio {f(lstm_gru)}); diagonal "
-               f"{f(va['gated_diagonal'])}",
-               1 / 3 < lstm_gru < 3 and min(va["lstm"], va["gru"]) > 10 * va["gated_diagonal"],
-               "✓ if LSTM/GRU within 3x and both > 10x the diagonal gated RNN"),
-        pc.row(c["lru_gating"], f"Out {f(va['lru_out'])}, In+Out {f(va['lru_in_out'])}, "
-               f"In+Skip {f(va['lru_in_skip'])}", in_a < va["lru_out"] / 2, "✓ if the best input-gated LRU < Out / 2"),
-        pc.row(c["beat_gd"], f"GD {f(gd_val)}; below GD: {', '.join(below) or 'none'}", bool(below),
-               "✓ if a nonlinear RNN's validation loss < one-step GD's (same samples)"),
-        pc.row(c["gru_best"], f"best: {bb.iloc[0]['model']} ({f(bb.iloc[0]['val_loss'])}); GRU {f(vb['gru'])}",
-               bb.iloc[0]["arch"] == "gru", "✓ if the GRU has the lowest loss"),
-        pc.row(c["lru_icl"], f"Out {f(vb['lru_out'])}, In+Out {f(vb['lru_in_out'])}, In+Skip {f(vb['lru_in_skip'])}",
-               in_b < vb["lru_out"] / 2, "✓ if the best input-gated LRU < Out / 2"),
+        pc.row(
+            c["diag_best"],
+            f"best: {ba.iloc[0]['model']} ({f(ba.iloc[0]['val_loss'])})",
+            ba.iloc[0]["arch"] == "gated_diagonal",
+            "✓ if the diagonal gated RNN has the lowest loss",
+        ),
+        pc.row(
+            c["dense_close"],
+            f"dense {f(va['gated_dense'])} vs diagonal {f(va['gated_diagonal'])}",
+            va["gated_dense"] <= 10 * va["gated_diagonal"],
+            "✓ if dense <= 10x diagonal",
+        ),
+        pc.row(
+            c["lstm_gru"],
+            f"LSTM {f(va['lstm'])}, GRU {f(va['gru'])} (ratio {f(lstm_gru)}); diagonal {f(va['gated_diagonal'])}",
+            1 / 3 < lstm_gru < 3 and min(va["lstm"], va["gru"]) > 10 * va["gated_diagonal"],
+            "✓ if LSTM/GRU within 3x and both > 10x the diagonal gated RNN",
+        ),
+        pc.row(
+            c["lru_gating"],
+            f"Out {f(va['lru_out'])}, In+Out {f(va['lru_in_out'])}, In+Skip {f(va['lru_in_skip'])}",
+            in_a < va["lru_out"] / 2,
+            "✓ if the best input-gated LRU < Out / 2",
+        ),
+        pc.row(
+            c["beat_gd"],
+            f"GD {f(gd_val)}; below GD: {', '.join(below) or 'none'}",
+            bool(below),
+            "✓ if a nonlinear RNN's validation loss < one-step GD's (same samples)",
+        ),
+        pc.row(
+            c["gru_best"],
+            f"best: {bb.iloc[0]['model']} ({f(bb.iloc[0]['val_loss'])}); GRU {f(vb['gru'])}",
+            bb.iloc[0]["arch"] == "gru",
+            "✓ if the GRU has the lowest loss",
+        ),
+        pc.row(
+            c["lru_icl"],
+            f"Out {f(vb['lru_out'])}, In+Out {f(vb['lru_in_out'])}, In+Skip {f(vb['lru_in_skip'])}",
+            in_b < vb["lru_out"] / 2,
+            "✓ if the best input-gated LRU < Out / 2",
+        ),
     ]
 
 
@@ -145,16 +178,33 @@ def main(argv=None) -> int:
         df["stop"] = [_stop_reason(r) for _, r in df.iterrows()]
         tables[spec.name[4]] = df
     a, b = tables["A"], tables["B"]
-    keep = ["model", "arch", "layers", "size", "seed", "n_parameters", "train_loss", "val_loss", "reference_val_loss",
-            "steps", "stop", "late improvement", "cpu_time"]
+    keep = [
+        "model",
+        "arch",
+        "layers",
+        "size",
+        "seed",
+        "n_parameters",
+        "train_loss",
+        "val_loss",
+        "reference_val_loss",
+        "steps",
+        "stop",
+        "late improvement",
+        "cpu_time",
+    ]
     ba, bb = best(a), best(b)
     gd_val = float(b["reference_val_loss"].median())
     widths, layers, seeds, steps, lr, patience, val_every = MODES[args.mode]
     budget = (
         f"budget {steps[0]:,} (A) / {steps[1]:,} (B) AdamW steps per model, lr {lr:g} -> 1e-6 cosine over the "
         "budget"
-        + (f"; stopped once {patience} validations in a row (every {val_every} steps) did not improve the best "
-           "validation loss by 1% (checked from a third of the budget on)" if patience else "")
+        + (
+            f"; stopped once {patience} validations in a row (every {val_every} steps) did not improve the best "
+            "validation loss by 1% (checked from a third of the budget on)"
+            if patience
+            else ""
+        )
     )
     rep.claims(
         claim_rows(ba, bb, gd_val),
@@ -166,18 +216,26 @@ def main(argv=None) -> int:
         "fig4",
         "Figure 4 (ours)",
         "Validation loss of each architecture at its best width (median over seeds).",
-        rep.figure("fig4", _fig4(ba, bb, gd_val, layers), "Figure 4 (ours)",
-                   "Validation loss at the best width; light bars: 2 layers. The paper's figure is not reproduced; "
-                   "its findings are the claims above."),
+        rep.figure(
+            "fig4",
+            _fig4(ba, bb, gd_val, layers),
+            "Figure 4 (ours)",
+            "Validation loss at the best width; light bars: 2 layers. The paper's figure is not reproduced; "
+            "its findings are the claims above.",
+        ),
         Text(budget + ".", "note"),
     )
     rep.section(
         "fig5",
         "Figure 5: loss against parameters",
         "Training (dotted) and validation (solid) loss against the parameter count, per architecture.",
-        rep.figure("fig5", _fig5(a, b, gd_val), "Figure 5 (ours)",
-                   "Teacher-student: the two losses coincide (same distribution); ICL: validation uses "
-                   "W* ~ N(0, 2/3), twice the training variance."),
+        rep.figure(
+            "fig5",
+            _fig5(a, b, gd_val),
+            "Figure 5 (ours)",
+            "Teacher-student: the two losses coincide (same distribution); ICL: validation uses "
+            "W* ~ N(0, 2/3), twice the training variance.",
+        ),
     )
     rep.section(
         "data",

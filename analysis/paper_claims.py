@@ -45,8 +45,12 @@ TABLE1_CLAIMS = (
     Claim("effective", "the student stores d(d+1)/2 key-values and d queries", "10 KV, 4 query", "§3.1"),
     Claim("kv_degree", "KV units receive a degree-2 input with no degree-1 term", "last column of W^in = 0", "Fig. 2A"),
     Claim("merge", "a rank-1 group of gating rows merges into one row", "rows 11-13 -> 1", "Fig. 2C, App. B.2"),
-    Claim("rotated", "the student is the compact construction up to an equivalent rewrite", "14 hidden units left",
-          "§3.1, Fig. 2A"),
+    Claim(
+        "rotated",
+        "the student is the compact construction up to an equivalent rewrite",
+        "14 hidden units left",
+        "§3.1, Fig. 2A",
+    ),
 )
 
 # -- Table 2 (§4.2, App. C): in-context linear regression, T = 12, d_x = d_y = 3, 80/80, 300,000 steps, 4 seeds
@@ -92,7 +96,9 @@ FIG4_CLAIMS = (
     Claim("diag_best", "teacher-student: diagonal connectivity is the best inductive bias", "best", "§3.3, Fig. 4A"),
     Claim("dense_close", "teacher-student: dense recurrence is close to diagonal", "close", "§3.3, Fig. 4A"),
     Claim("lstm_gru", "teacher-student: LSTM ≈ GRU, both far from the gated RNN", "LSTM ≈ GRU, poor", "§3.3"),
-    Claim("lru_gating", "teacher-student: input gating significantly improves the LRU", "In+Out, In+Skip < Out", "§3.3"),
+    Claim(
+        "lru_gating", "teacher-student: input gating significantly improves the LRU", "In+Out, In+Skip < Out", "§3.3"
+    ),
     Claim("beat_gd", "ICL: nonlinear RNNs beat one-step GD given enough parameters", "below GD", "§4.3, Fig. 4B"),
     Claim("gru_best", "ICL: the GRU is the best architecture", "GRU best", "§4.3, Fig. 4B"),
     Claim("lru_icl", "ICL: massive improvement from LRU Out to input-gated LRUs", "In+* << Out", "§4.3, Fig. 5"),

@@ -61,8 +61,13 @@ def run_config(args) -> dict:
 
 
 def add_options(p) -> None:
-    p.add_argument("--checkpoints", nargs="+", metavar="PATH", default=None,
-                   help="analyse these teacher-student checkpoints instead of training (nothing is trained)")
+    p.add_argument(
+        "--checkpoints",
+        nargs="+",
+        metavar="PATH",
+        default=None,
+        help="analyse these teacher-student checkpoints instead of training (nothing is trained)",
+    )
 
 
 def analyse(path: str) -> dict:
@@ -126,33 +131,60 @@ def claim_rows(m: dict, effective_error: str) -> list[dict]:
         pc.row(c["loss"], f"loss {f(m['loss'])}", le(m["loss"], 10 * P["loss"]), "✓ if <= 10x the paper's"),
         pc.row(c["kv_score"], f"KV score {f(m['kv_score'])}", le(m["kv_score"], 1e-4), "✓ if <= 1e-4 (R² >= 0.9999)"),
         pc.row(c["q_score"], f"Q score {f(m['q_score'])}", le(m["q_score"], 1e-4), "✓ if <= 1e-4"),
-        pc.row(c["poly"], f"distance {f(m['polynomial_distance'])}", le(m["polynomial_distance"], 10 * P["polynomial_distance"]),
-               "✓ if <= 10x the paper's"),
-        pc.row(c["prune"], f"{hb - ha}/{hb} hidden, {gb - ga}/{gb} gating removed ({ha} / {ga} left)",
-               ha <= 16 and ga <= 15 and 2 * ha <= hb, "✓ if <= 16 hidden and <= 15 gating rows are left, and at least "
-               "half the hidden neurons went"),
-        pc.row(c["roles"], f"kept: {m['kept_memory']} λ>0.99, {m['kept_forget']} λ<0.01, {m['kept_other']} other",
-               m["kept_memory"] == P["kv_units"] and m["kept_forget"] == P["query_units"] and m["kept_other"] == 0,
-               "✓ if the pruned student keeps exactly 10 λ≈1 and 4 λ≈0 neurons and nothing else"),
+        pc.row(
+            c["poly"],
+            f"distance {f(m['polynomial_distance'])}",
+            le(m["polynomial_distance"], 10 * P["polynomial_distance"]),
+            "✓ if <= 10x the paper's",
+        ),
+        pc.row(
+            c["prune"],
+            f"{hb - ha}/{hb} hidden, {gb - ga}/{gb} gating removed ({ha} / {ga} left)",
+            ha <= 16 and ga <= 15 and 2 * ha <= hb,
+            "✓ if <= 16 hidden and <= 15 gating rows are left, and at least half the hidden neurons went",
+        ),
+        pc.row(
+            c["roles"],
+            f"kept: {m['kept_memory']} λ>0.99, {m['kept_forget']} λ<0.01, {m['kept_other']} other",
+            m["kept_memory"] == P["kv_units"] and m["kept_forget"] == P["query_units"] and m["kept_other"] == 0,
+            "✓ if the pruned student keeps exactly 10 λ≈1 and 4 λ≈0 neurons and nothing else",
+        ),
     ]
     if m["n_kv"] is None:
         rows.append(pc.row(c["effective"], f"not measured ({effective_error})", None, "rank of the moment blocks"))
         rows.append(pc.row(c["kv_degree"], "not measured", None, "share of the KV side on degree ≠ 2 moments"))
     else:
-        rows.append(pc.row(c["effective"], f"{m['n_kv']} KV (tol {f(m['kv_tolerance'])}), {m['n_query']} query "
-                           f"(tol {f(m['query_tolerance'])})", m["n_kv"] == P["kv_units"] and m["n_query"] == P["query_units"],
-                           "effective counts (rank of the memory x forget moment block, invariant to mixing same-λ "
-                           "neurons); ✓ if 10 and 4"))
-        rows.append(pc.row(c["kv_degree"], f"share of the KV side on degree ≠ 2 moments: {f(m['kv_not_degree2'])}",
-                           m["kv_not_degree2"] <= 1e-3, "rotation-invariant form of the paper's zero column; ✓ if <= 1e-3"))
+        rows.append(
+            pc.row(
+                c["effective"],
+                f"{m['n_kv']} KV (tol {f(m['kv_tolerance'])}), {m['n_query']} query (tol {f(m['query_tolerance'])})",
+                m["n_kv"] == P["kv_units"] and m["n_query"] == P["query_units"],
+                "effective counts (rank of the memory x forget moment block, invariant to mixing same-λ "
+                "neurons); ✓ if 10 and 4",
+            )
+        )
+        rows.append(
+            pc.row(
+                c["kv_degree"],
+                f"share of the KV side on degree ≠ 2 moments: {f(m['kv_not_degree2'])}",
+                m["kv_not_degree2"] <= 1e-3,
+                "rotation-invariant form of the paper's zero column; ✓ if <= 1e-3",
+            )
+        )
     if m["rotated"] is None:
         rows.append(pc.row(c["rotated"], f"not measured ({effective_error})", None, "rotate_to_canonical"))
     else:
         (rh, rg), dist = m["rotated"], m["rotated_distance"]
-        rows.append(pc.row(c["rotated"], f"rotated to the canonical basis: {rh} hidden, {rg} gating rows "
-                           f"(polynomial distance to the student {f(dist)})", rh <= 16 and dist <= 1e-3,
-                           "rotate_to_canonical (undoes mixing of same-λ neurons); ✓ if <= 16 hidden at distance "
-                           "<= 1e-3 (the compact construction: 14 hidden, 16 gating rows)"))
+        rows.append(
+            pc.row(
+                c["rotated"],
+                f"rotated to the canonical basis: {rh} hidden, {rg} gating rows "
+                f"(polynomial distance to the student {f(dist)})",
+                rh <= 16 and dist <= 1e-3,
+                "rotate_to_canonical (undoes mixing of same-λ neurons); ✓ if <= 16 hidden at distance "
+                "<= 1e-3 (the compact construction: 14 hidden, 16 gating rows)",
+            )
+        )
     merges = ", ".join(f"{n} rows -> 1 (σ2/σ1 {f(r)})" for n, r in m["merges"]) or "no rank-1 group found"
     rows.append(pc.row(c["merge"], merges, any(n >= 2 for n, _ in m["merges"]), "✓ if a group of >= 2 rows merges"))
     return rows
@@ -173,8 +205,9 @@ def main(argv=None) -> int:
     if args.checkpoints:
         sources.update({_name(pth, sources): str(pth) for pth in args.checkpoints})
     else:
-        spec = SweepSpec(name=f"table1_{args.label}", fn="rnnattn.sweeps.runs:train_run", base=run_config(args),
-                         seeds=(0,))
+        spec = SweepSpec(
+            name=f"table1_{args.label}", fn="rnnattn.sweeps.runs:train_run", base=run_config(args), seeds=(0,)
+        )
         spec = spec.replace(base={**spec.base, "save_dir": str(args.runs_dir / "checkpoints")})
         fresh = _common.sweep(args, spec).iloc[0]
         sources[f"fresh run (--{args.label})"] = fresh["checkpoint"]
@@ -187,16 +220,32 @@ def main(argv=None) -> int:
         claim_rows(ms[primary], results[primary]["effective_error"]),
         f"'ours' is {primary} ({_rel(sources[primary])}); every analysed student is in the table below.",
     )
-    rep.section("table1", "Table 1: paper vs every analysed student", f"{len(ms)} student(s) analysed",
-                rep.table("table1", _side_table(ms), "Paper vs rnnattn",
-                          "Paper: d = 4, N = M = 100, 781,250 steps. Loss and probes on x ~ N(0, I); polynomial "
-                          "distance = mean over outputs of ||c_rnn - c_lsa|| / ||c_lsa||; pruning threshold "
-                          "max|row| / max|W| < 1e-3."))
+    rep.section(
+        "table1",
+        "Table 1: paper vs every analysed student",
+        f"{len(ms)} student(s) analysed",
+        rep.table(
+            "table1",
+            _side_table(ms),
+            "Paper vs rnnattn",
+            "Paper: d = 4, N = M = 100, 781,250 steps. Loss and probes on x ~ N(0, I); polynomial "
+            "distance = mean over outputs of ||c_rnn - c_lsa|| / ||c_lsa||; pruning threshold "
+            "max|row| / max|W| < 1e-3.",
+        ),
+    )
     for name, a in results.items():
-        rep.section(f"detail_{_slug(name)}", f"Detail: {name}", a["equivalence"].verdict_text,
-                    *_detail_blocks(rep, name, sources[name], a))
-    rep.summary.update(paper=pc.TABLE1, ours=ms, sources=sources,
-                       fresh_run=None if fresh is None else {k: _plain(fresh[k]) for k in fresh.index})
+        rep.section(
+            f"detail_{_slug(name)}",
+            f"Detail: {name}",
+            a["equivalence"].verdict_text,
+            *_detail_blocks(rep, name, sources[name], a),
+        )
+    rep.summary.update(
+        paper=pc.TABLE1,
+        ours=ms,
+        sources=sources,
+        fresh_run=None if fresh is None else {k: _plain(fresh[k]) for k in fresh.index},
+    )
     rep.write()
     print(rep.tables["claims"].to_string(index=False))
     return 0
@@ -252,24 +301,46 @@ def _detail_blocks(rep, name: str, src: str, a: dict) -> list:
         rep.table(f"pruning_{slug}", res.prune.summary, f"Pruning ({name})"),
     ]
     if eff is not None:
-        blocks.append(rep.table(f"effective_{slug}", eff.summary, f"Effective KV / query counts ({name})",
-                                "Ranks of the memory x forget block in moment space: invariant under any invertible "
-                                "mixing of same-λ neurons (rnnattn.analysis.effective)."))
+        blocks.append(
+            rep.table(
+                f"effective_{slug}",
+                eff.summary,
+                f"Effective KV / query counts ({name})",
+                "Ranks of the memory x forget block in moment space: invariant under any invertible "
+                "mixing of same-λ neurons (rnnattn.analysis.effective).",
+            )
+        )
     else:
         blocks.append(Text(f"Effective counts not measured: {a['effective_error']}", "note"))
     if a["rotated"] is not None:
-        blocks.append(rep.table(f"rotated_{slug}", a["rotated"].summary, f"Rotated to the canonical basis ({name})",
-                                "rnnattn.analysis.rotate.rotate_to_canonical: an equivalent network of the "
-                                "construction's size, built from the moment-space blocks."))
-    blocks.append(rep.figure(f"lambda_{slug}", figures.lambda_histogram(res.roles.lam), f"Decays ({name})",
-                             "|lambda| per hidden neuron: the paper's student ends with λ exactly 0 or 1 on every "
-                             "contributing neuron."))
+        blocks.append(
+            rep.table(
+                f"rotated_{slug}",
+                a["rotated"].summary,
+                f"Rotated to the canonical basis ({name})",
+                "rnnattn.analysis.rotate.rotate_to_canonical: an equivalent network of the "
+                "construction's size, built from the moment-space blocks.",
+            )
+        )
+    blocks.append(
+        rep.figure(
+            f"lambda_{slug}",
+            figures.lambda_histogram(res.roles.lam),
+            f"Decays ({name})",
+            "|lambda| per hidden neuron: the paper's student ends with λ exactly 0 or 1 on every contributing neuron.",
+        )
+    )
     w = res.weights.matrices
     mats = {"W_m^in": w["W_m_in"], "W_x^in": w["W_x_in"], "W_m^out": w["W_m_out"], "W_x^out": w["W_x_out"], "D": w["D"]}
-    blocks.append(rep.figure(f"weights_{slug}", figures.weight_heatmaps(mats, w.get("lam")),
-                             f"Pruned, canonical weights ({name}) — the paper's Fig. 2A",
-                             "Block structure of the construction: KV units read degree-2 products of the input (no "
-                             "constant column), query units degree 1."))
+    blocks.append(
+        rep.figure(
+            f"weights_{slug}",
+            figures.weight_heatmaps(mats, w.get("lam")),
+            f"Pruned, canonical weights ({name}) — the paper's Fig. 2A",
+            "Block structure of the construction: KV units read degree-2 products of the input (no "
+            "constant column), query units degree 1.",
+        )
+    )
     blocks += [Text(str(na), "note") for na in res.not_applicable]
     return blocks
 

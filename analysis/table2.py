@@ -43,13 +43,24 @@ CONSTRAINED_BOUND = 5e-3
 
 
 def add_options(p) -> None:
-    p.add_argument("--checkpoints", nargs="+", metavar="PATH", default=None,
-                   help="analyse these ICL checkpoints instead of training (nothing is trained)")
+    p.add_argument(
+        "--checkpoints",
+        nargs="+",
+        metavar="PATH",
+        default=None,
+        help="analyse these ICL checkpoints instead of training (nothing is trained)",
+    )
 
 
 def run_base(args) -> dict:
-    base = {"task": "icl_regression", "arch": "gated_diagonal", "size": 80, "replicas": 2, "eval_samples": 100_000,
-            "train": {"device": args.device, "polish_rounds": 0}}
+    base = {
+        "task": "icl_regression",
+        "arch": "gated_diagonal",
+        "size": 80,
+        "replicas": 2,
+        "eval_samples": 100_000,
+        "train": {"device": args.device, "polish_rounds": 0},
+    }
     if args.tiny:
         base.update(protocol="fast", size=16, eval_samples=2000)
         base["train"].update(steps=30, val_samples=256)
@@ -129,30 +140,60 @@ def claim_rows(seeds, eta: float) -> list[dict]:
     f, P = _common.fmt, pc.TABLE2
     c = {x.key: x for x in pc.TABLE2_CLAIMS}
     gap = float((seeds["train_loss"] - seeds["gd_loss_same_samples"]).mean())
-    rows = [pc.row(c["loss"], f"RNN {ms(seeds, 'train_loss')} vs GD {ms(seeds, 'gd_loss_same_samples')} "
-                   f"(gap {f(gap)})", abs(gap) <= 1e-3, "✓ if |RNN - GD| <= 1e-3 (paper: -2e-4)")]
+    rows = [
+        pc.row(
+            c["loss"],
+            f"RNN {ms(seeds, 'train_loss')} vs GD {ms(seeds, 'gd_loss_same_samples')} (gap {f(gap)})",
+            abs(gap) <= 1e-3,
+            "✓ if |RNN - GD| <= 1e-3 (paper: -2e-4)",
+        )
+    ]
     for j, col in enumerate(COEFS):
         mean = float(seeds[col].mean())
         rel = abs(mean - P["coef"][j]) / P["coef"][j]
-        rows.append(pc.row(c[f"coef{j + 1}"], f"{ms(seeds, col)} ({f(100 * rel)}% from the paper's; η* {eta:.4g})",
-                           rel <= 0.02, "✓ if the seed mean is within 2% of the paper's"))
+        rows.append(
+            pc.row(
+                c[f"coef{j + 1}"],
+                f"{ms(seeds, col)} ({f(100 * rel)}% from the paper's; η* {eta:.4g})",
+                rel <= 0.02,
+                "✓ if the seed mean is within 2% of the paper's",
+            )
+        )
     if "residual (constrained)" not in seeds:
         why = str(seeds["context_query"].iloc[0])
-        rows.append(pc.row(c["residual"], f"total {ms(seeds, 'residual')}; split {why}", None,
-                           "residual over the constrained terms"))
+        rows.append(
+            pc.row(
+                c["residual"],
+                f"total {ms(seeds, 'residual')}; split {why}",
+                None,
+                "residual over the constrained terms",
+            )
+        )
         rows.append(pc.row(c["context_query"], why, None, "context–query polynomial vs one-step GD"))
         return rows
     cons = float(seeds["residual (constrained)"].mean())
-    rows.append(pc.row(c["residual"], f"total {ms(seeds, 'residual')}; on the task's support (<= 1 y-variable) "
-                       f"{ms(seeds, 'residual (constrained)')}; terms with >= 2 y-variables {ms(seeds, 'residual (two+ y)')}",
-                       cons <= CONSTRAINED_BOUND, f"✓ if the residual over the constrained terms is <= {CONSTRAINED_BOUND:g} "
-                       "(terms with >= 2 y-variables need the query's y, always 0: the loss cannot see them)"))
+    rows.append(
+        pc.row(
+            c["residual"],
+            f"total {ms(seeds, 'residual')}; on the task's support (<= 1 y-variable) "
+            f"{ms(seeds, 'residual (constrained)')}; terms with >= 2 y-variables {ms(seeds, 'residual (two+ y)')}",
+            cons <= CONSTRAINED_BOUND,
+            f"✓ if the residual over the constrained terms is <= {CONSTRAINED_BOUND:g} "
+            "(terms with >= 2 y-variables need the query's y, always 0: the loss cannot see them)",
+        )
+    )
     d = float(seeds["context-query residual (support)"].mean())
-    rows.append(pc.row(c["context_query"], f"residual off η* y_c x_cᵀ x_q on the support "
-                       f"{ms(seeds, 'context-query residual (support)')}, relative distance "
-                       f"{ms(seeds, 'context-query distance (support)')}; unconstrained (y_q) terms "
-                       f"{ms(seeds, 'context-query residual (unconstrained)')}", d <= CONSTRAINED_BOUND,
-                       f"✓ if the residual over the constrained context–query terms is <= {CONSTRAINED_BOUND:g}"))
+    rows.append(
+        pc.row(
+            c["context_query"],
+            f"residual off η* y_c x_cᵀ x_q on the support "
+            f"{ms(seeds, 'context-query residual (support)')}, relative distance "
+            f"{ms(seeds, 'context-query distance (support)')}; unconstrained (y_q) terms "
+            f"{ms(seeds, 'context-query residual (unconstrained)')}",
+            d <= CONSTRAINED_BOUND,
+            f"✓ if the residual over the constrained context–query terms is <= {CONSTRAINED_BOUND:g}",
+        )
+    )
     return rows
 
 
@@ -162,19 +203,46 @@ def paper_table(seeds, eta: float):
 
     P = pc.TABLE2
     ours = f"rnnattn RNN ({len(seeds)} students)"
-    rows = [{"term": "training loss", "paper RNN": "0.0945", "paper GD": "0.0947", ours: ms(seeds, "train_loss"),
-             "rnnattn GD (same samples)": ms(seeds, "gd_loss_same_samples")}]
+    rows = [
+        {
+            "term": "training loss",
+            "paper RNN": "0.0945",
+            "paper GD": "0.0947",
+            ours: ms(seeds, "train_loss"),
+            "rnnattn GD (same samples)": ms(seeds, "gd_loss_same_samples"),
+        }
+    ]
     for j, col in enumerate(COEFS):
-        rows.append({"term": col.replace("^2", "²"), "paper RNN": f"{P['coef'][j]:.3g} ± {P['coef_std'][j]:.3g}",
-                     "paper GD": f"{P['gd_coef']:.3g}", ours: ms(seeds, col),
-                     "rnnattn GD (same samples)": f"{eta:.4g} (η*)"})
-    rows.append({"term": "residual norm", "paper RNN": f"{P['residual']:.3g} ± {P['residual_std']:.3g}",
-                 "paper GD": "0", ours: ms(seeds, "residual"), "rnnattn GD (same samples)": "0"})
+        rows.append(
+            {
+                "term": col.replace("^2", "²"),
+                "paper RNN": f"{P['coef'][j]:.3g} ± {P['coef_std'][j]:.3g}",
+                "paper GD": f"{P['gd_coef']:.3g}",
+                ours: ms(seeds, col),
+                "rnnattn GD (same samples)": f"{eta:.4g} (η*)",
+            }
+        )
+    rows.append(
+        {
+            "term": "residual norm",
+            "paper RNN": f"{P['residual']:.3g} ± {P['residual_std']:.3g}",
+            "paper GD": "0",
+            ours: ms(seeds, "residual"),
+            "rnnattn GD (same samples)": "0",
+        }
+    )
     for label in ("no y", "one y", "two+ y", "constrained"):
         if f"residual ({label})" not in seeds:
             continue
-        rows.append({"term": f"  residual ({label})", "paper RNN": "not reported", "paper GD": "0",
-                     ours: ms(seeds, f"residual ({label})"), "rnnattn GD (same samples)": "0"})
+        rows.append(
+            {
+                "term": f"  residual ({label})",
+                "paper RNN": "not reported",
+                "paper GD": "0",
+                ours: ms(seeds, f"residual ({label})"),
+                "rnnattn GD (same samples)": "0",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -197,32 +265,64 @@ def main(argv=None) -> int:
         origin = "given checkpoints (--checkpoints)"
     else:
         base["save_dir"] = str(args.runs_dir / "checkpoints")
-        spec = SweepSpec(name=f"table2_{args.label}", fn="rnnattn.sweeps.runs:train_run", base=base,
-                         seeds=tuple(range(0, N_SEEDS, base["replicas"])))
+        spec = SweepSpec(
+            name=f"table2_{args.label}",
+            fn="rnnattn.sweeps.runs:train_run",
+            base=base,
+            seeds=tuple(range(0, N_SEEDS, base["replicas"])),
+        )
         df = _common.explode(_common.sweep(args, spec))
         paths = {f"seed {int(r['seed'])}": r["checkpoint"] for _, r in df.iterrows()}
         origin = f"trained here: protocol '{base['protocol']}', {N_SEEDS} seeds, batched {base['replicas']} per process"
     seeds = analyse(paths, base["eval_samples"])
-    rep.claims(claim_rows(seeds, eta), f"Students: {origin}. Losses on {base['eval_samples']:,} fresh sequences; "
-               f"η* = 1/14.8 = {eta:.6f}; analytic L* = {L_star:.6f}.")
+    rep.claims(
+        claim_rows(seeds, eta),
+        f"Students: {origin}. Losses on {base['eval_samples']:,} fresh sequences; "
+        f"η* = 1/14.8 = {eta:.6f}; analytic L* = {L_star:.6f}.",
+    )
     rep.section(
         "table2",
         "Table 2: paper vs rnnattn",
         f"x_j² y1 coefficients {_common.fmt(seeds[COEFS].to_numpy().mean())} vs η* {eta:.4g} (paper 0.0681-0.0682)",
-        rep.table("table2", paper_table(seeds, eta), "Table 2 (paper) beside ours",
-                  "Losses: 0.5 x squared error averaged over output coordinates, at the query only. Residual split "
-                  "by the number of y-variables (x4..x6) in each monomial of output 1; 'constrained' = at most one."),
-        Text("Why the residual can exceed the paper's 1.35e-3: monomials with two or more y-variables come from "
-             "query-side weights that read y, and the query token's y is always 0 in this task, so the loss "
-             "cannot drive them to zero; only weight decay does, slowly.", "note"),
+        rep.table(
+            "table2",
+            paper_table(seeds, eta),
+            "Table 2 (paper) beside ours",
+            "Losses: 0.5 x squared error averaged over output coordinates, at the query only. Residual split "
+            "by the number of y-variables (x4..x6) in each monomial of output 1; 'constrained' = at most one.",
+        ),
+        Text(
+            "Why the residual can exceed the paper's 1.35e-3: monomials with two or more y-variables come from "
+            "query-side weights that read y, and the query token's y is always 0 in this task, so the loss "
+            "cannot drive them to zero; only weight decay does, slowly.",
+            "note",
+        ),
     )
-    rep.section("seeds", "Per student", "Each student's losses, coefficients and residual split.",
-                rep.table("seeds", seeds, "Per-student results"))
-    rep.section("figure", "Coefficients and losses", "Our students (dots) beside the paper's values.",
-                rep.figure("table2", _figure(seeds, eta, L_star), "Table 2 as a figure",
-                           "Left: x_j² y1 coefficients vs η*; right: loss vs GD on the same samples."))
-    rep.summary.update(eta_star=eta, L_star=L_star, paper=pc.TABLE2, seeds=seeds, sources=paths,
-                       mean={c: float(seeds[c].mean()) for c in seeds.columns if seeds[c].dtype.kind == "f"})
+    rep.section(
+        "seeds",
+        "Per student",
+        "Each student's losses, coefficients and residual split.",
+        rep.table("seeds", seeds, "Per-student results"),
+    )
+    rep.section(
+        "figure",
+        "Coefficients and losses",
+        "Our students (dots) beside the paper's values.",
+        rep.figure(
+            "table2",
+            _figure(seeds, eta, L_star),
+            "Table 2 as a figure",
+            "Left: x_j² y1 coefficients vs η*; right: loss vs GD on the same samples.",
+        ),
+    )
+    rep.summary.update(
+        eta_star=eta,
+        L_star=L_star,
+        paper=pc.TABLE2,
+        seeds=seeds,
+        sources=paths,
+        mean={c: float(seeds[c].mean()) for c in seeds.columns if seeds[c].dtype.kind == "f"},
+    )
     rep.write()
     print(rep.tables["claims"].to_string(index=False))
     return 0
@@ -239,8 +339,12 @@ def _figure(seeds, eta: float, L_star: float):
     fig = _common.new_figure(6.4, 3.4)
     ax1, ax2 = fig.subplots(1, 2)
     for j, col in enumerate(COEFS):
-        ax1.scatter(np.full(len(seeds), j + 1) + np.linspace(-0.1, 0.1, len(seeds)), seeds[col],
-                    label="rnnattn" if j == 0 else None, color="C0")
+        ax1.scatter(
+            np.full(len(seeds), j + 1) + np.linspace(-0.1, 0.1, len(seeds)),
+            seeds[col],
+            label="rnnattn" if j == 0 else None,
+            color="C0",
+        )
         ax1.scatter([j + 1.25], [pc.TABLE2["coef"][j]], marker="s", color="C3", label="paper RNN" if j == 0 else None)
     ax1.axhline(eta, color="k", ls="--", lw=1, label="GD η*")
     ax1.set_xticks([1, 2, 3], ["x1² y1", "x2² y1", "x3² y1"])

@@ -247,7 +247,8 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
         ``reference_val_loss`` the same on the validation distribution (ICL: ``W*`` variance 2/3);
         ``log_train_loss``: the trainer's last logged training loss; ``n_parameters``, ``steps``,
         ``wall_time``, ``cpu_time`` (CPU seconds of this process; a batched run's is split evenly over its
-        replicas), ``loss_curve`` (:func:`loss_curve`), ``stopped_early`` (single runs: a ``plateau`` stop); for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01);
+        replicas), ``loss_curve`` (:func:`loss_curve`), ``stopped_early`` (single runs: a ``plateau`` stop);
+        for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01);
         ``checkpoint`` if saved.
     """
     from rnnattn.training import train, train_batched
@@ -291,11 +292,10 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
     run_dir = Path(p["save_dir"]) / f"{params_digest(params)}.run" if p.get("save_dir") else None
     resume = run_dir is not None and (run_dir / "state.safetensors").exists()
     plateau = p.get("plateau")
-    callbacks = (
-        [plateau_stopper(int(plateau["patience"]), float(plateau.get("min_rel", 0.01)), int(plateau.get("min_steps", 0)))]
-        if plateau
-        else []
-    )
+    callbacks = []
+    if plateau:
+        min_rel, min_steps = float(plateau.get("min_rel", 0.01)), int(plateau.get("min_steps", 0))
+        callbacks.append(plateau_stopper(int(plateau["patience"]), min_rel, min_steps))
     t0 = time.perf_counter()
     result = train(
         task,
