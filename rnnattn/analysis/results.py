@@ -46,6 +46,17 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def unit_table(hidden: tuple[int, int, Any], gating: tuple[int, int, Any], note: str) -> pd.DataFrame:
+    """Unit counts of a rewrite, one row per unit kind: ``kind``, ``before``, ``after`` and a ``note`` column
+    (``hidden``/``gating`` are ``(before, after, note value)``); shared by pruning and rotation summaries."""
+    return pd.DataFrame(
+        [
+            {"kind": kind, "before": b, "after": a, note: v}
+            for kind, (b, a, v) in (("hidden", hidden), ("gating", gating))
+        ]
+    )
+
+
 def short(value: Any) -> str:
     """A short description of a field value for ``repr``: numbers, shapes and class names, never whole arrays."""
     from rnnattn.models.base import Model
@@ -105,7 +116,6 @@ class Result:
         return fragment(type(self).__name__, "", kv, *self._html_blocks())
 
 
-
 @dataclass(repr=False)
 class PruneResult(Result):
     """Outcome of :func:`rnnattn.analysis.prune`.
@@ -140,21 +150,10 @@ class PruneResult(Result):
     @property
     def summary(self) -> pd.DataFrame:
         """Counts before/after and removed, one row per unit kind (the "86/100 and 87/100" of Table 1)."""
-        return pd.DataFrame(
-            [
-                {
-                    "kind": "hidden",
-                    "before": self.n_hidden_before,
-                    "after": self.n_hidden_after,
-                    "removed": self.n_hidden_before - self.n_hidden_after,
-                },
-                {
-                    "kind": "gating",
-                    "before": self.n_gating_before,
-                    "after": self.n_gating_after,
-                    "removed": self.n_gating_before - self.n_gating_after,
-                },
-            ]
+        return unit_table(
+            (self.n_hidden_before, self.n_hidden_after, self.n_hidden_before - self.n_hidden_after),
+            (self.n_gating_before, self.n_gating_after, self.n_gating_before - self.n_gating_after),
+            "removed",
         )
 
     def _html_blocks(self) -> list:

@@ -53,6 +53,7 @@ from rnnattn.analysis.inputs import probe_inputs
 from rnnattn.analysis.loading import ModelSource, require_gated_rnn, resolve
 from rnnattn.analysis.polynomial import instantaneous_polynomial
 from rnnattn.analysis.references import resolve_reference
+from rnnattn.analysis.results import unit_table
 from rnnattn.models.gated_rnn import GatedLinearRNN, GatedLinearRNNConfig
 
 
@@ -169,22 +170,12 @@ class RotationResult:
 
     @property
     def summary(self) -> pd.DataFrame:
-        return pd.DataFrame(
-            [
-                {
-                    "kind": "hidden",
-                    "before": self.n_hidden_before,
-                    "after": self.n_hidden_after,
-                    "of which": f"{self.effective.n_kv} KV ({self.kv_basis_kind}) + {self.effective.n_query} query "
-                    f"({self.query_basis_kind})",
-                },
-                {
-                    "kind": "gating",
-                    "before": self.n_gating_before,
-                    "after": self.n_gating_after,
-                    "of which": "one row per (output, query unit)",
-                },
-            ]
+        eff = self.effective
+        kv = f"{eff.n_kv} KV ({self.kv_basis_kind}) + {eff.n_query} query ({self.query_basis_kind})"
+        return unit_table(
+            (self.n_hidden_before, self.n_hidden_after, kv),
+            (self.n_gating_before, self.n_gating_after, "one row per (output, query unit)"),
+            "of which",
         )
 
     def to_dict(self) -> dict[str, Any]:

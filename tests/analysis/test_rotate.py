@@ -42,7 +42,11 @@ def test_mixed_constructions_rotate_back_to_the_compact_size(d, form, seed):
 def test_canonical_basis_does_not_depend_on_the_mixing():
     c = attention_to_gated_rnn(random_lsa(3, 4), form="compact")
     a = rotate_to_canonical(pad_and_scramble(mix_within_groups(c, 1, extra_memory=4), 3, 3, 2)).model
-    b = rotate_to_canonical(mix_within_groups(c, 9, extra_query=2)).model
+    rb = rotate_to_canonical(mix_within_groups(c, 9, extra_query=2))
+    b = rb.model
+    summ = rb.summary.set_index("kind")
+    assert summ.loc["hidden", "before"] == c.config.n_hidden + 2 and summ.loc["hidden", "after"] == 6 + 3
+    assert summ.loc["gating", "after"] == 9 and summ.loc["hidden", "of which"].startswith("6 KV (monomials) + 3 query")
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, atol=1e-9, rtol=0)
     assert a.metadata["labels"]["hidden"][:2] == ["kv[x1^2]", "kv[x1*x2]"]
