@@ -120,7 +120,7 @@ def main() -> None:
                 f"- load average at end: {load_average()}",
                 f"- target: validation loss (1024 fixed sequences) <= {a.target:g}; cap {a.cap_min:g} CPU min per "
                 "protocol (process CPU time, 1 thread); validation every 1000 AdamW steps and after every polishing "
-                "round; both protocols in this run, same seed",
+                "round; every protocol named below in this run, same seed",
                 "- paper: AdamW cosine 1e-3 -> 1e-6 over 781,250 steps, N = M = 100; fast: N = M = 32, lr 2e-3, "
                 "recurrence lr x10, 50k-step cosine, then Levenberg-Marquardt in float64 "
                 "(rounds of 5 iterations, all on one fixed batch of 128 sequences; normal matrix from the factored "
