@@ -38,6 +38,7 @@ import pandas as pd
 from rnnattn.analysis.loading import ModelSource, hidden_lambda, require_gated_rnn, resolve
 from rnnattn.analysis.polynomial import Polynomial, fold_symmetric, instantaneous_polynomial, monomial_basis
 from rnnattn.analysis.references import optimal_gd_eta
+from rnnattn.analysis.results import fields_dict
 from rnnattn.limits import check_at_most
 from rnnattn.models.gated_rnn import GatedLinearRNN
 
@@ -164,9 +165,7 @@ class ContextQueryResult:
         return pd.DataFrame(rows, columns=["quantity", "value"])
 
     def to_dict(self) -> dict[str, Any]:
-        from rnnattn.analysis.results import jsonable
-
-        return {k: jsonable(getattr(self, k)) for k in self.__dataclass_fields__}
+        return fields_dict(self)
 
     def __repr__(self) -> str:
         return (

@@ -62,6 +62,7 @@ import pandas as pd
 
 from rnnattn.analysis._moments import GROUPS, fold_bilinear, moment_blocks
 from rnnattn.analysis.loading import ModelSource, require_gated_rnn, resolve
+from rnnattn.analysis.results import fields_dict
 from rnnattn.models.gated_rnn import GatedLinearRNN
 
 _EPS = np.finfo(np.float64).eps
@@ -183,9 +184,7 @@ class EffectiveCounts:
         return pd.DataFrame(rows)
 
     def to_dict(self) -> dict[str, Any]:
-        from rnnattn.analysis.results import jsonable
-
-        return {k: jsonable(getattr(self, k)) for k in self.__dataclass_fields__}
+        return fields_dict(self)
 
     def __repr__(self) -> str:
         g = self.group_sizes

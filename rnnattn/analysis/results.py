@@ -38,12 +38,18 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "to_dict") and callable(value.to_dict):
         return jsonable(value.to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return fields_dict(value)
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
+
+
+def fields_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass instance's fields, each made JSON-serialisable by :func:`jsonable` (the ``to_dict`` of the
+    analysis results)."""
+    return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
 
 
 def unit_table(hidden: tuple[int, int, Any], gating: tuple[int, int, Any], note: str) -> pd.DataFrame:
@@ -87,7 +93,7 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable view (models are summarised by class + config)."""
-        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return fields_dict(self)
 
     def _scalars(self) -> list[tuple[str, Any]]:
         return [

@@ -53,7 +53,7 @@ from rnnattn.analysis.inputs import probe_inputs
 from rnnattn.analysis.loading import ModelSource, require_gated_rnn, resolve
 from rnnattn.analysis.polynomial import instantaneous_polynomial
 from rnnattn.analysis.references import resolve_reference
-from rnnattn.analysis.results import unit_table
+from rnnattn.analysis.results import fields_dict, unit_table
 from rnnattn.models.gated_rnn import GatedLinearRNN, GatedLinearRNNConfig
 
 
@@ -179,9 +179,7 @@ class RotationResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        from rnnattn.analysis.results import jsonable
-
-        return {k: jsonable(getattr(self, k)) for k in self.__dataclass_fields__}
+        return fields_dict(self)
 
     def __repr__(self) -> str:
         return (
