@@ -141,7 +141,8 @@ def build_document(
     raw = read_regular(subj.path, MAX_FILE_BYTES, "checkpoint") if subj.path else None  # bounded, never a FIFO
     meta = {"checkpoint-sha256": hashlib.sha256(raw).hexdigest()} if raw is not None else {}
     verdict = result.verdict
-    headline = {True: "EQUIVALENT — ", False: "NOT SHOWN EQUIVALENT — ", None: "No verdict — "}[verdict]
+    claim = "ONE-STEP GD ON THE TASK'S SUPPORT" if result.task == "icl_regression" else "EQUIVALENT"
+    headline = {True: f"{claim} — ", False: f"NOT SHOWN {claim} — ", None: "No verdict — "}[verdict]
     ref = result.reference
     against = f" vs {ref.kind.replace('_', '-')} reference" if ref else " (no reference)"  # type: ignore[union-attr]
     return Report(

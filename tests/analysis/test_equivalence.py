@@ -104,6 +104,24 @@ def test_equivalence_icl_against_one_step_gd(tmp_path):
     assert not any(c.startswith("polynomial distance") for c in checks.index)
 
 
+def test_icl_student_with_the_wrong_learning_rate_is_not_gd(tmp_path):
+    """The ICL verdict can fail: GD's exact construction with its readout scaled by 1.3 (eta = 1.3 eta*)."""
+    task = InContextRegression()
+    full = attention_to_gated_rnn(gd_attention(3, 3, task.eta_star), form="full")
+    student = GatedLinearRNN(full.config.replace(d_output=3)).double()
+    with torch.no_grad():
+        student.W_in.copy_(full.W_in)
+        student.nu.copy_(full.nu)
+        student.W_out.copy_(full.W_out)
+        student.D.copy_(1.3 * full.D[3:])
+    path = rnnattn.save(student, tmp_path / "icl.safetensors", task=task.to_dict(), reference="one_step_gd")
+    r = equivalence(path, n_sequences=32, merge=False)
+    assert r.verdict is False and r.verdict_text.startswith("not shown one step of GD"), r.verdict_text
+    failed = set(r.checks.table.loc[~r.checks.table["passed"], "check"])
+    assert "context-query distance to one-step GD (task's support, y_q = 0)" in failed
+    assert any(c.startswith("loss vs one-step GD") for c in failed)
+
+
 def test_untrained_student_is_not_equivalent():
     torch.manual_seed(0)
     student = GatedLinearRNN(GatedLinearRNNConfig(3, 12, 12, 3))
