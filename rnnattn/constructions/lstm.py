@@ -240,11 +240,26 @@ def gated_rnn_to_lstm(rnn: GatedLinearRNN, eps: float | None = None) -> Sequence
     dtype = rnn.W_in.dtype
     eps = resolve_eps(eps, dtype, DEFAULT_EPS_TWO_LAYERS, who)
     delta = eps * eps
-    d, N = rnn.config.d_input, rnn.config.n_hidden
+    bank1, P1 = _gated_rnn_layer1(rnn, eps, delta)
+    bank2, readout = _gated_rnn_layer2(rnn, P1, eps, delta)
+    d, H1, H2 = rnn.config.d_input, P1.shape[1], readout.shape[1]
+    model = _sequence(d, rnn.config.d_output, [H1, H2], readout, [bank1, bank2], dtype)
+    return record(model, who, rnn, eps=eps, delta=delta)
+
+
+def _gated_rnn_layer1(
+    rnn: GatedLinearRNN, eps: float, delta: float
+) -> tuple[_CellBank, torch.Tensor]:
+    r"""Layer 1 of :func:`gated_rnn_to_lstm`: input gating and recurrence ``h_t = λ ⊙ h_{t-1} + (W_m^in x̃) ⊙
+    (W_x^in x̃)`` (Eq. 2) with ``f = λ_n``, ``o = 1``.
+
+    Returns ``(bank1, P1 [N, H1])`` with ``ĥ = P1 h1 ≈ h``: per unit ``n`` a linearised cell (coefficient
+    ``4 |s| |l| / (eps δ)``) and its ``g = ½`` reference (negated), or one exact cell ``g = 1`` (coefficient
+    ``|l| / δ``) when a factor is constant; zero units get no cell.
+    """
+    d, N, dtype = rnn.config.d_input, rnn.config.n_hidden, rnn.W_in.dtype
     Wm, Wx = augmented_input_rows(rnn)
     fb = forget_bias(rnn.nu.detach())
-
-    # layer 1: one (or two) cells per hidden unit; ĥ = P1 h1
     bank1 = _CellBank(d, dtype)
     P1_terms: list[list[tuple[int, float]]] = []
     oriented = iter(orient(list(zip(Wm, Wx, strict=True))))
@@ -273,8 +288,19 @@ def gated_rnn_to_lstm(rnn: GatedLinearRNN, eps: float | None = None) -> Sequence
     for n, ts in enumerate(P1_terms):
         for i, c in ts:
             P1[n, i] += c
+    return bank1, P1
 
-    # layer 2: output gating on ĥ = P1 h1, no memory (f = 0)
+
+def _gated_rnn_layer2(
+    rnn: GatedLinearRNN, P1: torch.Tensor, eps: float, delta: float
+) -> tuple[_CellBank, torch.Tensor]:
+    r"""Layer 2 of :func:`gated_rnn_to_lstm`: output gating ``y = D ((W_m^out ĥ) ⊙ (W_x^out ĥ))`` (Eq. 2) on
+    ``ĥ = P1 h1`` with no memory (``f = 0``, ``o = 1``).
+
+    ``P1 [N, H1]`` from :func:`_gated_rnn_layer1`. Returns ``(bank2, readout [d_output, H2])``: per output
+    product ``k`` a linearised cell and its reference, read out with ``± 4 |s| |l| / (eps δ) · D[:, k]``.
+    """
+    H1, dtype = P1.shape[1], P1.dtype
     bank2 = _CellBank(H1, dtype)
     f0 = bank2.const_f(-SATURATE)
     Wm_o, Wx_o, D = rnn.W_m_out.detach(), rnn.W_x_out.detach(), rnn.D.detach()
@@ -298,5 +324,4 @@ def gated_rnn_to_lstm(rnn: GatedLinearRNN, eps: float | None = None) -> Sequence
     readout = torch.zeros(rnn.config.d_output, H2, dtype=dtype)
     for i, c, col in readout_terms:
         readout[:, i] += c * col
-    model = _sequence(d, rnn.config.d_output, [H1, H2], readout, [bank1, bank2], dtype)
-    return record(model, who, rnn, eps=eps, delta=delta)
+    return bank2, readout
