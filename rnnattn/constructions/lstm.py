@@ -247,9 +247,7 @@ def gated_rnn_to_lstm(rnn: GatedLinearRNN, eps: float | None = None) -> Sequence
     return record(model, who, rnn, eps=eps, delta=delta)
 
 
-def _gated_rnn_layer1(
-    rnn: GatedLinearRNN, eps: float, delta: float
-) -> tuple[_CellBank, torch.Tensor]:
+def _gated_rnn_layer1(rnn: GatedLinearRNN, eps: float, delta: float) -> tuple[_CellBank, torch.Tensor]:
     r"""Layer 1 of :func:`gated_rnn_to_lstm`: input gating and recurrence ``h_t = λ ⊙ h_{t-1} + (W_m^in x̃) ⊙
     (W_x^in x̃)`` (Eq. 2) with ``f = λ_n``, ``o = 1``.
 
