@@ -28,9 +28,7 @@ def active_units(rnn: GatedLinearRNN) -> tuple[int, int]:
     return int(hid.sum()), int(gat.sum())
 
 
-def gd_attention(
-    d_x: int, d_y: int, eta: float = 1.0, dtype: torch.dtype = torch.float64
-) -> LinearSelfAttention:
+def gd_attention(d_x: int, d_y: int, eta: float = 1.0, dtype: torch.dtype = torch.float64) -> LinearSelfAttention:
     """The linear self-attention layer computing one step of gradient descent from ``W = 0`` on in-context
     pairs ``(x_t, y_t)`` (App. C, von Oswald et al.): ``ŷ = η Σ_t y_t x_tᵀ x_query`` in the ``y`` coordinates.
     ``W_K = [I 0; 0 0]``, ``W_Q = η W_K`` read ``x``; ``W_V = [0 0; 0 I]`` reads ``y``."""
@@ -124,61 +122,70 @@ def construction_sizes(
         DataFrame with columns ``COLUMNS`` (``gating`` is missing for LSTMs, whose gates live inside the
         cells; ``parameters`` is missing for the active-unit rows).
     """
-    rows = []
     forms, include = tuple(forms), set(include)
     unknown = include - set(ARCHITECTURES)
     if unknown:
-        raise ValueError(
-            f"construction_sizes: unknown architectures {sorted(unknown)} (known: {ARCHITECTURES})"
-        )
+        raise ValueError(f"construction_sizes: unknown architectures {sorted(unknown)} (known: {ARCHITECTURES})")
+    rows = []
     for d in ds:
-        lsa = _random_lsa(d, seed, torch.float64)
-        for form in forms if "gated_rnn" in include else ():
-            rnn = attention_to_gated_rnn(lsa, form)
-            rows.append(_row("GatedLinearRNN", f"attention_to_gated_rnn(form={form!r})", d, True, rnn))
-        forms_lstm = forms if "lstm" in include else ()
-        for form in forms_lstm:
-            rows.append(
-                _row("LSTM", f"attention_to_lstm(form={form!r})", d, False, attention_to_lstm(lsa, form=form))
-            )
-        for form in forms_lstm:
-            rows.append(
-                _row(
-                    "LSTM",
-                    f"gated_rnn_to_lstm(attention_to_gated_rnn(form={form!r}))",
-                    d,
-                    False,
-                    gated_rnn_to_lstm(attention_to_gated_rnn(lsa, form)),
-                )
-            )
-        for variant in ("in_out", "in_skip", "out") if "lru" in include else ():
-            name = {"in_out": "LRU In+Out", "in_skip": "LRU In+Skip", "out": "LRU"}[variant]
-            for form in forms:
-                rows.append(
-                    _row(
-                        name,
-                        f"attention_to_lru(variant={variant!r}, form={form!r})",
-                        d,
-                        False,
-                        attention_to_lru(lsa, variant=variant, form=form),
-                    )
-                )
-    for d_x, d_y in icl:
-        rnn = attention_to_gated_rnn(gd_attention(d_x, d_y), "full")
-        h, g = active_units(rnn)
-        rows.append(
-            _row(
-                "GatedLinearRNN",
-                f"one-step GD, ICL d_x={d_x}, d_y={d_y} (active units of form='full')",
-                d_x + d_y,
-                True,
-                rnn,
-                h,
-                g,
-            )
-        )
-        rows[-1]["parameters"] = None  # the active units' parameters are not a model's parameter count
+        rows += _construction_rows(_random_lsa(d, seed, torch.float64), d, forms, include)
+    rows += [_icl_row(d_x, d_y) for d_x, d_y in icl]
     df = pd.DataFrame(rows, columns=COLUMNS)
     for col in ("hidden", "gating", "parameters", "layers", "d"):
         df[col] = df[col].astype("Int64")
     return df
+
+
+def _construction_rows(lsa: LinearSelfAttention, d: int, forms: tuple[str, ...], include: set[str]) -> list[dict]:
+    """The :func:`construction_sizes` rows of one attention layer ``lsa`` (``d = d_input``): gated RNN per form,
+    one-layer LSTM and two-layer LSTM per form, then LRU In+Out / In+Skip / vanilla per form, each only when its
+    architecture is in ``include``."""
+    rows = []
+    for form in forms if "gated_rnn" in include else ():
+        rnn = attention_to_gated_rnn(lsa, form)
+        rows.append(_row("GatedLinearRNN", f"attention_to_gated_rnn(form={form!r})", d, True, rnn))
+    forms_lstm = forms if "lstm" in include else ()
+    for form in forms_lstm:
+        rows.append(_row("LSTM", f"attention_to_lstm(form={form!r})", d, False, attention_to_lstm(lsa, form=form)))
+    for form in forms_lstm:
+        rows.append(
+            _row(
+                "LSTM",
+                f"gated_rnn_to_lstm(attention_to_gated_rnn(form={form!r}))",
+                d,
+                False,
+                gated_rnn_to_lstm(attention_to_gated_rnn(lsa, form)),
+            )
+        )
+    for variant in ("in_out", "in_skip", "out") if "lru" in include else ():
+        name = {"in_out": "LRU In+Out", "in_skip": "LRU In+Skip", "out": "LRU"}[variant]
+        for form in forms:
+            rows.append(
+                _row(
+                    name,
+                    f"attention_to_lru(variant={variant!r}, form={form!r})",
+                    d,
+                    False,
+                    attention_to_lru(lsa, variant=variant, form=form),
+                )
+            )
+    return rows
+
+
+def _icl_row(d_x: int, d_y: int) -> dict:
+    """The :func:`construction_sizes` row of the one-step-GD attention for ICL with ``(d_x, d_y)``: *active*
+    units (:func:`active_units`) of its full gated-RNN construction, ``d_x d_y + d_x`` hidden and ``d_x d_y``
+    gating; no parameter count."""
+    rnn = attention_to_gated_rnn(gd_attention(d_x, d_y), "full")
+    h, g = active_units(rnn)
+    row = _row(
+        "GatedLinearRNN",
+        f"one-step GD, ICL d_x={d_x}, d_y={d_y} (active units of form='full')",
+        d_x + d_y,
+        True,
+        rnn,
+        h,
+        g,
+    )
+    row["parameters"] = None  # the active units' parameters are not a model's parameter count
+    return row
