@@ -251,40 +251,57 @@ def train_run(params: dict[str, Any]) -> dict[str, Any]:
         for the Eq. 2 model ``n_memory`` / ``n_forget`` (lambda > 0.99 / < 0.01);
         ``checkpoint`` if saved.
     """
-    from rnnattn.training import train, train_batched
-
     params = json.loads(json.dumps(dict(params)))  # plain lists/dicts: what the results file records
     c0 = time.process_time()
     p, seed, task, config = _prepare(params)
-    arch, size, n_layers = p.get("arch", "gated_diagonal"), int(p["size"]), int(p.get("n_layers", 1))
-    replicas = int(p.get("replicas", 1))
-    n_eval = int(p.get("eval_samples", 20_000))
-    if replicas > 1:
-        if arch != "gated_diagonal" or n_layers != 1:
-            raise ValueError("replicas > 1 (batched training) needs arch='gated_diagonal' with one layer")
-        seeds = [seed + r for r in range(replicas)]
-        models = []
-        for s in seeds:
-            torch.manual_seed(s)
-            models.append(build_model(arch, task.d_input, task.d_output, size, 1, p.get("n_gating")))
-        t0 = time.perf_counter()
-        results = train_batched(task, models, config.replace(val_every=0), seeds=seeds)
-        wall = time.perf_counter() - t0
-        rows = []
-        for s, m, r in zip(seeds, models, results, strict=True):
-            row = {
-                "steps": r.steps,
-                "wall_time": wall,
-                "log_train_loss": r.final_train_loss,
-                **_metrics(m, task, n_eval, s),
-            }
-            if p.get("save_dir"):
-                row["checkpoint"] = _save(m, task, {**params, "seed": s, "replicas": 1}, p, r.summary())
-            row["loss_curve"] = loss_curve(r.history)
-            rows.append(row)
-        cpu = (time.process_time() - c0) / replicas
-        return {"seeds": seeds, **{k: [row.get(k) for row in rows] for k in rows[0]}, "cpu_time": [cpu] * replicas}
+    if int(p.get("replicas", 1)) > 1:
+        return _train_replicas(params, p, seed, task, config, c0)
+    return _train_single(params, p, seed, task, config, c0)
 
+
+def _train_replicas(params: dict[str, Any], p: dict[str, Any], seed: int, task, config, c0: float) -> dict[str, Any]:
+    """:func:`train_run` with ``replicas: K > 1``: K diagonal gated RNNs (seeds ``seed .. seed + K - 1``) trained
+    in one batched computation; returns one list per result key (one entry per replica) plus ``seeds``.
+    ``c0``: the process time at the start of the run (its CPU time is split evenly over the replicas)."""
+    from rnnattn.training import train_batched
+
+    arch, size, n_layers = p.get("arch", "gated_diagonal"), int(p["size"]), int(p.get("n_layers", 1))
+    replicas = int(p["replicas"])
+    n_eval = int(p.get("eval_samples", 20_000))
+    if arch != "gated_diagonal" or n_layers != 1:
+        raise ValueError("replicas > 1 (batched training) needs arch='gated_diagonal' with one layer")
+    seeds = [seed + r for r in range(replicas)]
+    models = []
+    for s in seeds:
+        torch.manual_seed(s)
+        models.append(build_model(arch, task.d_input, task.d_output, size, 1, p.get("n_gating")))
+    t0 = time.perf_counter()
+    results = train_batched(task, models, config.replace(val_every=0), seeds=seeds)
+    wall = time.perf_counter() - t0
+    rows = []
+    for s, m, r in zip(seeds, models, results, strict=True):
+        row = {
+            "steps": r.steps,
+            "wall_time": wall,
+            "log_train_loss": r.final_train_loss,
+            **_metrics(m, task, n_eval, s),
+        }
+        if p.get("save_dir"):
+            row["checkpoint"] = _save(m, task, {**params, "seed": s, "replicas": 1}, p, r.summary())
+        row["loss_curve"] = loss_curve(r.history)
+        rows.append(row)
+    cpu = (time.process_time() - c0) / replicas
+    return {"seeds": seeds, **{k: [row.get(k) for row in rows] for k in rows[0]}, "cpu_time": [cpu] * replicas}
+
+
+def _train_single(params: dict[str, Any], p: dict[str, Any], seed: int, task, config, c0: float) -> dict[str, Any]:
+    """:func:`train_run` for one model: trained through :func:`rnnattn.training.train` (resumable when
+    ``save_dir`` is given; stopped early by ``plateau`` if asked). ``c0``: the process time at the start of
+    the run."""
+    from rnnattn.training import train
+
+    arch, size, n_layers = p.get("arch", "gated_diagonal"), int(p["size"]), int(p.get("n_layers", 1))
+    n_eval = int(p.get("eval_samples", 20_000))
     torch.manual_seed(seed)
     model = build_model(arch, task.d_input, task.d_output, size, n_layers, p.get("n_gating"))
     # With a save_dir, the trainer keeps its resume state there (every checkpoint_every steps): a long run that
