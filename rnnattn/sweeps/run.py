@@ -205,6 +205,37 @@ def run_sweep(
         The table of this spec's runs (those finished before and now), sorted by grid position: ``run_id``,
         ``index``, ``status``, the parameters, the results, ``elapsed_s``, ``worker``, ``error``.
     """
+    fn, fn_ref, results_path = _prepare_sweep(fn, spec, results_path, on_error, trusted_modules)
+    runs = spec.runs()
+    latest = _previous_records(results_path, runs, fn_ref)
+    done = {k for k, v in latest.items() if v.get("status") == "ok"}
+    todo = [r for r in runs if r.run_id not in done]
+
+    failure: Outcome | None = None
+    if todo:
+        n_done = len(runs) - len(todo)
+        failure = _run_pending(
+            fn, fn_ref, spec, todo, n_done, executor, results_path, latest, progress, on_error, callback
+        )
+
+    table = records_table([{**latest[r.run_id], "index": r.index} for r in runs if r.run_id in latest])
+    if csv_path is not False:
+        csv = Path(csv_path) if csv_path else results_path.with_suffix(".csv")
+        atomic_write_bytes(csv, table.to_csv(index=False).encode(), overwrite=True)
+    if failure is not None:
+        raise _sweep_error(failure, latest, len(runs), results_path)
+    return table
+
+
+def _prepare_sweep(
+    fn: RunFn | None,
+    spec: SweepSpec,
+    results_path: str | os.PathLike | None,
+    on_error: str,
+    trusted_modules: tuple[str, ...] | list[str],
+) -> tuple[RunFn, str, Path]:
+    """:func:`run_sweep`'s checked arguments: ``(run function, its reference, results path)``; the results
+    file's folder is created."""
     if on_error not in ON_ERROR:
         raise ValueError(f"run_sweep: on_error must be one of {ON_ERROR}, got {on_error!r}")
     if not isinstance(spec, SweepSpec):
@@ -213,54 +244,58 @@ def run_sweep(
     fn_ref = function_ref(fn)
     results_path = Path(results_path) if results_path is not None else default_results_path(spec)
     results_path.parent.mkdir(parents=True, exist_ok=True)
-    runs = spec.runs()
-    by_id = {r.run_id: r for r in runs}
+    return fn, fn_ref, results_path
 
-    latest = {k: v for k, v in latest_by_run(read_records(results_path)).items() if k in by_id}
+
+def _previous_records(results_path: Path, runs: list[Run], fn_ref: str) -> dict[str, dict[str, Any]]:
+    """Per run id of ``runs``, the record already in ``results_path`` that counts (:func:`latest_by_run`).
+    Raises ValueError if its finished runs were made by another function than ``fn_ref`` (resuming would mix
+    two functions' results in one table)."""
+    ids = {r.run_id for r in runs}
+    latest = {k: v for k, v in latest_by_run(read_records(results_path)).items() if k in ids}
     done = {k for k, v in latest.items() if v.get("status") == "ok"}
     other_fn = sorted({v.get("fn") for k, v in latest.items() if k in done} - {fn_ref})
     if other_fn:
         raise ValueError(
             f"{results_path} holds results of {other_fn[0]}, not {fn_ref}: use another results path for a new function"
         )
-    todo = [r for r in runs if r.run_id not in done]
+    return latest
 
-    failure: Outcome | None = None
-    if todo:
-        own = executor is None
+
+def _run_pending(
+    fn,
+    fn_ref,
+    spec,
+    todo: list[Run],
+    n_done: int,
+    executor: Executor | None,
+    results_path: Path,
+    latest: dict,
+    progress: bool,
+    on_error: str,
+    callback,
+) -> Outcome | None:
+    """:func:`_stream` ``todo`` on ``executor``, or on a :class:`LocalExecutor` created (one worker per core, at
+    most one per run) and closed here when ``executor`` is None; returns the failure that stops the sweep."""
+    own = executor is None
+    if own:
+        executor = LocalExecutor(min(default_workers(), len(todo)))
+    try:
+        return _stream(fn, fn_ref, spec, todo, n_done, executor, results_path, latest, progress, on_error, callback)
+    finally:
         if own:
-            executor = LocalExecutor(min(default_workers(), len(todo)))
-        try:
-            failure = _stream(
-                fn,
-                fn_ref,
-                spec,
-                todo,
-                len(runs) - len(todo),
-                executor,
-                results_path,
-                latest,
-                progress,
-                on_error,
-                callback,
-            )
-        finally:
-            if own:
-                executor.close()
+            executor.close()
 
-    table = records_table([{**latest[r.run_id], "index": r.index} for r in runs if r.run_id in latest])
-    if csv_path is not False:
-        csv = Path(csv_path) if csv_path else results_path.with_suffix(".csv")
-        atomic_write_bytes(csv, table.to_csv(index=False).encode(), overwrite=True)
-    if failure is not None:
-        n_ok = sum(1 for v in latest.values() if v.get("status") == "ok")
-        raise SweepError(
-            f"run {failure.run.run_id} failed: {failure.error} (worker {failure.worker or '?'}; "
-            f"{n_ok}/{len(runs)} "
-            f"runs done in {results_path}; rerun to resume)",
-            failure,
-        )
-    return table
+
+def _sweep_error(failure: Outcome, latest: dict, n_runs: int, results_path: Path) -> SweepError:
+    """The :class:`SweepError` raised for ``failure`` (``on_error="raise"``), saying how far the sweep got."""
+    n_ok = sum(1 for v in latest.values() if v.get("status") == "ok")
+    return SweepError(
+        f"run {failure.run.run_id} failed: {failure.error} (worker {failure.worker or '?'}; "
+        f"{n_ok}/{n_runs} "
+        f"runs done in {results_path}; rerun to resume)",
+        failure,
+    )
 
 
 def _stream(
