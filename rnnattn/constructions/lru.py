@@ -16,6 +16,7 @@ two vanilla layers. The layers sit in a :class:`SequenceModel` with an identity 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -118,103 +119,104 @@ def gated_rnn_to_lru(rnn: GatedLinearRNN, eps: float | None = None, variant: str
     check_gated_rnn(rnn, who)
     if variant not in LRU_VARIANTS:
         raise ConstructionError(f"{who}: variant must be one of {LRU_VARIANTS}, got {variant!r}")
-    dtype = rnn.W_in.dtype
-    eps = resolve_eps(eps, dtype, DEFAULT_EPS, who)
-    d, N, d_out = rnn.config.d_input, rnn.config.n_hidden, rnn.config.d_output
-    nu = rnn.nu.detach()
-    bank_in = ProductBank(d, dtype)
+    eps = resolve_eps(eps, rnn.W_in.dtype, DEFAULT_EPS, who)
+    gb = _gating_banks(rnn, eps, variant)
+    build = {"in_out": _lru_in_out, "out": _lru_out, "in_skip": _lru_in_skip}[variant]
+    return record(build(rnn, gb), who, rnn, variant=variant, eps=eps)
+
+
+@dataclass
+class _GatingBanks:
+    """The linearised gatings of Eq. 2 for :func:`gated_rnn_to_lru`.
+
+    ``bank_in``: GLU for ``g^in`` over ``x̃``, ``R1`` units (``R1 ≥ N``, so ỹ can hold ``h``); ``P_in [N, R1]``
+    with ``g^in ≈ P_in u`` (the recurrence's ``B``); ``bank_out``: GLU for ``g^out`` over ``h``, ``R2`` units;
+    ``readout [d_output, R2] = D · (recombination of the GLU outputs)``.
+    """
+
+    bank_in: ProductBank
+    P_in: torch.Tensor
+    bank_out: ProductBank
+    readout: torch.Tensor
+    R1: int
+    R2: int
+
+
+def _gating_banks(rnn: GatedLinearRNN, eps: float, variant: str) -> _GatingBanks:
+    """Linearise the input and output gatings of ``rnn``; ``g^out`` reads ``h`` from ``R1`` entries of ỹ, or
+    from the ``N`` passed-through states for ``"in_skip"``."""
+    dtype, N = rnn.W_in.dtype, rnn.config.n_hidden
+    bank_in = ProductBank(rnn.config.d_input, dtype)
     t_in = register_products(bank_in, _input_products(rnn, list(range(N))), eps)
     R1 = max(len(bank_in), N)  # the GLU width is also ỹ's width, which must hold h
     bank_in.pad_to(R1)
     P_in = to_matrix(t_in, R1, dtype)  # g^in ≈ P_in u
-    expose = torch.eye(R1, N, dtype=dtype)  # C: ỹ[:N] = h
     h_width = R1 if variant != "in_skip" else N  # where g^out reads h from
     bank_out = ProductBank(h_width, dtype)
     prods = [
-        (_row(a, h_width), _row(b, h_width))
-        for a, b in zip(rnn.W_m_out.detach(), rnn.W_x_out.detach(), strict=True)
+        (_row(a, h_width), _row(b, h_width)) for a, b in zip(rnn.W_m_out.detach(), rnn.W_x_out.detach(), strict=True)
     ]
     t_out = register_products(bank_out, prods, eps)
     R2 = max(len(bank_out), 1)
     bank_out.pad_to(R2)
     readout = rnn.D.detach() @ to_matrix(t_out, R2, dtype)
-    if variant == "in_out":
-        model = _model(
-            d,
-            d_out,
-            [
-                {
-                    "class": "LRU",
-                    "d_input": d,
-                    "d_state": N,
-                    "variant": "in_out",
-                    "d_inner": R1,
-                    "d_output": R2,
-                }
-            ],
-            readout,
-            dtype,
-        )
-        L = model.layers[0]
-        with torch.no_grad():
-            _set_glu(L.glu_in, *bank_in.matrices())
-            _set_recurrence(L, nu, P_in, expose, torch.zeros(R1, dtype=dtype))
-            _set_glu(L.glu_out, *bank_out.matrices())
-    elif variant == "out":
-        model = _model(
-            d,
-            d_out,
-            [
-                {"class": "LRU", "d_input": d, "d_state": d, "variant": "out", "d_output": R1},
-                {"class": "LRU", "d_input": R1, "d_state": N, "variant": "out", "d_output": R2},
-            ],
-            readout,
-            dtype,
-        )
-        L1, L2 = model.layers
-        with torch.no_grad():
-            I = torch.eye(d, dtype=dtype)
-            _set_recurrence(
-                L1, torch.full((d,), math.inf, dtype=dtype), I, I, torch.zeros(d, dtype=dtype)
-            )  # λ = 0: ỹ = x
-            _set_glu(L1.glu_out, *bank_in.matrices())
-            _set_recurrence(L2, nu, P_in, expose, torch.zeros(R1, dtype=dtype))
-            _set_glu(L2.glu_out, *bank_out.matrices())
-    else:
-        model = _model(
-            d,
-            d_out,
-            [
-                {
-                    "class": "LRU",
-                    "d_input": d,
-                    "d_state": N,
-                    "variant": "in_skip",
-                    "d_inner": R1,
-                    "d_output": N,
-                },
-                {
-                    "class": "LRU",
-                    "d_input": N,
-                    "d_state": R2,
-                    "variant": "in_skip",
-                    "d_inner": R2,
-                    "d_output": R2,
-                },
-            ],
-            readout,
-            dtype,
-        )
-        L1, L2 = model.layers
-        with torch.no_grad():
-            _set_glu(L1.glu_in, *bank_in.matrices())
-            _set_recurrence(L1, nu, P_in, expose, torch.zeros(R1, dtype=dtype))
-            _passthrough_glu(L1.glu_out, N, R1, dtype)  # y1 = h
-            _set_glu(L2.glu_in, *bank_out.matrices())
-            I = torch.eye(R2, dtype=dtype)
-            _set_recurrence(L2, torch.full((R2,), math.inf, dtype=dtype), I, I, torch.zeros(R2, dtype=dtype))
-            _passthrough_glu(L2.glu_out, R2, R2, dtype)
-    return record(model, who, rnn, variant=variant, eps=eps)
+    return _GatingBanks(bank_in, P_in, bank_out, readout, R1, R2)
+
+
+def _lru_in_out(rnn: GatedLinearRNN, gb: _GatingBanks) -> SequenceModel:
+    """One In+Out layer: input GLU = ``g^in``, recurrence ``λ``, ``B = P_in``, ``C = [I; 0]`` (ỹ[:N] = h),
+    output GLU = ``g^out``."""
+    dtype, d, N = rnn.W_in.dtype, rnn.config.d_input, rnn.config.n_hidden
+    layer = {"class": "LRU", "d_input": d, "d_state": N, "variant": "in_out", "d_inner": gb.R1, "d_output": gb.R2}
+    model = _model(d, rnn.config.d_output, [layer], gb.readout, dtype)
+    L = model.layers[0]
+    with torch.no_grad():
+        _set_glu(L.glu_in, *gb.bank_in.matrices())
+        _set_recurrence(L, rnn.nu.detach(), gb.P_in, torch.eye(gb.R1, N, dtype=dtype), torch.zeros(gb.R1, dtype=dtype))
+        _set_glu(L.glu_out, *gb.bank_out.matrices())
+    return model
+
+
+def _lru_out(rnn: GatedLinearRNN, gb: _GatingBanks) -> SequenceModel:
+    """Two vanilla layers: layer 1 ``λ = 0``, ``B = C = I`` (ỹ = x) with output GLU = ``g^in``; layer 2
+    recurrence ``λ``, ``B = P_in``, ``C = [I; 0]``, output GLU = ``g^out``."""
+    dtype, d, N = rnn.W_in.dtype, rnn.config.d_input, rnn.config.n_hidden
+    layers = [
+        {"class": "LRU", "d_input": d, "d_state": d, "variant": "out", "d_output": gb.R1},
+        {"class": "LRU", "d_input": gb.R1, "d_state": N, "variant": "out", "d_output": gb.R2},
+    ]
+    model = _model(d, rnn.config.d_output, layers, gb.readout, dtype)
+    L1, L2 = model.layers
+    with torch.no_grad():
+        I = torch.eye(d, dtype=dtype)
+        _set_recurrence(L1, torch.full((d,), math.inf, dtype=dtype), I, I, torch.zeros(d, dtype=dtype))  # λ = 0: ỹ = x
+        _set_glu(L1.glu_out, *gb.bank_in.matrices())
+        expose = torch.eye(gb.R1, N, dtype=dtype)  # C: ỹ[:N] = h
+        _set_recurrence(L2, rnn.nu.detach(), gb.P_in, expose, torch.zeros(gb.R1, dtype=dtype))
+        _set_glu(L2.glu_out, *gb.bank_out.matrices())
+    return model
+
+
+def _lru_in_skip(rnn: GatedLinearRNN, gb: _GatingBanks) -> SequenceModel:
+    """Two In+Skip layers: layer 1 input GLU = ``g^in`` + recurrence hold ``h``, output GLU passes it through
+    (``σ(SATURATE) = 1``); layer 2 input GLU = ``g^out``, ``λ = 0``, ``B = C = I`` and a pass-through output
+    GLU."""
+    dtype, d, N, R1, R2 = rnn.W_in.dtype, rnn.config.d_input, rnn.config.n_hidden, gb.R1, gb.R2
+    layers = [
+        {"class": "LRU", "d_input": d, "d_state": N, "variant": "in_skip", "d_inner": R1, "d_output": N},
+        {"class": "LRU", "d_input": N, "d_state": R2, "variant": "in_skip", "d_inner": R2, "d_output": R2},
+    ]
+    model = _model(d, rnn.config.d_output, layers, gb.readout, dtype)
+    L1, L2 = model.layers
+    with torch.no_grad():
+        _set_glu(L1.glu_in, *gb.bank_in.matrices())
+        _set_recurrence(L1, rnn.nu.detach(), gb.P_in, torch.eye(R1, N, dtype=dtype), torch.zeros(R1, dtype=dtype))
+        _passthrough_glu(L1.glu_out, N, R1, dtype)  # y1 = h
+        _set_glu(L2.glu_in, *gb.bank_out.matrices())
+        I = torch.eye(R2, dtype=dtype)
+        _set_recurrence(L2, torch.full((R2,), math.inf, dtype=dtype), I, I, torch.zeros(R2, dtype=dtype))
+        _passthrough_glu(L2.glu_out, R2, R2, dtype)
+    return model
 
 
 def attention_to_lru(
@@ -256,23 +258,62 @@ def attention_to_lru(
 
 def _attention_in_skip(rnn: GatedLinearRNN, eps: float) -> SequenceModel:
     """One In+Skip layer from a gated RNN whose output gating multiplies *query units* (``λ = 0``, one
-    constant factor, so a linear function of the current token) with other units."""
-    dtype = rnn.W_in.dtype
-    d, N, d_out = rnn.config.d_input, rnn.config.n_hidden, rnn.config.d_output
-    Wm, Wx = augmented_input_rows(rnn)
-    lam = rnn.lam.detach()
-    query: dict[int, torch.Tensor] = {}  # unit -> linear form over x̃
-    for n in range(N):
-        if lam[n] == 0 and (is_constant(Wm[n]) or is_constant(Wx[n])):
-            c, other = (Wm[n], Wx[n]) if is_constant(Wm[n]) else (Wx[n], Wm[n])
-            query[n] = c[-1] * other
-    kv = [n for n in range(N) if n not in query]
-    pos = {n: i for i, n in enumerate(kv)}
+    constant factor, so a linear function of the current token) with other units.
+
+    Input GLU + recurrence hold the ``kv`` (memory) units; the output GLU ``σ(W_m x_t) ⊙ (W_x ỹ_t)``
+    multiplies the linearised query of the current token with them (:func:`_in_skip_output_products`).
+    """
+    dtype, d = rnn.W_in.dtype, rnn.config.d_input
+    query = _query_units(rnn)
+    kv = [n for n in range(rnn.config.n_hidden) if n not in query]
     bank_in = ProductBank(d, dtype)
     t_in = register_products(bank_in, _input_products(rnn, kv), eps)
     R1 = max(len(bank_in), len(kv), 1)
     bank_in.pad_to(R1)
     P_in = to_matrix(t_in, R1, dtype)
+    bank_out, terms = _in_skip_output_products(rnn, query, kv, R1, eps)
+    R2 = max(len(bank_out), 1)
+    bank_out.pad_to(R2)
+    readout = rnn.D.detach() @ to_matrix(terms, R2, dtype)
+    layer = {"class": "LRU", "d_input": d, "d_state": max(len(kv), 1), "variant": "in_skip", "d_inner": R1}
+    model = _model(d, rnn.config.d_output, [{**layer, "d_output": R2}], readout, dtype)
+    L = model.layers[0]
+    with torch.no_grad():
+        _set_glu(L.glu_in, *bank_in.matrices())
+        if kv:
+            B, C, nu = P_in, torch.eye(R1, len(kv), dtype=dtype), rnn.nu.detach()[kv]
+        else:  # no memory: one inert state (λ = 0, B = C = 0)
+            B, C, nu = (
+                torch.zeros(1, R1, dtype=dtype),
+                torch.zeros(R1, 1, dtype=dtype),
+                torch.full((1,), math.inf, dtype=dtype),
+            )
+        _set_recurrence(L, nu, B, C, torch.zeros(R1, dtype=dtype))
+        _set_glu(L.glu_out, *bank_out.matrices())
+    return model
+
+
+def _query_units(rnn: GatedLinearRNN) -> dict[int, torch.Tensor]:
+    """Units ``n`` with ``λ_n = 0`` and one constant input factor: ``h_n = c · (other · x̃)``, returned as
+    ``n -> c · other`` (a linear form ``[d + 1]`` over ``x̃``)."""
+    Wm, Wx = augmented_input_rows(rnn)
+    lam = rnn.lam.detach()
+    query: dict[int, torch.Tensor] = {}
+    for n in range(rnn.config.n_hidden):
+        if lam[n] == 0 and (is_constant(Wm[n]) or is_constant(Wx[n])):
+            c, other = (Wm[n], Wx[n]) if is_constant(Wm[n]) else (Wx[n], Wm[n])
+            query[n] = c[-1] * other
+    return query
+
+
+def _in_skip_output_products(
+    rnn: GatedLinearRNN, query: dict[int, torch.Tensor], kv: list[int], R1: int, eps: float
+) -> tuple[ProductBank, list]:
+    """Output GLU of :func:`_attention_in_skip`: each output-gating row ``k`` of Eq. 2 must multiply query units
+    ``q`` with memory units ``s``; it becomes ``σ(ε q·x̃) ⊙ (s · ỹ[:R1])`` (σ-branch on the token, linear branch
+    on ỹ, exact when the query form is constant). Returns the bank and the per-row terms for ``to_matrix``."""
+    dtype, d = rnn.W_in.dtype, rnn.config.d_input
+    pos = {n: i for i, n in enumerate(kv)}
     bank_out = ProductBank(d, dtype, dim_x=R1)  # σ-branch reads the token, linear branch reads ỹ
     terms = []
     for k, (a, b) in enumerate(zip(rnn.W_m_out.detach(), rnn.W_x_out.detach(), strict=True)):
@@ -297,43 +338,4 @@ def _attention_in_skip(rnn: GatedLinearRNN, eps: float) -> SequenceModel:
             terms.append(bank_out.product(q_row, lin * q_row[-1], True, eps))
         else:
             terms.append(bank_out.product(q_row, lin, False, eps))
-    R2 = max(len(bank_out), 1)
-    bank_out.pad_to(R2)
-    readout = rnn.D.detach() @ to_matrix(terms, R2, dtype)
-    model = _model(
-        d,
-        d_out,
-        [
-            {
-                "class": "LRU",
-                "d_input": d,
-                "d_state": max(len(kv), 1),
-                "variant": "in_skip",
-                "d_inner": R1,
-                "d_output": R2,
-            }
-        ],
-        readout,
-        dtype,
-    )
-    L = model.layers[0]
-    with torch.no_grad():
-        _set_glu(L.glu_in, *bank_in.matrices())
-        if kv:
-            _set_recurrence(
-                L,
-                rnn.nu.detach()[kv],
-                P_in,
-                torch.eye(R1, len(kv), dtype=dtype),
-                torch.zeros(R1, dtype=dtype),
-            )
-        else:
-            _set_recurrence(
-                L,
-                torch.full((1,), math.inf, dtype=dtype),
-                torch.zeros(1, R1, dtype=dtype),
-                torch.zeros(R1, 1, dtype=dtype),
-                torch.zeros(R1, dtype=dtype),
-            )
-        _set_glu(L.glu_out, *bank_out.matrices())
-    return model
+    return bank_out, terms
