@@ -158,13 +158,33 @@ def claim_rows(ba, bb, gd_val: float) -> list[dict]:
 def main(argv=None) -> int:
     _common.setup_torch()
     args = _common.parse_args(STUDY, __doc__.split("\n")[0], argv)
-    from rnnattn.display import Text
-
     rep = _common.StudyReport(
         args,
         "Figures 4 and 5 — architecture comparison (d = 6)",
         "Zucchet et al., Gated RNNs discover attention, §3.3, §4.3, App. B.1, Figures 4-5",
     )
+    tables = _run_tables(args)
+    a, b = tables["A"], tables["B"]
+    ba, bb = best(a), best(b)
+    gd_val = float(b["reference_val_loss"].median())
+    widths, layers, seeds, *_ = MODES[args.mode]
+    budget = _budget_note(args.mode)
+    rep.claims(
+        claim_rows(ba, bb, gd_val),
+        f"Each architecture at its best width and depth ({', '.join(map(str, widths))} wide, "
+        f"{'/'.join(map(str, layers))} layers, {len(seeds)} seed(s)); {budget}. Failed (diverged) runs: "
+        f"{int((a['stop'] == 'failed').sum() + (b['stop'] == 'failed').sum())}.",
+    )
+    _add_sections(rep, a, b, ba, bb, gd_val, layers, budget)
+    rep.summary.update(gd_val_loss=gd_val, best_A=ba.to_dict(orient="records"), best_B=bb.to_dict(orient="records"))
+    rep.write()
+    print(rep.tables["claims"].to_string(index=False))
+    return 0
+
+
+def _run_tables(args) -> dict:
+    """Run (or resume) the sweeps of :func:`specs`; per task letter (``"A"``, ``"B"``), its table of runs with
+    the columns the report needs (``layers``, ``model``, ``late improvement``, ``stop``; missing losses NaN)."""
     tables = {}
     for spec in specs(args):
         # A diverging architecture is a result (recorded, shown as missing), not a reason to stop the study.
@@ -177,7 +197,29 @@ def main(argv=None) -> int:
         df["late improvement"] = [_common.late_improvement(c) for c in df.get("loss_curve", [None] * len(df))]
         df["stop"] = [_stop_reason(r) for _, r in df.iterrows()]
         tables[spec.name[4]] = df
-    a, b = tables["A"], tables["B"]
+    return tables
+
+
+def _budget_note(mode: str) -> str:
+    """One sentence on the training budget of ``mode`` (steps, learning-rate schedule, plateau stopping)."""
+    _, _, _, steps, lr, patience, val_every = MODES[mode]
+    return (
+        f"budget {steps[0]:,} (A) / {steps[1]:,} (B) AdamW steps per model, lr {lr:g} -> 1e-6 cosine over the "
+        "budget"
+        + (
+            f"; stopped once {patience} validations in a row (every {val_every} steps) did not improve the best "
+            "validation loss by 1% (checked from a third of the budget on)"
+            if patience
+            else ""
+        )
+    )
+
+
+def _add_sections(rep, a, b, ba, bb, gd_val: float, layers, budget: str) -> None:
+    """The report's Figure 4, Figure 5 and run-table sections: run tables ``a`` (A) and ``b`` (B), their
+    :func:`best` rows ``ba`` / ``bb``, the one-step GD validation loss ``gd_val``."""
+    from rnnattn.display import Text
+
     keep = [
         "model",
         "arch",
@@ -193,25 +235,6 @@ def main(argv=None) -> int:
         "late improvement",
         "cpu_time",
     ]
-    ba, bb = best(a), best(b)
-    gd_val = float(b["reference_val_loss"].median())
-    widths, layers, seeds, steps, lr, patience, val_every = MODES[args.mode]
-    budget = (
-        f"budget {steps[0]:,} (A) / {steps[1]:,} (B) AdamW steps per model, lr {lr:g} -> 1e-6 cosine over the "
-        "budget"
-        + (
-            f"; stopped once {patience} validations in a row (every {val_every} steps) did not improve the best "
-            "validation loss by 1% (checked from a third of the budget on)"
-            if patience
-            else ""
-        )
-    )
-    rep.claims(
-        claim_rows(ba, bb, gd_val),
-        f"Each architecture at its best width and depth ({', '.join(map(str, widths))} wide, "
-        f"{'/'.join(map(str, layers))} layers, {len(seeds)} seed(s)); {budget}. Failed (diverged) runs: "
-        f"{int((a['stop'] == 'failed').sum() + (b['stop'] == 'failed').sum())}.",
-    )
     rep.section(
         "fig4",
         "Figure 4 (ours)",
@@ -247,10 +270,6 @@ def main(argv=None) -> int:
         rep.table("fig4A_runs", a[[c for c in keep if c in a]], "(A) every run", max_rows=120),
         rep.table("fig4B_runs", b[[c for c in keep if c in b]], "(B) every run", max_rows=120),
     )
-    rep.summary.update(gd_val_loss=gd_val, best_A=ba.to_dict(orient="records"), best_B=bb.to_dict(orient="records"))
-    rep.write()
-    print(rep.tables["claims"].to_string(index=False))
-    return 0
 
 
 def _stop_reason(r) -> str:
