@@ -103,11 +103,7 @@ class Interpreter:
             elif isinstance(n, Multiplicative):
                 u = vals[n.input]
                 h = n.dim
-                v = (
-                    u[:, :h] * u[:, h:]
-                    if f64
-                    else [norm_exact(a * b) for a, b in zip(u[:h], u[h:], strict=True)]
-                )
+                v = u[:, :h] * u[:, h:] if f64 else [norm_exact(a * b) for a, b in zip(u[:h], u[h:], strict=True)]
             else:  # pragma: no cover - validate() rejects other types
                 raise TypeError(type(n).__name__)
             vals[n] = v
@@ -130,8 +126,24 @@ class Interpreter:
         Returns:
             ``ys`` of shape ``[T, D_out]`` (``[B, T, D_out]``), plus the record dict if requested.
         """
-        f64 = self.mode is Mode.FLOAT64
-        if f64:
+        inp, batched, B, T = self._sequence(xs)
+        self.reset(B)
+        vals: dict[Variable, Any] = {}
+        for n in self.program.nodes:
+            vals[n] = self._eval_node(n, vals, inp, B, T)
+        out = vals[self.program.output]
+        if self.mode is Mode.FLOAT64:
+            ys = out if batched else out[0]
+            rec = {n: (v if batched else v[0]) for n, v in vals.items()} if record else None
+        else:
+            ys = _obj_array(out)
+            rec = {n: _obj_array(v) for n, v in vals.items()} if record else None
+        return (ys, rec) if record else ys
+
+    def _sequence(self, xs: Any) -> tuple[Any, bool, int, int]:
+        """``xs`` in this mode: float64 ``[B, T, D]`` array (a ``[T, D]`` or ``[T]`` input gets ``B = 1``), or
+        exact ``T`` lists of ``D`` canonical numbers. Returns ``(inputs, batched, B, T)``."""
+        if self.mode is Mode.FLOAT64:
             arr = np.asarray(xs, dtype=np.float64)
             batched = arr.ndim == 3
             if arr.ndim == 1:
@@ -139,72 +151,61 @@ class Interpreter:
             if not batched:
                 arr = arr[None]
             B, T, _ = arr.shape
+            return arr, batched, B, T
+        seq = [[to_mode(_canon(e), self.mode) for e in row] for row in _as_token_rows(xs)]
+        return seq, False, 1, len(seq)
+
+    def _eval_node(self, n: Variable, vals: dict[Variable, Any], inp: Any, B: int, T: int) -> Any:
+        """Values of node ``n`` at all ``T`` tokens (``[B, T, dim]`` float64, ``T`` lists exact), given those of
+        its inputs in ``vals``; the same arithmetic per token as :meth:`step`."""
+        f64 = self.mode is Mode.FLOAT64
+        if isinstance(n, Input):
+            if (inp.shape[-1] if f64 else len(inp[0]) if inp else n.dim) != n.dim:
+                raise ValueError(f"input tokens must have {n.dim} entries")
+            return inp
+        if isinstance(n, LinState):
+            return self._scan(n, vals[n.input], B, T)
+        if isinstance(n, Linear):
+            A, _, b = self._ops[n]
+            u = vals[n.input]
+            if f64:
+                return (u.reshape(B * T, -1) @ A).reshape(B, T, -1) + b
+            return [[norm_exact(a + c) for a, c in zip(sparse_matvec(A, row), b, strict=True)] for row in u]
+        if isinstance(n, Concat):
+            if f64:
+                return np.concatenate([vals[p] for p in n.inputs], axis=-1)
+            return [[e for p in n.inputs for e in vals[p][t]] for t in range(T)]
+        if isinstance(n, ReLU):
+            u = vals[n.input]
+            return np.maximum(u, 0.0) if f64 else [[e if e > 0 else 0 for e in row] for row in u]
+        if isinstance(n, Multiplicative):
+            u, h = vals[n.input], n.dim
+            if f64:
+                return u[..., :h] * u[..., h:]
+            return [[norm_exact(a * b) for a, b in zip(row[:h], row[h:], strict=False)] for row in u]
+        raise TypeError(type(n).__name__)  # pragma: no cover - validate() rejects other types
+
+    def _scan(self, n: LinState, u: Any, B: int, T: int) -> Any:
+        """``LinState`` over time: ``s_t = A s_{t-1} + B u_t + bias`` from the current state (row-vector form
+        ``s_t = s_{t-1} A^T + u_t B^T + bias``); leaves ``s_T`` in ``self.state[n]``, returns all ``s_t``."""
+        A, Bm, bias, _ = self._ops[n]
+        st = self.state[n]
+        if self.mode is Mode.FLOAT64:
+            Bu = (u.reshape(B * T, -1) @ Bm).reshape(B, T, -1) + bias
+            v = np.empty_like(Bu)
+            for t in range(T):
+                st = st @ A + Bu[:, t]
+                v[:, t] = st
         else:
-            seq = [[to_mode(_canon(e), self.mode) for e in row] for row in _as_token_rows(xs)]
-            batched, B, T = False, 1, len(seq)
-        self.reset(B)
-        vals: dict[Variable, Any] = {}
-        for n in self.program.nodes:
-            if isinstance(n, Input):
-                v = arr if f64 else seq
-                if (v.shape[-1] if f64 else len(v[0]) if v else n.dim) != n.dim:
-                    raise ValueError(f"input tokens must have {n.dim} entries")
-            elif isinstance(n, LinState):
-                A, Bm, bias, _ = self._ops[n]
-                u = vals[n.input]
-                st = self.state[n]
-                if f64:
-                    Bu = (u.reshape(B * T, -1) @ Bm).reshape(B, T, -1) + bias
-                    v = np.empty_like(Bu)
-                    for t in range(T):
-                        st = st @ A + Bu[:, t]
-                        v[:, t] = st
-                else:
-                    v = []
-                    for row in u:
-                        st = [
-                            norm_exact(a + b + c)
-                            for a, b, c in zip(
-                                sparse_matvec(A, st), sparse_matvec(Bm, row), bias, strict=True
-                            )
-                        ]
-                        v.append(st)
-                self.state[n] = st
-            elif isinstance(n, Linear):
-                A, _, b = self._ops[n]
-                u = vals[n.input]
-                if f64:
-                    v = (u.reshape(B * T, -1) @ A).reshape(B, T, -1) + b
-                else:
-                    v = [
-                        [norm_exact(a + c) for a, c in zip(sparse_matvec(A, row), b, strict=True)]
-                        for row in u
-                    ]
-            elif isinstance(n, Concat):
-                if f64:
-                    v = np.concatenate([vals[p] for p in n.inputs], axis=-1)
-                else:
-                    v = [[e for p in n.inputs for e in vals[p][t]] for t in range(T)]
-            elif isinstance(n, ReLU):
-                u = vals[n.input]
-                v = np.maximum(u, 0.0) if f64 else [[e if e > 0 else 0 for e in row] for row in u]
-            elif isinstance(n, Multiplicative):
-                u, h = vals[n.input], n.dim
-                if f64:
-                    v = u[..., :h] * u[..., h:]
-                else:
-                    v = [[norm_exact(a * b) for a, b in zip(row[:h], row[h:], strict=False)] for row in u]
-            else:  # pragma: no cover
-                raise TypeError(type(n).__name__)
-            vals[n] = v
-        out = vals[self.program.output]
-        if f64:
-            ys = out if batched else out[0]
-            rec = {n: (v if batched else v[0]) for n, v in vals.items()} if record else None
-        else:
-            ys = _obj_array(out)
-            rec = {n: _obj_array(v) for n, v in vals.items()} if record else None
-        return (ys, rec) if record else ys
+            v = []
+            for row in u:
+                st = [
+                    norm_exact(a + b + c)
+                    for a, b, c in zip(sparse_matvec(A, st), sparse_matvec(Bm, row), bias, strict=True)
+                ]
+                v.append(st)
+        self.state[n] = st
+        return v
 
 
 def _mat(A: Any) -> Any:
