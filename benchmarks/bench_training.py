@@ -36,7 +36,7 @@ from torch import nn  # noqa: E402
 
 from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig  # noqa: E402
 from rnnattn.tasks import InContextRegression, TeacherStudent, TeacherStudentConfig  # noqa: E402
-from rnnattn.training import TrainConfig, fast, train, train_batched  # noqa: E402
+from rnnattn.training import TrainConfig, train, train_batched  # noqa: E402
 from rnnattn.training.engines import make_engine  # noqa: E402
 
 QUIET = dict(val_every=0, log_every=10**9, checkpoint_every=0)

@@ -19,10 +19,10 @@ import torch
 from rnnattn.analysis.errors import AnalysisNotApplicable, NotApplicable
 from rnnattn.checkpoint import Checkpoint, load_checkpoint
 from rnnattn.limits import check_analysis_width
-from rnnattn.safeio import printable
 from rnnattn.models.attention import LinearSelfAttention
 from rnnattn.models.base import Model
 from rnnattn.models.gated_rnn import GatedLinearRNN
+from rnnattn.safeio import printable
 
 ModelSource = Model | Checkpoint | str | os.PathLike
 

@@ -29,6 +29,7 @@ from rnnattn.analysis.equivalence import equivalence
 from rnnattn.analysis.loading import Subject, display_path, resolve
 from rnnattn.checkpoint import Checkpoint, atomic_write_bytes, load_checkpoint
 from rnnattn.display import Report
+from rnnattn.limits import MAX_FILE_BYTES
 from rnnattn.models.base import Model
 from rnnattn.report.basis import context_query_section, effective_section
 from rnnattn.report.comparison import merges_section, polynomial_section, verdict_section
@@ -40,7 +41,6 @@ from rnnattn.report.sections import (
     summary_section,
     weights_section,
 )
-from rnnattn.limits import MAX_FILE_BYTES
 from rnnattn.safeio import printable, read_regular
 from rnnattn.training.state import read_log
 

@@ -37,7 +37,6 @@ from typing import Any
 
 import torch
 
-from rnnattn.sweeps.registry import run_function
 from rnnattn.models import (
     GatedLinearRNN,
     GatedLinearRNNConfig,
@@ -45,6 +44,7 @@ from rnnattn.models import (
     SequenceModel,
     SequenceModelConfig,
 )
+from rnnattn.sweeps.registry import run_function
 
 #: architecture name -> (description, layer spec for SequenceModel or None for the Eq. 2 model)
 ARCHITECTURES: dict[str, tuple[str, dict[str, Any] | None]] = {

@@ -12,10 +12,10 @@ sizes — that the CLI uses as defaults (explicit options override them).
   - a 50k-step AdamW cosine (16x shorter than the paper's 781k);
   - then up to 16 rounds of 5 Levenberg-Marquardt iterations in float64 (:mod:`rnnattn.training.lm`), all on
     one fixed batch of 128 sequences (validated after each round), stopping as soon as the validation loss is
-    <= 1e-6 (``target_loss``; the CLI's ``--target-loss`` overrides it). The task is realisable and noiseless (zero residual),
-    so the Gauss-Newton model is accurate near the optimum and LM polishes where Adam's noisy steps stall at ~2e-5;
-    strong-Wolfe L-BFGS (float32 or float64) was measured to barely move that plateau (-25% in 1000 iterations),
-    while LM takes it below 1e-6 in ~25 iterations.
+    <= 1e-6 (``target_loss``; the CLI's ``--target-loss`` overrides it). The task is realisable and noiseless (zero
+    residual), so the Gauss-Newton model is accurate near the optimum and LM polishes where Adam's noisy steps
+    stall at ~2e-5; strong-Wolfe L-BFGS (float32 or float64) was measured to barely move that plateau (-25% in
+    1000 iterations), while LM takes it below 1e-6 in ~25 iterations.
   For ICL the same AdamW changes apply without polishing (its optimum has non-zero loss, so a fixed batch would be
   over-fitted).
 """
