@@ -28,19 +28,24 @@ def test_report_renders_with_figures_and_no_console_errors(construction_report, 
         page = json.loads(b.evaluate(PROBE))
         b.evaluate("1")  # flush pending events
         errors = b.errors()
+    from rnnattn.report.build import SECTION_KEYS
+
     assert page["sections"] == [
         "summary",
         "lambda",
         "pruning",
         "weights",
+        "effective",
         "probes",
         "polynomial",
+        "context_query",
         "merges",
         "verdict",
     ]
-    assert page["readings"] == 8 and page["scripts"] == 0 and page["height"] > 3000
+    assert tuple(page["sections"]) == SECTION_KEYS  # every section the builder writes reaches the page
+    assert page["readings"] == len(SECTION_KEYS) and page["scripts"] == 0 and page["height"] > 3000
     assert page["title"] == "Equivalence report: compact_construction"
-    assert len(page["images"]) == 4
+    assert len(page["images"]) == 5  # the figures of a construction's report (no training log: no loss curve)
     for img in page["images"]:
         assert img["ok"] and img["w"] > 100 and img["h"] > 100 and img["shown"] > 100 and img["alt"], img
     assert errors == []
