@@ -169,6 +169,10 @@ def parse_tokens(text: str, width: int) -> list[list[Any]]:
                 q = Fraction(v)
             except (ValueError, ZeroDivisionError):
                 raise ValueError(f"token {i}: {v[:40]!r} is not a number (int, decimal or p/q)") from None
+            try:  # every mode may hand the value to float64 (the torch model, the float stages)
+                float(q)
+            except OverflowError:
+                raise ValueError(f"token {i}: {v[:40]!r} is outside float64's range (|x| < 1.8e308)") from None
             vals.append(q.numerator if q.denominator == 1 else q)
         out.append(vals)
     return out

@@ -119,6 +119,8 @@ def test_errors_are_one_line_and_files_are_kept(tmp_path, capsys):
     assert r[0].splitlines()[1:] == ["0: 1", "1: 3", "2: 6"]
     inproc("lsrl", "run", "m.safetensors", "--tokens", "1 2; 3 4", cwd=tmp_path, capsys=capsys, ok=False)  # wrong width
     inproc("lsrl", "run", "m.safetensors", "--tokens", "1e99999999", cwd=tmp_path, capsys=capsys, ok=False)
+    inproc("lsrl", "run", "m.safetensors", "--tokens", "1e400", cwd=tmp_path, capsys=capsys, ok=False)  # > float64
+    inproc("lsrl", "run", "m.safetensors", "--tokens=-1e309", cwd=tmp_path, capsys=capsys, ok=False)
     inproc("lsrl", "run", "m.safetensors", "--tokens", "1", "--mode", "exact", cwd=tmp_path, capsys=capsys, ok=False)
     inproc(
         "lsrl",
