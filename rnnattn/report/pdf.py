@@ -1,4 +1,4 @@
-"""The PDF report: the same :class:`~rnnattn.report.document.Report` as the HTML, laid out on A4 pages with
+"""The PDF report: the same :class:`~rnnattn.display.Report` as the HTML, laid out on A4 pages with
 matplotlib's ``PdfPages`` (no system libraries such as Pango/weasyprint needed).
 
 Layout is a simple flow: a title page with the verdict and the contents, then each section from a new page —

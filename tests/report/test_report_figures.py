@@ -4,7 +4,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from rnnattn.report import figures
-from rnnattn.report.document import Figure as FigureBlock
+from rnnattn.display import Figure as FigureBlock
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
