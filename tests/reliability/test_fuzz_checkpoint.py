@@ -234,94 +234,135 @@ def _layer_spec():
     return st.builds(lambda cls, kv: {"class": cls, **kv}, _classes, st.dictionaries(fields, _ints | JSON, max_size=4))
 
 
+# -- header mutations: each draws one kind of damage; the info ones edit the rnnattn JSON, the header ones the tensor
+# entries, the text ones replace a JSON text outright (returning the file's bytes)
+def _info_field(draw, info: dict) -> dict:
+    key = draw(st.sampled_from(["class", "config", "metadata", "extras", "format", "rnnattn_version"]))
+    if draw(st.booleans()):
+        info[key] = draw(_classes if key == "class" else JSON)
+    else:
+        info.pop(key, None)
+    return info
+
+
+def _config_field(draw, info: dict) -> dict:
+    key = draw(st.sampled_from(sorted(info["config"])))
+    info["config"][key] = draw(_ints | JSON | st.lists(_ints, max_size=3))
+    return info
+
+
+def _config_add(draw, info: dict) -> dict:
+    info["config"][draw(st.text(max_size=10))] = draw(JSON)
+    return info
+
+
+def _layers(draw, info: dict) -> dict:
+    info["class"] = "SequenceModel"
+    info["config"] = {
+        "d_input": draw(_ints),
+        "d_output": draw(_ints),
+        "d_model": draw(_ints),
+        "layers": draw(st.lists(_layer_spec(), max_size=4)),
+    }
+    return info
+
+
+def _extras(draw, info: dict) -> dict:
+    info["extras"] = draw(
+        st.dictionaries(
+            st.text(max_size=8) | st.sampled_from(["teacher", "model"]),
+            st.fixed_dictionaries({"class": _classes, "config": JSON}) | JSON,
+            max_size=3,
+        )
+        | JSON
+    )
+    return info
+
+
+def _metadata(draw, info: dict) -> dict:
+    info["metadata"] = draw(JSON)
+    return info
+
+
+def _tensor_entry(draw, header: dict, data: bytes) -> dict:
+    header = dict(header)
+    header[draw(st.sampled_from(sorted(header)))] = draw(JSON)
+    return header
+
+
+def _tensor_field(draw, header: dict, data: bytes) -> dict:
+    key = draw(st.sampled_from(sorted(header)))
+    entry = dict(header[key])
+    field = draw(st.sampled_from(["dtype", "shape", "data_offsets"]))
+    entry[field] = draw(
+        {
+            "dtype": st.sampled_from(
+                ["F64", "F32", "F16", "BF16", "I64", "I32", "I8", "U8", "BOOL", "F8_E4M3", "C64", "x"]
+            )
+            | JSON,
+            "shape": st.lists(_ints | st.integers(0, 8), max_size=4) | JSON,
+            "data_offsets": st.lists(st.integers(-5, len(data) + 5) | _ints, max_size=3) | JSON,
+        }[field]
+    )
+    header = dict(header)
+    header[key] = entry
+    return header
+
+
+def _drop_tensor(draw, header: dict, data: bytes) -> dict:
+    header = dict(header)
+    header.pop(draw(st.sampled_from(sorted(header))))
+    return header
+
+
+def _info_text(draw, header: dict, data: bytes) -> bytes:
+    return assemble(header, None, data, info_text=draw(st.text(max_size=200)))
+
+
+def _header_text(draw, header: dict, data: bytes) -> bytes:
+    text = draw(st.binary(max_size=300) | st.builds(lambda v: json.dumps(v).encode(), JSON))
+    return assemble(header, None, data, header_text=text)
+
+
+_INFO_MUTATIONS = {
+    "info field": _info_field,
+    "config field": _config_field,
+    "config add": _config_add,
+    "layers": _layers,
+    "extras": _extras,
+    "metadata": _metadata,
+    "whole info": lambda draw, info: draw(JSON),
+}
+_HEADER_MUTATIONS = {"tensor entry": _tensor_entry, "tensor field": _tensor_field, "drop tensor": _drop_tensor}
+_TEXT_MUTATIONS = {"info text": _info_text, "header text": _header_text}
+# the order hypothesis samples from (kept: it shrinks towards the first kinds)
+_MUTATION_KINDS = [
+    "info field",
+    "config field",
+    "config add",
+    "layers",
+    "tensor entry",
+    "tensor field",
+    "extras",
+    "metadata",
+    "whole info",
+    "info text",
+    "header text",
+    "drop tensor",
+]
+
+
 @st.composite
 def mutated_files(draw, ckpts: dict[str, bytes]) -> bytes:
+    """A real small checkpoint with one kind of damage (:data:`_MUTATION_KINDS`) drawn into its header."""
     name = draw(st.sampled_from(sorted(ckpts)))
     header, info, data = split(ckpts[name])
-    info = copy.deepcopy(info)
-    how = draw(
-        st.sampled_from(
-            [
-                "info field",
-                "config field",
-                "config add",
-                "layers",
-                "tensor entry",
-                "tensor field",
-                "extras",
-                "metadata",
-                "whole info",
-                "info text",
-                "header text",
-                "drop tensor",
-            ]
-        )
-    )
-    if how == "info field":
-        key = draw(st.sampled_from(["class", "config", "metadata", "extras", "format", "rnnattn_version"]))
-        if draw(st.booleans()):
-            info[key] = draw(_classes if key == "class" else JSON)
-        else:
-            info.pop(key, None)
-    elif how == "config field":
-        key = draw(st.sampled_from(sorted(info["config"])))
-        info["config"][key] = draw(_ints | JSON | st.lists(_ints, max_size=3))
-    elif how == "config add":
-        info["config"][draw(st.text(max_size=10))] = draw(JSON)
-    elif how == "layers":
-        info["class"] = "SequenceModel"
-        info["config"] = {
-            "d_input": draw(_ints),
-            "d_output": draw(_ints),
-            "d_model": draw(_ints),
-            "layers": draw(st.lists(_layer_spec(), max_size=4)),
-        }
-    elif how == "tensor entry":
-        key = draw(st.sampled_from(sorted(header)))
-        header = dict(header)
-        header[key] = draw(JSON)
-    elif how == "tensor field":
-        key = draw(st.sampled_from(sorted(header)))
-        entry = dict(header[key])
-        field = draw(st.sampled_from(["dtype", "shape", "data_offsets"]))
-        entry[field] = draw(
-            {
-                "dtype": st.sampled_from(
-                    ["F64", "F32", "F16", "BF16", "I64", "I32", "I8", "U8", "BOOL", "F8_E4M3", "C64", "x"]
-                )
-                | JSON,
-                "shape": st.lists(_ints | st.integers(0, 8), max_size=4) | JSON,
-                "data_offsets": st.lists(st.integers(-5, len(data) + 5) | _ints, max_size=3) | JSON,
-            }[field]
-        )
-        header = dict(header)
-        header[key] = entry
-    elif how == "extras":
-        info["extras"] = draw(
-            st.dictionaries(
-                st.text(max_size=8) | st.sampled_from(["teacher", "model"]),
-                st.fixed_dictionaries({"class": _classes, "config": JSON}) | JSON,
-                max_size=3,
-            )
-            | JSON
-        )
-    elif how == "metadata":
-        info["metadata"] = draw(JSON)
-    elif how == "whole info":
-        info = draw(JSON)
-    elif how == "info text":
-        return assemble(header, None, data, info_text=draw(st.text(max_size=200)))
-    elif how == "header text":
-        return assemble(
-            header,
-            None,
-            data,
-            header_text=draw(st.binary(max_size=300) | st.builds(lambda v: json.dumps(v).encode(), JSON)),
-        )
-    elif how == "drop tensor":
-        header = dict(header)
-        header.pop(draw(st.sampled_from(sorted(header))))
-    return assemble(header, info, data)
+    how = draw(st.sampled_from(_MUTATION_KINDS))
+    if how in _TEXT_MUTATIONS:
+        return _TEXT_MUTATIONS[how](draw, header, data)
+    if how in _HEADER_MUTATIONS:
+        return assemble(_HEADER_MUTATIONS[how](draw, header, data), info, data)
+    return assemble(header, _INFO_MUTATIONS[how](draw, copy.deepcopy(info)), data)
 
 
 def _mutated_body(case, raw: bytes) -> None:
