@@ -143,6 +143,116 @@ def bench_step(c: Case) -> dict[str, object]:
     return res
 
 
+def op_row(c: Case, r: dict[str, Timing]) -> list[object]:
+    """One row of table (a): the recurrence alone, fast op vs the sequential loop."""
+    return [
+        c.B,
+        c.T,
+        c.N,
+        r["fast_fwd"].ms,
+        r["loop_fwd"].ms,
+        r["loop_fwd"].median / r["fast_fwd"].median,
+        r["fast_fwdbwd"].ms,
+        r["loop_fwdbwd"].ms,
+        r["loop_fwdbwd"].median / r["fast_fwdbwd"].median,
+        f"{r['fast_fwdbwd'].cpu_ms:.3g} / {r['loop_fwdbwd'].cpu_ms:.3g}",
+        r["loop_fwdbwd"].cpu_median / r["fast_fwdbwd"].cpu_median,
+        f"{r['fast_fwdbwd'].repeats}/{r['loop_fwdbwd'].repeats}",
+    ]
+
+
+def step_row(c: Case, s: dict[str, object]) -> list[object]:
+    """One row of table (b): the training step, with GFLOP/s on both clocks against the matmul probe."""
+    fast, loop, peak = s["fast"], s["loop"], s["peak"]
+    flops = c.step_flops()
+    fast_gf_wall, fast_gf = flops / fast.median / 1e9, flops / fast.cpu_median / 1e9
+    return [
+        c.B,
+        c.T,
+        c.N,
+        c.M,
+        c.d,
+        flops / 1e9,
+        fast.ms,
+        loop.ms,
+        loop.median / fast.median,
+        f"{fast.cpu_ms:.3g} / {loop.cpu_ms:.3g}",
+        loop.cpu_median / fast.cpu_median,
+        fast_gf_wall,
+        fast_gf,
+        peak,
+        f"{100 * fast_gf / peak:.0f}%",
+        f"{fast.repeats}/{loop.repeats}",
+    ]
+
+
+OP_HEADER = [
+    "B",
+    "T",
+    "N",
+    "fast fwd ms",
+    "loop fwd ms",
+    "loop/fast",
+    "fast fwd+bwd ms",
+    "loop fwd+bwd ms",
+    "loop/fast",
+    "fwd+bwd CPU ms fast / loop",
+    "loop/fast (CPU)",
+    "repeats fast/loop",
+]
+STEP_HEADER = [
+    "B",
+    "T",
+    "N",
+    "M",
+    "d",
+    "GFLOP/step",
+    "fast ms/step",
+    "loop ms/step",
+    "loop/fast",
+    "CPU ms fast / loop",
+    "loop/fast (CPU)",
+    "fast GFLOP/s (wall)",
+    "fast GFLOP/s (CPU)",
+    "matmul GFLOP/s (CPU)",
+    "fast / matmul (CPU)",
+    "repeats fast/loop",
+]
+
+
+def render(env: list[str], op_rows: list[list[object]], step_rows: list[list[object]]) -> str:
+    """The results page: environment notes, then tables (a) and (b)."""
+    return "\n".join(
+        [
+            "# Diagonal recurrence and GatedLinearRNN training step (CPU)",
+            "",
+            *env,
+            f"- load average at end: {load_average()}",
+            "- fast and loop are timed alternately (fast, loop, fast, loop, ...) so that both see the same load",
+            "- times are wall-clock medians of the repeats (CPU columns: median process CPU time, which "
+            "excludes "
+            "waiting for a core on this shared box); ratios compare the plain sequential loop "
+            "(`diagonal_recurrence_ref`) with the fast op measured in the same run",
+            "- the matmul probe (same thread count, CPU-time clock) is the practical limit; the step's "
+            "GFLOP/s is given on both clocks and compared with it on CPU time (wall time here mostly "
+            "measures other jobs' share of the cores)",
+            "",
+            "## (a) Recurrence alone, `u [B, T, N]` float32 (forward without autograd; forward+backward "
+            "w.r.t. u and lam)",
+            "",
+            markdown_table(OP_HEADER, op_rows),
+            "",
+            "## (b) GatedLinearRNN forward+backward step (MSE loss), fast op vs loop",
+            "",
+            "FLOPs/token = 6(d+1)·2N + 6N·2M + 6M·d + 6N (Eq. 2 + the recurrence); "
+            "matmul = dense 1024x1024 float32 product timed before and after each row (mean, CPU time).",
+            "",
+            markdown_table(STEP_HEADER, step_rows),
+            "",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(p)
@@ -155,114 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     op_rows, step_rows = [], []
     for c in cases:
         print(f"# {c.label}: recurrence alone ...", file=sys.stderr, flush=True)
-        r = bench_op(c)
-        op_rows.append(
-            [
-                c.B,
-                c.T,
-                c.N,
-                r["fast_fwd"].ms,
-                r["loop_fwd"].ms,
-                r["loop_fwd"].median / r["fast_fwd"].median,
-                r["fast_fwdbwd"].ms,
-                r["loop_fwdbwd"].ms,
-                r["loop_fwdbwd"].median / r["fast_fwdbwd"].median,
-                f"{r['fast_fwdbwd'].cpu_ms:.3g} / {r['loop_fwdbwd'].cpu_ms:.3g}",
-                r["loop_fwdbwd"].cpu_median / r["fast_fwdbwd"].cpu_median,
-                f"{r['fast_fwdbwd'].repeats}/{r['loop_fwdbwd'].repeats}",
-            ]
-        )
+        op_rows.append(op_row(c, bench_op(c)))
         print(f"# {c.label}: training step ...", file=sys.stderr, flush=True)
-        s = bench_step(c)
-        flops = c.step_flops()
-        fast_gf_wall, fast_gf = flops / s["fast"].median / 1e9, flops / s["fast"].cpu_median / 1e9
-        step_rows.append(
-            [
-                c.B,
-                c.T,
-                c.N,
-                c.M,
-                c.d,
-                flops / 1e9,
-                s["fast"].ms,
-                s["loop"].ms,
-                s["loop"].median / s["fast"].median,
-                f"{s['fast'].cpu_ms:.3g} / {s['loop'].cpu_ms:.3g}",
-                s["loop"].cpu_median / s["fast"].cpu_median,
-                fast_gf_wall,
-                fast_gf,
-                s["peak"],
-                f"{100 * fast_gf / s['peak']:.0f}%",
-                f"{s['fast'].repeats}/{s['loop'].repeats}",
-            ]
-        )
+        step_rows.append(step_row(c, bench_step(c)))
 
-    text = "\n".join(
-        [
-            "# Diagonal recurrence and GatedLinearRNN training step (CPU)",
-            "",
-            *env,
-            f"- load average at end: {load_average()}",
-            "- fast and loop are timed alternately (fast, loop, fast, loop, ...) so that both see the same "
-            "load",
-            "- times are wall-clock medians of the repeats (CPU columns: median process CPU time, which "
-            "excludes "
-            "waiting for a core on this shared box); ratios compare the plain sequential loop "
-            "(`diagonal_recurrence_ref`) with the fast op measured in the same run",
-            "- the matmul probe (same thread count, CPU-time clock) is the practical limit; the step's "
-            "GFLOP/s is given on both clocks and compared with it on CPU time (wall time here mostly "
-            "measures other jobs' share of the cores)",
-            "",
-            "## (a) Recurrence alone, `u [B, T, N]` float32 (forward without autograd; forward+backward "
-            "w.r.t. u and lam)",
-            "",
-            markdown_table(
-                [
-                    "B",
-                    "T",
-                    "N",
-                    "fast fwd ms",
-                    "loop fwd ms",
-                    "loop/fast",
-                    "fast fwd+bwd ms",
-                    "loop fwd+bwd ms",
-                    "loop/fast",
-                    "fwd+bwd CPU ms fast / loop",
-                    "loop/fast (CPU)",
-                    "repeats fast/loop",
-                ],
-                op_rows,
-            ),
-            "",
-            "## (b) GatedLinearRNN forward+backward step (MSE loss), fast op vs loop",
-            "",
-            "FLOPs/token = 6(d+1)·2N + 6N·2M + 6M·d + 6N (Eq. 2 + the recurrence); "
-            "matmul = dense 1024x1024 float32 product timed before and after each row (mean, CPU time).",
-            "",
-            markdown_table(
-                [
-                    "B",
-                    "T",
-                    "N",
-                    "M",
-                    "d",
-                    "GFLOP/step",
-                    "fast ms/step",
-                    "loop ms/step",
-                    "loop/fast",
-                    "CPU ms fast / loop",
-                    "loop/fast (CPU)",
-                    "fast GFLOP/s (wall)",
-                    "fast GFLOP/s (CPU)",
-                    "matmul GFLOP/s (CPU)",
-                    "fast / matmul (CPU)",
-                    "repeats fast/loop",
-                ],
-                step_rows,
-            ),
-            "",
-        ]
-    )
+    text = render(env, op_rows, step_rows)
     print(text)
     path = write_result(args.out, text)
     print(f"# written to {path}", file=sys.stderr)
