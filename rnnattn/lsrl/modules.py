@@ -35,7 +35,7 @@ from ..config import Config, check_positive_int
 from ..hooks import HookPoint
 from ..models.base import Model
 from ..models.registry import register_model
-from .numeric import LARGE_WEIGHT
+from .numeric import LARGE_WEIGHT, split_large
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ class LSRLStage(nn.Module):
         key = (w._version, w.data_ptr(), w.dtype)
         cache = self.__dict__.get("_split_cache")
         if fresh or cache is None or cache[0] != key:
-            big = torch.where(w.abs() >= LARGE_WEIGHT, w, torch.zeros_like(w))
-            cache = (key, big, (w - big).T)
+            big, small = split_large(w)
+            cache = (key, big, small.T)
             if not fresh:
                 self.__dict__["_split_cache"] = cache
         return cache[1], cache[2]

@@ -44,10 +44,13 @@ Number = int | Fraction | float  # or a sympy number (symbolic constants, see th
 LARGE_WEIGHT = 1e4
 
 
-def split_large(W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``W = W_large + W_small`` with ``|W_large| >= LARGE_WEIGHT`` entry-wise (dense float arrays)."""
-    big = np.abs(W) >= LARGE_WEIGHT
-    return np.where(big, W, 0.0), np.where(big, 0.0, W)
+def split_large(W: Any) -> tuple[Any, Any]:
+    """``W = W_large + W_small`` with ``W_large`` the entries ``|w| >= LARGE_WEIGHT`` (zero elsewhere).
+
+    The one split used by both float runners: ``W`` is a scipy sparse matrix (the compiled program's float64
+    runner) or a torch tensor (:class:`~rnnattn.lsrl.CompiledLSRL`); both spell the masked product ``multiply``."""
+    big = W.multiply(abs(W) >= LARGE_WEIGHT)
+    return big, W - big
 
 
 class Mode(StrEnum):

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..numeric import LARGE_WEIGHT, Mode, Number, SparseMatrix, norm_exact, sparse_matvec, to_mode
+from ..numeric import Mode, Number, SparseMatrix, norm_exact, sparse_matvec, split_large, to_mode
 
 STAGE_KINDS = ("relu", "mul", "state")
 
@@ -180,10 +180,9 @@ class CompiledProgram:
 
         cache = self.__dict__.setdefault("_float_cache", {})
         if id(s) not in cache:
-            W = s.W.to_scipy()
-            big = W.multiply(abs(W) >= LARGE_WEIGHT).tocsr()
+            big, small = split_large(s.W.to_scipy())
             cache[id(s)] = (
-                (big, sp.csr_matrix(W - big)),
+                (big.tocsr(), sp.csr_matrix(small)),
                 np.asarray([float(v) for v in s.c]),
                 s.A.to_scipy().T.tocsr() if s.A is not None else None,
                 np.asarray([float(v) for v in s.init]) if s.init is not None else None,
