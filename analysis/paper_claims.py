@@ -1,7 +1,8 @@
 """The paper's numbers and claims that the reproduction studies check (Zucchet et al., "Gated recurrent neural
 networks discover attention", ICML 2024; the text is in ``/work/shared/seeds/``).
 
-They live here, beside the studies, and not in the library: the library computes, the studies compare. Each
+The published table numbers have one source, :mod:`rnnattn.paper` (the report shows the same ones); the
+claims, and the numbers only the studies use (seed spreads, unit counts), live here beside the studies. Each
 study turns its measurements into rows of a claims table (:func:`row`): the paper's claim, the paper's number,
 ours, ✓/✗ and the criterion with the numbers behind it.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from rnnattn import paper
 
 
 @dataclass(frozen=True)
@@ -23,14 +26,10 @@ class Claim:
 
 
 # -- Table 1 (§3.1, Fig. 2, App. B.2): d = 4, N = M = 100 student, 781,250 AdamW steps
+_T1 = paper.PAPER_TABLE1
 TABLE1 = {
-    "loss": 4.97e-8,
-    "kv_score": 4.52e-8,
-    "q_score": 2.06e-10,
-    "polynomial_distance": 3.73e-4,
-    "hidden_removed": 86,
-    "gating_removed": 87,
-    "n_before": 100,
+    **{k: _T1[k] for k in ("loss", "kv_score", "q_score", "polynomial_distance", "hidden_removed", "gating_removed")},
+    "n_before": _T1["hidden_before"],
     "kv_units": 10,  # d(d+1)/2 perfect-memory (lambda = 1) units: the compact construction's key-value count
     "query_units": 4,  # d perfect-forget (lambda = 0) units
     "merged_rows": 3,  # output-gating rows 11-13 merge into one (rank-1 kernel, App. B.2)
@@ -54,13 +53,14 @@ TABLE1_CLAIMS = (
 )
 
 # -- Table 2 (§4.2, App. C): in-context linear regression, T = 12, d_x = d_y = 3, 80/80, 300,000 steps, 4 seeds
+_T2 = paper.PAPER_TABLE2
 TABLE2 = {
-    "rnn_loss": 0.0945,
-    "gd_loss": 0.0947,
-    "coef": (6.81e-2, 6.82e-2, 6.82e-2),
+    "rnn_loss": _T2["rnn_loss"],
+    "gd_loss": _T2["gd_loss"],
+    "coef": tuple(_T2[f"x{j}^2*y1"] for j in (1, 2, 3)),
     "coef_std": (8.52e-5, 6.40e-5, 5.56e-5),
-    "gd_coef": 6.76e-2,
-    "residual": 1.35e-3,
+    "gd_coef": _T2["eta_star"],  # 1/14.8, printed 6.76e-2 in Table 2
+    "residual": _T2["residual"],
     "residual_std": 1.97e-4,
     "seeds": 4,
 }

@@ -160,7 +160,8 @@ def test_claim_rows_mark_and_keep_the_numbers():
 @pytest.mark.parametrize("path", sorted(ANALYSIS.glob("*.py")), ids=lambda p: p.name)
 def test_studies_use_only_public_api(path):
     """No ``rnnattn._x`` module or ``_name`` imported from rnnattn (the studies are the user's view of the
-    API), and no paper numbers taken from the library (they live in analysis/paper_claims.py)."""
+    API), and no ``PAPER_*`` numbers imported by a study (they reach the studies through analysis/paper_claims.py,
+    which reads them from the public :mod:`rnnattn.paper`)."""
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rnnattn"):
