@@ -88,14 +88,6 @@ def read_regular(path: str | os.PathLike, max_bytes: int, what: str = "file") ->
     return data
 
 
-def is_regular_or_missing(path: str | os.PathLike) -> bool:
-    """True if ``path`` does not exist or is a regular file (symlinks followed)."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return True
-
-
 # -- writing ------------------------------------------------------------------------------------------------------
 def append_bytes(path: str | os.PathLike, data: bytes, fsync: bool = False) -> None:
     """Append ``data`` with one ``write`` to ``path`` (created if missing) - only if it is a regular file that is
