@@ -127,11 +127,7 @@ class StackedGatedRNN:
         self.load_from(models)
 
     def _views(self, buf: torch.Tensor) -> dict[str, torch.Tensor]:
-        out, o = {}, 0
-        for n in PARAM_NAMES:
-            out[n] = buf[:, o : o + self.sizes[n]].view(self.K, *self.shapes[n])
-            o += self.sizes[n]
-        return out
+        return {n: buf[:, cols].view(self.K, *self.shapes[n]) for n, cols in self.slices().items()}
 
     def slices(self) -> dict[str, slice]:
         """Column range of each parameter inside ``flat``."""
