@@ -113,9 +113,8 @@ def _check_output_paths(spec, fn, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnattn.checkpoint import atomic_write_bytes
     from rnnattn.cli.main import UsageError
-    from rnnattn.safeio import printable
+    from rnnattn.safeio import atomic_write_bytes, printable
     from rnnattn.sweeps import SweepSpec, load_results, make_executor, run_sweep
 
     if args.workers is not None and args.workers < 1:
