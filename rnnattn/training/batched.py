@@ -37,14 +37,13 @@ from typing import Any
 
 import torch
 
-from rnnattn.checkpoint import save as save_checkpoint
 from rnnattn.models.gated_rnn import GatedLinearRNN
 from rnnattn.tasks.base import Batch, Task
 from rnnattn.training import fast
 from rnnattn.training.config import TrainConfig, TrainResult
 from rnnattn.training.data import sample_steps
 from rnnattn.training.engines import _chunked_eval, _last_only
-from rnnattn.training.loop import resolve_device
+from rnnattn.training.loop import resolve_device, save_run_checkpoint
 from rnnattn.training.optim import cosine_lr, flat_multipliers
 
 
@@ -107,10 +106,7 @@ def _save(task: Task, model, path: Path, config: TrainConfig, seed: int, res: Tr
         "target_step": None,
         "target_time": None,
     }
-    extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
-    return save_checkpoint(
-        model, path, extras=extras, overwrite=True, task=task.to_dict(), training=training, reference=task.reference
-    )
+    return save_run_checkpoint(model, path, task, training)
 
 
 def train_batched(

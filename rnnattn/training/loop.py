@@ -117,6 +117,21 @@ class TrainState:
     stop: bool = False
 
 
+def save_run_checkpoint(model: torch.nn.Module, path: Path, task: Task, training: dict[str, Any]) -> Path:
+    """Write a trained model's checkpoint (replacing the run's previous one): the task, its reference and the
+    ``training`` metadata, and the task's teacher (if it has one) as the extra ``teacher``."""
+    teacher = getattr(task, "teacher", None)
+    return save_checkpoint(
+        model,
+        path,
+        extras={"teacher": teacher} if teacher is not None else None,
+        overwrite=True,
+        task=task.to_dict(),
+        training=training,
+        reference=task.reference,
+    )
+
+
 class Trainer:
     """One training run: construction validates and sets up (engine, run directory, resume, validation set, data
     stream); :meth:`run` executes the AdamW phase, then the polishing phase, and returns a :class:`TrainResult`.
@@ -245,16 +260,7 @@ class Trainer:
             "wall_time": self.elapsed(),
         }
         self.run_dir.save_state(self.engine.state_tensors(), info)
-        teacher = getattr(self.task, "teacher", None)
-        return save_checkpoint(
-            self.model,
-            self.run_dir.model,
-            extras={"teacher": teacher} if teacher is not None else None,
-            overwrite=True,
-            task=self.task.to_dict(),
-            training=self.training_metadata(completed),
-            reference=self.task.reference,
-        )
+        return save_run_checkpoint(self.model, self.run_dir.model, self.task, self.training_metadata(completed))
 
     # -- phases --------------------------------------------------------------------------------------------------
     def adam_phase(self, sigint: _SigintFlag, bar: _Progress) -> None:
