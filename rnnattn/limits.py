@@ -122,10 +122,15 @@ def check_polynomial(
     """Refuse a polynomial extraction whose estimated memory (:func:`polynomial_bytes`) exceeds
     ``MAX_ANALYSIS_BYTES``, before anything is allocated."""
     need = polynomial_bytes(int(n_vars), int(degree), int(n_out), n_points)
+    _check_analysis_bytes(f"{what} for d_input={n_vars}, d_output={n_out} (degree {degree}) needs", need)
+
+
+def _check_analysis_bytes(subject: str, need: int) -> None:
+    """Refuse ``need`` bytes above ``MAX_ANALYSIS_BYTES``; ``subject`` ends in its verb ("... needs")."""
     if need > MAX_ANALYSIS_BYTES:
         raise ResourceLimitError(
-            f"{what} for d_input={n_vars}, d_output={n_out} (degree {degree}) needs about {need / GiB:,.1f} GiB, "
-            f"above the budget of {MAX_ANALYSIS_BYTES / GiB:g} GiB (rnnattn.limits.MAX_ANALYSIS_BYTES); refusing"
+            f"{subject} about {need / GiB:,.1f} GiB, above the budget of {MAX_ANALYSIS_BYTES / GiB:g} GiB "
+            "(rnnattn.limits.MAX_ANALYSIS_BYTES); refusing"
         )
 
 
@@ -134,11 +139,7 @@ def check_probe_inputs(n_sequences: int, seq_len: int, d: int, what: str = "prob
     """Refuse probe inputs of ``n_sequences x seq_len x d`` float64 values (x 4 for the model's intermediates) above
     ``MAX_ANALYSIS_BYTES``: a task in the metadata may claim ``seq_len`` or ``n_context`` 10^9."""
     need = 8 * 4 * int(n_sequences) * int(seq_len) * max(int(d), 1)
-    if need > MAX_ANALYSIS_BYTES:
-        raise ResourceLimitError(
-            f"{what} of {n_sequences:,} sequences x {seq_len:,} steps x {d:,} features need about {need / GiB:,.1f} "
-            f"GiB, above the budget of {MAX_ANALYSIS_BYTES / GiB:g} GiB (rnnattn.limits.MAX_ANALYSIS_BYTES); refusing"
-        )
+    _check_analysis_bytes(f"{what} of {n_sequences:,} sequences x {seq_len:,} steps x {d:,} features need", need)
 
 
 def check_analysis_width(model: Any) -> None:
