@@ -35,7 +35,7 @@ import re
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,9 +57,10 @@ def parse_args(
     study: str,
     description: str,
     argv: Sequence[str] | None = None,
-    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+    checkpoints: str | None = None,
 ) -> argparse.Namespace:
-    """Common options of every study (plus ``extra(parser)`` for study-specific ones)."""
+    """Common options of every study; with ``checkpoints`` (the kind of model, e.g. ``"ICL"``) also
+    ``--checkpoints PATH ...``: analyse those instead of training (each must be an existing file)."""
     p = argparse.ArgumentParser(prog=f"analysis/{study}.py", description=description)
     mode = p.add_mutually_exclusive_group()
     for name, help_ in (
@@ -81,8 +82,14 @@ def parse_args(
     )
     p.add_argument("--force", action="store_true", help="replace files in --out that no study run wrote")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    if extra is not None:
-        extra(p)
+    if checkpoints is not None:
+        p.add_argument(
+            "--checkpoints",
+            nargs="+",
+            metavar="PATH",
+            default=None,
+            help=f"analyse these {checkpoints} checkpoints instead of training (nothing is trained)",
+        )
     args = p.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         p.error("--workers must be at least 1")
@@ -97,6 +104,12 @@ def parse_args(
     args.device = args.device or ("auto" if args.mode == "full" else "cpu")
     args.timing = {"runs_cpu_s": 0.0, "runs_wall_s": 0.0, "new_runs": 0, "old_runs": 0, "inprocess_cpu_s": 0.0}
     return args
+
+
+def checkpoint_label(path: str | os.PathLike) -> str:
+    """A checkpoint's name in a report: its file stem, or its folder's name for a run's ``model.*`` file."""
+    p = Path(path)
+    return p.parent.name if p.stem == "model" else p.stem
 
 
 def cpu_seconds() -> float:

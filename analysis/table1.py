@@ -60,16 +60,6 @@ def run_config(args) -> dict:
     return base
 
 
-def add_options(p) -> None:
-    p.add_argument(
-        "--checkpoints",
-        nargs="+",
-        metavar="PATH",
-        default=None,
-        help="analyse these teacher-student checkpoints instead of training (nothing is trained)",
-    )
-
-
 def analyse(path: str) -> dict:
     """``equivalence`` and, when the library has it, the effective counts of one checkpoint."""
     from rnnattn.analysis import equivalence
@@ -192,7 +182,7 @@ def claim_rows(m: dict, effective_error: str) -> list[dict]:
 
 def main(argv=None) -> int:
     _common.setup_torch()
-    args = _common.parse_args(STUDY, __doc__.split("\n")[0], argv, add_options)
+    args = _common.parse_args(STUDY, __doc__.split("\n")[0], argv, checkpoints="teacher-student")
     from rnnattn.sweeps import SweepSpec
 
     rep = _common.StudyReport(
@@ -346,7 +336,7 @@ def _detail_blocks(rep, name: str, src: str, a: dict) -> list:
 
 
 def _name(path, taken) -> str:
-    stem = Path(path).parent.name if Path(path).stem == "model" else Path(path).stem
+    stem = _common.checkpoint_label(path)
     return stem if stem not in taken else f"{stem} ({len(taken)})"
 
 

@@ -42,16 +42,6 @@ COEFS = [f"x{j + 1}^2 y1" for j in range(D_X)]
 CONSTRAINED_BOUND = 5e-3
 
 
-def add_options(p) -> None:
-    p.add_argument(
-        "--checkpoints",
-        nargs="+",
-        metavar="PATH",
-        default=None,
-        help="analyse these ICL checkpoints instead of training (nothing is trained)",
-    )
-
-
 def run_base(args) -> dict:
     base = {
         "task": "icl_regression",
@@ -248,7 +238,7 @@ def paper_table(seeds, eta: float):
 
 def main(argv=None) -> int:
     _common.setup_torch()
-    args = _common.parse_args(STUDY, __doc__.split("\n")[0], argv, add_options)
+    args = _common.parse_args(STUDY, __doc__.split("\n")[0], argv, checkpoints="ICL")
     from rnnattn.display import Text
     from rnnattn.sweeps import SweepSpec
     from rnnattn.tasks import optimal_gd_learning_rate, optimal_gd_loss
@@ -329,8 +319,7 @@ def main(argv=None) -> int:
 
 
 def _name(path, i: int) -> str:
-    p = Path(path)
-    return f"{p.parent.name if p.stem == 'model' else p.stem} [{i}]"
+    return f"{_common.checkpoint_label(path)} [{i}]"
 
 
 def _figure(seeds, eta: float, L_star: float):
