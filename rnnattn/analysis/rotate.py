@@ -125,7 +125,7 @@ def _group_nu(blocks: MomentBlocks, g: str, h: str) -> float:
     """``nu`` of the decay for group ``g``'s new neurons: the mean of its decays weighted by how much each neuron
     takes part in the ``g × h`` cross block (input norm × readout norm), so dead neurons do not count.
     ``exp(-exp(nu))`` is that mean; ``nu = ±inf`` for exactly 0 / 1."""
-    R = np.einsum("ag,iab,bh,hq->igq", blocks.B[g], blocks.H, blocks.B[h], blocks.U[h])
+    R = blocks.B[g].T @ blocks.H @ blocks.B[h] @ blocks.U[h]  # [o, n_g, P]; matmuls, not a naive 4-way einsum
     w = np.linalg.norm(blocks.U[g], axis=1) * np.linalg.norm(R, axis=(0, 2))
     lam = np.real(blocks.lam[g])
     lam_bar = float(np.clip(np.sum(w * lam) / np.sum(w), 0.0, 1.0))
