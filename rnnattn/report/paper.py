@@ -95,4 +95,4 @@ def paper_comparison(r: EquivalenceResult, losses: dict[str, float | None]) -> t
     return None
 
 
-__all__ = ["table1", "table2", "construction_expectations", "paper_comparison", "PAPER_TABLE1", "PAPER_TABLE2"]
+__all__ = ["table1", "table2", "construction_expectations", "paper_comparison"]
