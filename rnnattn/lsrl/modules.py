@@ -236,14 +236,13 @@ class CompiledLSRL(Model):
         ``allow_unsafe=True``), else a warning if random probes disagree with float64 beyond ``FLOAT32_RTOL``.
         """
         low = dtype is not None and dtype.is_floating_point and torch.finfo(dtype).eps > 1e-15
-        if low:
-            issue = float32_issue(cp)
-            if issue is not None:
-                if not allow_unsafe:
-                    raise LSRLPrecisionError(f"{cp.name}: {dtype} is unsafe: {issue}")
-                import warnings
+        issue = float32_issue(cp) if low else None
+        if issue is not None:
+            if not allow_unsafe:
+                raise LSRLPrecisionError(f"{cp.name}: {dtype} is unsafe: {issue}")
+            import warnings
 
-                warnings.warn(f"{cp.name}: {dtype} is unsafe: {issue}", stacklevel=2)
+            warnings.warn(f"{cp.name}: {dtype} is unsafe: {issue}", stacklevel=2)
         cfg = CompiledLSRLConfig(
             d_input=cp.input_dim,
             d_output=cp.output_dim,
@@ -266,7 +265,7 @@ class CompiledLSRL(Model):
         if dtype is None:
             return m
         m = m.to(dtype)
-        if low and float32_issue(cp) is None:
+        if low and issue is None:
             _probe_float32(m, cp)
         return m
 
