@@ -215,21 +215,11 @@ def _metrics(model: Model, task, n_eval: int, seed: int) -> dict[str, Any]:
 
 
 def _save(model: Model, task, params: dict[str, Any], p: dict[str, Any], summary: dict[str, Any]) -> str:
-    from rnnattn.checkpoint import save
+    from rnnattn.training.loop import save_run_checkpoint
 
     path = Path(p["save_dir"]) / f"{params_digest(params)}.safetensors"
     path.parent.mkdir(parents=True, exist_ok=True)
-    extras = {"teacher": task.teacher} if getattr(task, "teacher", None) is not None else None
-    save(
-        model.float(),
-        path,
-        extras=extras,
-        overwrite=True,
-        task=task.to_dict(),
-        reference=task.reference,
-        sweep_params=json.loads(json.dumps(params)),
-        train_result=summary,
-    )
+    save_run_checkpoint(model.float(), path, task, sweep_params=json.loads(json.dumps(params)), train_result=summary)
     return str(path)
 
 

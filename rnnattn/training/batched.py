@@ -106,7 +106,7 @@ def _save(task: Task, model, path: Path, config: TrainConfig, seed: int, res: Tr
         "target_step": None,
         "target_time": None,
     }
-    return save_run_checkpoint(model, path, task, training)
+    return save_run_checkpoint(model, path, task, training=training)
 
 
 def train_batched(

@@ -117,9 +117,9 @@ class TrainState:
     stop: bool = False
 
 
-def save_run_checkpoint(model: torch.nn.Module, path: Path, task: Task, training: dict[str, Any]) -> Path:
-    """Write a trained model's checkpoint (replacing the run's previous one): the task, its reference and the
-    ``training`` metadata, and the task's teacher (if it has one) as the extra ``teacher``."""
+def save_run_checkpoint(model: torch.nn.Module, path: str | Path, task: Task, **metadata: Any) -> Path:
+    """Write a trained model's checkpoint (replacing the run's previous one): the task, its reference and
+    ``metadata`` (e.g. ``training``), and the task's teacher (if it has one) as the extra ``teacher``."""
     teacher = getattr(task, "teacher", None)
     return save_checkpoint(
         model,
@@ -127,7 +127,7 @@ def save_run_checkpoint(model: torch.nn.Module, path: Path, task: Task, training
         extras={"teacher": teacher} if teacher is not None else None,
         overwrite=True,
         task=task.to_dict(),
-        training=training,
+        **metadata,
         reference=task.reference,
     )
 
@@ -260,7 +260,8 @@ class Trainer:
             "wall_time": self.elapsed(),
         }
         self.run_dir.save_state(self.engine.state_tensors(), info)
-        return save_run_checkpoint(self.model, self.run_dir.model, self.task, self.training_metadata(completed))
+        training = self.training_metadata(completed)
+        return save_run_checkpoint(self.model, self.run_dir.model, self.task, training=training)
 
     # -- phases --------------------------------------------------------------------------------------------------
     def adam_phase(self, sigint: _SigintFlag, bar: _Progress) -> None:
