@@ -19,7 +19,6 @@ import torch
 from rnnattn.analysis.errors import AnalysisNotApplicable, NotApplicable
 from rnnattn.checkpoint import Checkpoint, load_checkpoint
 from rnnattn.limits import check_analysis_width
-from rnnattn.models.attention import LinearSelfAttention
 from rnnattn.models.base import Model
 from rnnattn.models.gated_rnn import GatedLinearRNN
 from rnnattn.safeio import printable
@@ -107,12 +106,6 @@ def require_gated_rnn(model: Model, step: str) -> GatedLinearRNN:
         return model
     raise AnalysisNotApplicable(step, model, _NOT_EQ2.get(type(model).__name__, "only GatedLinearRNN (Eq. 2) "
                                                           "models have this structure"))
-
-
-def require_lsa(model: Model, step: str) -> LinearSelfAttention:
-    if isinstance(model, LinearSelfAttention):
-        return model
-    raise AnalysisNotApplicable(step, model, "the reference must be a LinearSelfAttention layer (Eq. 1)")
 
 
 def dense_offdiag_ratio(model: GatedLinearRNN) -> float:
