@@ -45,6 +45,7 @@ from rnnattn.models import (
     SequenceModelConfig,
 )
 from rnnattn.sweeps.registry import run_function
+from rnnattn.sweeps.spec import canonical_json
 
 #: architecture name -> (description, layer spec for SequenceModel or None for the Eq. 2 model)
 ARCHITECTURES: dict[str, tuple[str, dict[str, Any] | None]] = {
@@ -130,7 +131,8 @@ def make_task(name: str, options: dict[str, Any] | None = None):
 
 
 def params_digest(params: dict[str, Any]) -> str:
-    return hashlib.sha1(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+    """File name stem of a run's saved model and resume folder: 16 hex of the sha1 of its canonical JSON."""
+    return hashlib.sha1(canonical_json(params).encode()).hexdigest()[:16]
 
 
 @torch.no_grad()
