@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rnnattn
-from rnnattn.checkpoint import MAX_CONFIG_INT, CheckpointError
+from rnnattn.checkpoint import CheckpointError
+from rnnattn.limits import MAX_CONFIG_INT
 from rnnattn.models.registry import registered_models
 
 SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
