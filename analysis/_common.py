@@ -338,6 +338,8 @@ class StudyReport:
         return head
 
     def write(self) -> Path:
+        """Writes the report folder (refusing files no study run wrote, unless ``--force``) and prints the
+        claims table."""
         from rnnattn.checkpoint import atomic_write_bytes
         from rnnattn.display import Report, render_html
 
@@ -375,6 +377,8 @@ class StudyReport:
             (out / name).unlink(missing_ok=True)
         atomic_write_bytes(manifest_path, json.dumps({"files": sorted(files)}, indent=1).encode(), overwrite=True)
         print(f"[{self.args.study}] report: {out / 'report.html'}", flush=True)
+        if "claims" in self.tables:
+            print(self.tables["claims"].to_string(index=False))
         return out / "report.html"
 
 

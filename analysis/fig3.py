@@ -224,7 +224,6 @@ def main(argv=None) -> int:
         median_B=b.groupby("size")["loss - L*"].median().to_dict(),
     )
     rep.write()
-    print(rep.tables["claims"].to_string(index=False))
     return 0
 
 

@@ -178,7 +178,6 @@ def main(argv=None) -> int:
     _add_sections(rep, a, b, ba, bb, gd_val, layers, budget)
     rep.summary.update(gd_val_loss=gd_val, best_A=ba.to_dict(orient="records"), best_B=bb.to_dict(orient="records"))
     rep.write()
-    print(rep.tables["claims"].to_string(index=False))
     return 0
 
 

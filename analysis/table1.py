@@ -237,7 +237,6 @@ def main(argv=None) -> int:
         fresh_run=None if fresh is None else {k: _plain(fresh[k]) for k in fresh.index},
     )
     rep.write()
-    print(rep.tables["claims"].to_string(index=False))
     return 0
 
 

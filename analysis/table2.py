@@ -314,7 +314,6 @@ def main(argv=None) -> int:
         mean={c: float(seeds[c].mean()) for c in seeds.columns if seeds[c].dtype.kind == "f"},
     )
     rep.write()
-    print(rep.tables["claims"].to_string(index=False))
     return 0
 
 
