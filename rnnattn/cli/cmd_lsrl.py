@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 HELP = "compile LSRL programs (JSON or built-in) into checkpoints, and run compiled checkpoints"
 
@@ -81,6 +82,39 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_tokens(text: str, width: int) -> list[list[Any]]:
+    """``"1 2 3"`` (width 1: one token per number) or rows separated by ``;`` / newlines (``"0.1 0.2; 0.3 0.4"``).
+    Numbers: ints, decimals (kept exact as decimal fractions) or ``p/q``. ``ValueError`` naming the bad entry."""
+    import re
+    from fractions import Fraction
+
+    number = re.compile(r"[+-]?(\d{1,60}(\.\d{0,60})?|\.\d{1,60})([eE][+-]?\d{1,3})?|[+-]?\d{1,60}/\d{1,60}")
+    rows = [r.split() for r in text.replace("\n", ";").split(";") if r.strip()]
+    if width == 1 and len(rows) == 1:
+        rows = [[v] for v in rows[0]]
+    if not rows:
+        raise ValueError("--tokens is empty")
+    out = []
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise ValueError(f"token {i} has width {len(r)}, the program expects {width}")
+        vals = []
+        for v in r:
+            try:  # "1/3", "0.25", "1e-3": exact decimal value; bounded digits/exponent, never eval
+                if not number.fullmatch(v):
+                    raise ValueError
+                q = Fraction(v)
+            except (ValueError, ZeroDivisionError):
+                raise ValueError(f"token {i}: {v[:40]!r} is not a number (int, decimal or p/q)") from None
+            try:  # every mode may hand the value to float64 (the torch model, the float stages)
+                float(q)
+            except OverflowError:
+                raise ValueError(f"token {i}: {v[:40]!r} is outside float64's range (|x| < 1.8e308)") from None
+            vals.append(q.numerator if q.denominator == 1 else q)
+        out.append(vals)
+    return out
+
+
 def _fmt(v) -> str:
     from fractions import Fraction
 
@@ -96,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     from rnnattn.cli.main import UsageError
-    from rnnattn.lsrl.saved import load_compiled, parse_tokens
+    from rnnattn.lsrl.saved import load_compiled
     from rnnattn.safeio import printable
 
     cc = load_compiled(args.checkpoint)
@@ -104,7 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     if mode == "exact" and cc.mode != "exact":
         raise UsageError("--mode exact needs a checkpoint compiled with --mode exact (float64 weights are not exact)")
     width = cc.program.input_dim
-    xs = parse_tokens(args.tokens, width)
+    xs = _parse_tokens(args.tokens, width)
     if mode == "exact":
         ys = cc.compiled("exact").run(xs)
     else:
