@@ -20,6 +20,7 @@ Usage: ``python analysis/lsrl_noise.py [--quick] [--out reports/lsrl_noise]``
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -239,28 +240,35 @@ def readings(vec: pd.DataFrame, tok: pd.DataFrame) -> list[str]:
     return out
 
 
+OUTPUTS = ("vec2vec.csv", "tok2tok.csv", "summary_vec2vec.csv", "summary_tok2tok.csv", "fig4.png", "index.html")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="5 targets instead of 25 (about a minute on 2 cores)")
     ap.add_argument("--targets", type=int, default=None)
     ap.add_argument("--out", default="reports/lsrl_noise")
+    ap.add_argument("--force", action="store_true", help="replace this study's files in --out")
     args = ap.parse_args()
     torch.set_num_threads(1)
     targets = args.targets or (5 if args.quick else 25)
     out = Path(args.out)
+    existing = [n for n in OUTPUTS if (out / n).exists()]
+    if existing and not args.force:  # checked before any work: never replace a file without --force
+        sys.exit(f"lsrl_noise: error: {out / existing[0]} exists (use --force to replace this study's files)")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     vec = vec2vec(targets)
     tok = tok2tok(targets)
     exact = exact_check(targets=1)
     runtime = time.perf_counter() - t0
-    atomic_write_bytes(out / "vec2vec.csv", vec.to_csv(index=False).encode(), overwrite=True)
-    atomic_write_bytes(out / "tok2tok.csv", tok.to_csv(index=False).encode(), overwrite=True)
+    atomic_write_bytes(out / "vec2vec.csv", vec.to_csv(index=False).encode(), overwrite=args.force)
+    atomic_write_bytes(out / "tok2tok.csv", tok.to_csv(index=False).encode(), overwrite=args.force)
     sv, st = summarise(vec, tok)
-    atomic_write_bytes(out / "summary_vec2vec.csv", sv.to_csv().encode(), overwrite=True)
-    atomic_write_bytes(out / "summary_tok2tok.csv", st.to_csv().encode(), overwrite=True)
+    atomic_write_bytes(out / "summary_vec2vec.csv", sv.to_csv().encode(), overwrite=args.force)
+    atomic_write_bytes(out / "summary_tok2tok.csv", st.to_csv().encode(), overwrite=args.force)
     fig = Figure(figure(vec, tok), title="Fig. 4 (rnnattn)", alt="strip plots of error against noise sigma")
-    atomic_write_bytes(out / "fig4.png", fig.png, overwrite=True)
+    atomic_write_bytes(out / "fig4.png", fig.png, overwrite=args.force)
     cols = [f"sigma={s:g}" for s in SIGMAS]
     ref_v = pd.DataFrame(REF_VEC, index=cols).T
     ref_t = pd.DataFrame(REF_TOK, index=cols).T
@@ -294,7 +302,7 @@ def main() -> None:
             Section("reading", "Reading", "", [Text(r) for r in readings(vec, tok)]),
         ],
     )
-    atomic_write_bytes(out / "index.html", render_html(report).encode("utf-8"), overwrite=True)
+    atomic_write_bytes(out / "index.html", render_html(report).encode("utf-8"), overwrite=args.force)
     print("vec2vec (median / mean / #>1):\n" + sv.to_string())
     print("\ntok2tok (mean (min-max) % wrong):\n" + st.to_string())
     print("\nexact backend, direct, sigma=0:\n" + exact.to_string(index=False))

@@ -38,3 +38,12 @@ def test_target_function_is_smooth_and_bounded():
     xs = np.random.default_rng(0).uniform(0, 1, size=(50, 2))
     ys = np.stack([f(x) for x in xs])
     assert ys.shape == (50, 2) and np.abs(ys).max() <= 3
+
+
+def test_noise_study_never_replaces_files_without_force(tmp_path, monkeypatch):
+    mod = _load()
+    (tmp_path / "index.html").write_text("precious")
+    monkeypatch.setattr("sys.argv", ["lsrl_noise.py", "--targets", "1", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as e:
+        mod.main()
+    assert "--force" in str(e.value.code) and (tmp_path / "index.html").read_text() == "precious"
