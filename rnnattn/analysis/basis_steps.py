@@ -22,7 +22,7 @@ from rnnattn.analysis.context_query import ContextQueryResult, context_query
 from rnnattn.analysis.effective import EffectiveCounts, effective_counts
 from rnnattn.analysis.errors import AnalysisNotApplicable, NotApplicable
 from rnnattn.analysis.loading import Subject
-from rnnattn.analysis.references import Reference
+from rnnattn.analysis.references import Reference, task_gd_eta
 from rnnattn.analysis.rotate import RotationResult, rotate_to_canonical
 from rnnattn.limits import ResourceLimitError
 from rnnattn.models.gated_rnn import GatedLinearRNN
@@ -79,7 +79,7 @@ def context_query_step(m: GatedLinearRNN, subj: Subject, ref: Reference | NotApp
     if d_x + d_y != m.d_input or m.d_output < d_y:
         return NotApplicable("context-query polynomial", f"tokens of d_x + d_y = {d_x + d_y} features do not fit "
                              f"the student ({m.d_input} inputs, {m.d_output} outputs)")
-    if eta is None and task.get("eta_star") is None and task.get("n_context") is None:
+    if eta is None and task_gd_eta(task, d_x) is None:
         return NotApplicable("context-query polynomial", "no GD step size: the task states neither eta_star nor "
                              "n_context")
     try:

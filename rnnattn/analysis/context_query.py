@@ -37,7 +37,7 @@ import pandas as pd
 
 from rnnattn.analysis.loading import ModelSource, hidden_lambda, require_gated_rnn, resolve
 from rnnattn.analysis.polynomial import Polynomial, fold_symmetric, instantaneous_polynomial, monomial_basis
-from rnnattn.analysis.references import optimal_gd_eta
+from rnnattn.analysis.references import task_gd_eta
 from rnnattn.analysis.results import fields_dict
 from rnnattn.limits import check_at_most
 from rnnattn.models.gated_rnn import GatedLinearRNN
@@ -198,10 +198,7 @@ def _task_defaults(meta: dict[str, Any], d_x, d_y, eta) -> tuple[int, int, float
     if d_x is None or d_y is None:
         raise ValueError("context_query: pass d_x and d_y (the checkpoint's task metadata does not state them)")
     if eta is None:
-        eta = task.get("eta_star")
-    if eta is None and task.get("n_context") is not None:
-        kurt = 3.0 if task.get("x_dist") == "normal" else 9.0 / 5.0
-        eta = optimal_gd_eta(int(task["n_context"]), int(d_x), float(task.get("x_var", 1.0)), kurt)
+        eta = task_gd_eta(task, int(d_x))
     if eta is None:
         raise ValueError("context_query: pass eta (the task metadata states neither eta_star nor n_context)")
     return int(d_x), int(d_y), float(eta)

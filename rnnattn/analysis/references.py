@@ -104,6 +104,20 @@ def _first(d: dict[str, Any], *keys: str, default: Any = None) -> Any:
     return default
 
 
+def task_gd_eta(task: dict[str, Any], d_x: int) -> float | None:
+    """The step size of one GD step (Eq. 4) that a task's metadata states: ``eta`` (or ``gd_eta``, ``eta_star``),
+    else App. C.2's analytic ``eta*`` from the context length (``n_context``, ``T``, ...), the input variance and
+    distribution (kurtosis 3 normal, 9/5 uniform); None when it states neither."""
+    eta = _first(task, "eta", "gd_eta", "eta_star")
+    if eta is not None:
+        return float(eta)
+    n = _first(task, "n_context", "T", "n_pairs", "seq_len_context")
+    if n is None:
+        return None
+    kurt = 3.0 if _first(task, "x_dist", default="uniform") == "normal" else 9.0 / 5.0
+    return optimal_gd_eta(int(n), int(d_x), float(_first(task, "x_var", "sigma_x2", default=1.0)), kurt)
+
+
 def gd_reference_from_metadata(metadata: dict[str, Any], d_output: int | None = None) -> LinearSelfAttention:
     """Build the one-step-GD attention layer from a checkpoint's task metadata (``d_x``, ``d_y``, ``eta`` or the
     context length ``n_context``/``T`` and the input variance for the analytic ``eta*``)."""
@@ -112,16 +126,11 @@ def gd_reference_from_metadata(metadata: dict[str, Any], d_output: int | None = 
     if d_x is None or d_y is None:
         raise ReferenceUnavailable("reference 'one_step_gd' needs d_x and d_y in the checkpoint's task metadata")
     check_polynomial(int(d_x) + int(d_y), 3, int(d_y), "one-step-GD reference")  # d from metadata: refuse huge d
-    eta = _first(task, "eta", "gd_eta", "eta_star")
+    eta = task_gd_eta(task, int(d_x))
     if eta is None:
-        n = _first(task, "n_context", "T", "n_pairs", "seq_len_context")
-        if n is None:
-            raise ReferenceUnavailable(
-                "reference 'one_step_gd' needs eta, or the number of context pairs (n_context), in "
-                "the task metadata"
-            )
-        kurt = 3.0 if _first(task, "x_dist", default="uniform") == "normal" else 9.0 / 5.0
-        eta = optimal_gd_eta(int(n), int(d_x), float(_first(task, "x_var", "sigma_x2", default=1.0)), kurt)
+        raise ReferenceUnavailable(
+            "reference 'one_step_gd' needs eta, or the number of context pairs (n_context), in the task metadata"
+        )
     if d_output not in (None, int(d_y), int(d_x) + int(d_y)):
         raise ReferenceUnavailable(
             f"reference 'one_step_gd': the student has {d_output} outputs, one GD step predicts d_y={d_y} "
