@@ -27,12 +27,13 @@ import pandas as pd
 from rnnattn._version import __version__
 from rnnattn.analysis.equivalence import equivalence
 from rnnattn.analysis.loading import Subject, display_path, resolve
-from rnnattn.checkpoint import Checkpoint, atomic_write_bytes, load_checkpoint
+from rnnattn.checkpoint import Checkpoint, load_checkpoint
 from rnnattn.display import Report
 from rnnattn.limits import MAX_FILE_BYTES
 from rnnattn.models.base import Model
 from rnnattn.report.basis import context_query_section, effective_section
 from rnnattn.report.comparison import merges_section, polynomial_section, verdict_section
+from rnnattn.report.files import FORMATS, report_targets, write_formats
 from rnnattn.report.sections import (
     ReportInputs,
     lambda_section,
@@ -44,7 +45,6 @@ from rnnattn.report.sections import (
 from rnnattn.safeio import printable, read_regular
 from rnnattn.training.state import read_log
 
-FORMATS = ("html", "pdf")
 SECTION_KEYS = ("summary", "lambda", "pruning", "weights", "effective", "probes", "polynomial", "context_query",
                 "merges", "verdict")
 SECTIONS = (summary_section, lambda_section, pruning_section, weights_section, effective_section, probes_section,
@@ -156,13 +156,6 @@ def build_document(
     )
 
 
-def _targets(out_dir: Path, formats: Sequence[str]) -> dict[str, Path]:
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise ValueError(f"unknown report format(s) {bad or list(formats)}; choose from {', '.join(FORMATS)}")
-    return {f: out_dir / f"report.{f}" for f in dict.fromkeys(formats)}
-
-
 def build_report(
     source: Model | Checkpoint | str | os.PathLike,
     reference: Any = None,
@@ -189,25 +182,8 @@ def build_report(
         stem = Path(source).stem if isinstance(source, str | os.PathLike) else None
         out_dir = Path("reports") / safe_name(name or stem or "model")
     out_dir = Path(out_dir)
-    targets = _targets(out_dir, list(formats))
-    if not force:
-        for p in targets.values():
-            if p.exists():
-                raise FileExistsError(f"{p} exists (use --force / force=True to replace it)")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir} exists and is not a directory")
-    report = build_document(source, reference, name=name, **analysis_kwargs)
-    written: dict[str, Path] = {}
-    for fmt, path in targets.items():
-        if fmt == "html":
-            from rnnattn.display import render_html
-
-            data = render_html(report).encode("utf-8")
-        else:
-            from rnnattn.report.pdf import render_pdf
-
-            data = render_pdf(report)
-        written[fmt] = atomic_write_bytes(path, data, overwrite=force)
+    targets = report_targets(out_dir, list(formats), force)  # before the analysis: fail fast
+    written = write_formats(build_document(source, reference, name=name, **analysis_kwargs), targets, force)
     return ReportPaths(out_dir, written.get("html"), written.get("pdf"))
 
 

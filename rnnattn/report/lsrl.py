@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from rnnattn._version import __version__
-from rnnattn.checkpoint import atomic_write_bytes
 from rnnattn.display import Figure, KeyValues, Report, Section, Table, format_value
+from rnnattn.report.files import report_targets, write_formats
 from rnnattn.safeio import printable
 
 #: The reference implementation's compiled sizes (``spec/lsrl.md`` §3.1/§3.2, measured): ``(program, key) ->
@@ -254,24 +254,8 @@ def write_lsrl_report(
     """Writes ``report.html`` / ``report.pdf`` for a compiled checkpoint into ``out_dir`` (atomically; an existing
     file is replaced only with ``force``). Returns the files written."""
     out_dir = Path(out_dir)
-    targets = {f: out_dir / f"report.{f}" for f in dict.fromkeys(formats)}
-    if not force:
-        for p in targets.values():
-            if p.exists():
-                raise FileExistsError(f"{p} exists (use --force to replace it)")
-    report = build_lsrl_document(path, name)
-    written = []
-    for fmt, p in targets.items():
-        if fmt == "html":
-            from rnnattn.display import render_html
-
-            data = render_html(report).encode("utf-8")
-        else:
-            from rnnattn.report.pdf import render_pdf
-
-            data = render_pdf(report)
-        written.append(atomic_write_bytes(p, data, overwrite=force))
-    return written
+    targets = report_targets(out_dir, list(formats), force)
+    return list(write_formats(build_lsrl_document(path, name), targets, force).values())
 
 
 def is_compiled_lsrl(path: str | Path) -> bool:
