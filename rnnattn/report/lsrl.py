@@ -168,6 +168,7 @@ def agreement_section(cc: Any, xs_list: Sequence[np.ndarray], how: str) -> Secti
     from rnnattn.lsrl import run
 
     rows = []
+    exact = cc.compiled("exact") if cc.mode == "exact" else None  # compiled once, run on every prompt
     for i, xs in enumerate(xs_list):
         want = np.asarray(run(cc.program, xs, mode="float64"), float)
         with torch.no_grad():
@@ -177,8 +178,8 @@ def agreement_section(cc: Any, xs_list: Sequence[np.ndarray], how: str) -> Secti
             "tokens": len(xs),
             "stored model vs interpreter (max |diff|)": float(np.abs(got - want).max()),
         }
-        if cc.mode == "exact":
-            ex = cc.compiled("exact").run(xs)
+        if exact is not None:
+            ex = exact.run(xs)
             row["exact compiled == exact interpreter"] = bool((ex == run(cc.program, xs, mode="exact")).all())
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -195,14 +196,14 @@ def agreement_section(cc: Any, xs_list: Sequence[np.ndarray], how: str) -> Secti
     )
 
 
-def noise_section(cc: Any, xs_list: Sequence[np.ndarray]) -> Section:
+def noise_section(cc: Any, cp: Any, xs_list: Sequence[np.ndarray]) -> Section:
     import torch
 
     from rnnattn.lsrl.noise import noise_error_table
 
     lengths = {len(x) for x in xs_list}
     xs_list = [x for x in xs_list if len(x) == max(lengths)]  # one batch needs one length
-    module = cc.model if cc.target == "linear" else cc.compiled("float64").to_module()
+    module = cc.model if cc.target == "linear" else cp.to_module()
     X = torch.as_tensor(np.stack(xs_list), dtype=torch.float64)
     df = noise_error_table(module, X, seeds=3)
     note = "" if cc.target == "linear" else f" (on the linear compiled form; the stored model is a {cc.target})"
@@ -233,7 +234,7 @@ def build_lsrl_document(path: str | Path, name: str | None = None) -> Report:
         weights_section(cp),
         sizes_section(cc, cp),
         agreement_section(cc, xs_list, how),
-        noise_section(cc, xs_list),
+        noise_section(cc, cp, xs_list),
     ]
     return Report(
         title=f"Compiled LSRL program: {printable(name, 80)}",
