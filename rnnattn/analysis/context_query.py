@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from rnnattn.analysis.loading import ModelSource, hidden_lambda, require_gated_rnn, resolve
+from rnnattn.analysis.monomials import _basis_index
 from rnnattn.analysis.polynomial import Polynomial, fold_symmetric, instantaneous_polynomial, monomial_basis
 from rnnattn.analysis.references import task_gd_eta
 from rnnattn.analysis.results import fields_dict
@@ -95,14 +96,10 @@ def context_query_polynomial(
     )
 
 
-def _index(n_vars: int, degree: int) -> dict[tuple[int, ...], int]:
-    return {tuple(e): i for i, e in enumerate(monomial_basis(n_vars, degree).tolist())}
-
-
 def gd_context_query_coefficients(eta: float, d_x: int, d_y: int) -> np.ndarray:
     """``[d_y, C(2d+4, 4)]``: one-step GD on ``[c, q]``, ``η (y_ci x_cᵀ x_q + y_qi x_qᵀ x_q)``, written directly."""
     d = d_x + d_y
-    idx = _index(2 * d, 4)
+    idx = _basis_index(2 * d, 4)
     out = np.zeros((d_y, len(idx)))
     for i in range(d_y):
         for j in range(d_x):
@@ -209,7 +206,7 @@ def _instantaneous_split(model: GatedLinearRNN, outputs: list[int], d_x: int, d_
     coef = instantaneous_polynomial(model).coefficients[outputs]
     exps = monomial_basis(d_x + d_y, 4)
     ydeg = exps[:, d_x:].sum(1)
-    idx = _index(d_x + d_y, 4)
+    idx = _basis_index(d_x + d_y, 4)
     rows = []
     for i, c in enumerate(coef):
         gd = np.zeros(len(exps), dtype=bool)
