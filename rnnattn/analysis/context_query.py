@@ -270,9 +270,10 @@ def context_query(
         ]
     )
     cross_gd = on_gd & constrained
+    names = poly.monomials  # a property that names every monomial: read once, not per row
     gd_terms = pd.DataFrame(
         [
-            {"output": poly.outputs[i], "monomial": poly.monomials[j], "model": P[i, j], "gd": R[i, j]}
+            {"output": poly.outputs[i], "monomial": names[j], "model": P[i, j], "gd": R[i, j]}
             for i in range(d_y)
             for j in np.flatnonzero(cross_gd)
             if R[i, j] != 0
