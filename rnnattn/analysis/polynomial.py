@@ -134,11 +134,11 @@ class Polynomial:
 
     def leading_terms(self, k: int = 5) -> pd.DataFrame:
         """Per output the ``k`` terms largest in magnitude: ``output``, ``monomial``, ``coefficient``."""
-        rows = []
+        rows, names = [], self.monomials  # the property names every monomial: once, not per term
         for i, name in enumerate(self.outputs):
             order = np.argsort(-np.abs(self.coefficients[i]), kind="stable")[:k]
             rows += [
-                {"output": name, "monomial": self.monomials[j], "coefficient": float(self.coefficients[i, j])}
+                {"output": name, "monomial": names[j], "coefficient": float(self.coefficients[i, j])}
                 for j in order
             ]
         return pd.DataFrame(rows)
