@@ -55,8 +55,9 @@ def info_dict(path: str | Path, hi: float = 0.99, lo: float = 0.01) -> dict:
         "metadata": ck.metadata,
         "rnnattn_version": ck.rnnattn_version,
     }
-    if "lsrl_checkpoint" in ck.metadata:  # a compiled LSRL program (rnnattn lsrl compile)
-        from rnnattn.lsrl.saved import summary
+    from rnnattn.lsrl.saved import is_compiled_checkpoint, summary
+
+    if is_compiled_checkpoint(ck.metadata):  # a compiled LSRL program (rnnattn lsrl compile)
 
         out["lsrl"] = summary(ck.metadata)
     return out

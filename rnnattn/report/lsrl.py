@@ -1,6 +1,6 @@
 """The report on a compiled LSRL checkpoint (``rnnattn report model.safetensors`` on a file written by ``rnnattn lsrl
 compile``): the program graph, the compiled stages and their weights, sizes against the reference implementation's
-(Petrov et al. 2024 §3; numbers in ``spec/lsrl.md`` §3), compiled-vs-interpreter agreement on random prompts, and
+(Petrov et al. 2024 §3, measured on the reference implementation), compiled-vs-interpreter agreement on random prompts, and
 the output error under weight noise (the Fig. 4 noise model, :mod:`rnnattn.lsrl.noise`).
 
 Rendered through the one display layer (:mod:`rnnattn.display`): a :class:`~rnnattn.display.Report` written as
@@ -20,10 +20,11 @@ import pandas as pd
 
 from rnnattn._version import __version__
 from rnnattn.display import Figure, KeyValues, Report, Section, Table, format_value
+from rnnattn.limits import MAX_FILE_BYTES
 from rnnattn.report.files import report_targets, write_formats
-from rnnattn.safeio import printable
+from rnnattn.safeio import printable, read_regular
 
-#: The reference implementation's compiled sizes (``spec/lsrl.md`` §3.1/§3.2, measured): ``(program, key) ->
+#: The reference implementation's compiled sizes (Petrov et al. Listings 1/2, measured): ``(program, key) ->
 #: (state dim, dense params, non-zeros)``; ``key`` is ``n`` for the token program, ``d_in = d_out`` for the
 #: continuous one; the reference has only the ReLU ("direct") and multiplicative forms.
 REFERENCE_SIZES = {
@@ -241,7 +242,7 @@ def build_lsrl_document(path: str | Path, name: str | None = None) -> Report:
         subtitle=f"{printable(cc.program.name, 80)} · {cc.mode} · {cc.target} · rnnattn {__version__}",
         sections=sections,
         footer=f"rnnattn {__version__} · {printable(name, 80)}",
-        meta={"checkpoint-sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+        meta={"checkpoint-sha256": hashlib.sha256(read_regular(path, MAX_FILE_BYTES, "checkpoint")).hexdigest()},
     )
 
 
@@ -262,13 +263,14 @@ def write_lsrl_report(
 def is_compiled_lsrl(path: str | Path) -> bool:
     """True if ``path`` is a checkpoint written by ``rnnattn lsrl compile`` (reads only the header)."""
     from rnnattn.checkpoint import read_header
+    from rnnattn.lsrl.saved import is_compiled_checkpoint
 
     try:
         header = read_header(path)
     except Exception:  # noqa: BLE001 - not ours to report: the ordinary report path raises the proper error
         return False
     meta = header.get("rnnattn", {}).get("metadata", {}) if isinstance(header, dict) else {}
-    return isinstance(meta, dict) and "lsrl_checkpoint" in meta
+    return is_compiled_checkpoint(meta)
 
 
 __all__ = ["build_lsrl_document", "write_lsrl_report", "is_compiled_lsrl", "REFERENCE_SIZES"]

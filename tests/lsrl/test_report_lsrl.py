@@ -21,7 +21,7 @@ def test_document_sections(ckpt):
     rep = build_lsrl_document(ckpt)
     assert [s.key for s in rep.sections] == ["summary", "graph", "weights", "sizes", "agreement", "noise"]
     sizes = rep.section("sizes").reading
-    assert "vs the reference's 31" in sizes  # spec §3.1: multiplicative, d = 1
+    assert "vs the reference's 31" in sizes  # Listing 1, multiplicative, d = 1 (reference implementation)
     agreement = rep.section("agreement").reading
     assert "identical on every prompt" in agreement and "disagreement 0" in agreement
     noise = rep.section("noise").blocks[0].df
