@@ -1,7 +1,7 @@
 """The report on a compiled LSRL checkpoint (``rnnattn report model.safetensors`` on a file written by ``rnnattn lsrl
 compile``): the program graph, the compiled stages and their weights, sizes against the reference implementation's
-(Petrov et al. 2024 §3, measured on the reference implementation), compiled-vs-interpreter agreement on random prompts, and
-the output error under weight noise (the Fig. 4 noise model, :mod:`rnnattn.lsrl.noise`).
+(Petrov et al. 2024 §3, measured on it), compiled-vs-interpreter agreement on random prompts, and the output error
+under weight noise (the Fig. 4 noise model, :mod:`rnnattn.lsrl.noise`).
 
 Rendered through the one display layer (:mod:`rnnattn.display`): a :class:`~rnnattn.display.Report` written as
 self-contained HTML and/or PDF, each file atomically.

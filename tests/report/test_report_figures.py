@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from rnnattn.report import figures
 from rnnattn.display import Figure as FigureBlock
+from rnnattn.report import figures
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
