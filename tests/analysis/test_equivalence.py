@@ -77,18 +77,23 @@ def test_equivalence_from_checkpoint_with_teacher(tmp_path):
     assert r.prune.n_hidden_after == 5 and r.prune.n_gating_after == 3
 
 
-def test_equivalence_icl_against_one_step_gd(tmp_path):
-    task = InContextRegression()
+def _gd_student(task: InContextRegression, tmp_path, readout_scale: float = 1.0):
+    """GD's exact construction (full form) read out at the y slots only, scaled by ``readout_scale``, saved with its
+    task and the one-step-GD reference."""
     gd6 = gd_attention(3, 3, task.eta_star)  # 6 outputs, the y slots last
     full = attention_to_gated_rnn(gd6, form="full")
-    cfg = full.config.replace(d_output=3)
-    student = GatedLinearRNN(cfg).double()
+    student = GatedLinearRNN(full.config.replace(d_output=3)).double()
     with torch.no_grad():
         student.W_in.copy_(full.W_in)
         student.nu.copy_(full.nu)
         student.W_out.copy_(full.W_out)
-        student.D.copy_(full.D[3:])
-    path = rnnattn.save(student, tmp_path / "icl.safetensors", task=task.to_dict(), reference="one_step_gd")
+        student.D.copy_(readout_scale * full.D[3:])
+    return rnnattn.save(student, tmp_path / "icl.safetensors", task=task.to_dict(), reference="one_step_gd")
+
+
+def test_equivalence_icl_against_one_step_gd(tmp_path):
+    task = InContextRegression()
+    path = _gd_student(task, tmp_path)
     r = equivalence(path, n_sequences=32)
     assert r.reference_kind == "one_step_gd" and r.verdict, r.verdict_text
     assert r.settings["loss"].endswith("time steps [12]") and r.loss.positions == [12]
@@ -106,15 +111,7 @@ def test_equivalence_icl_against_one_step_gd(tmp_path):
 
 def test_icl_student_with_the_wrong_learning_rate_is_not_gd(tmp_path):
     """The ICL verdict can fail: GD's exact construction with its readout scaled by 1.3 (eta = 1.3 eta*)."""
-    task = InContextRegression()
-    full = attention_to_gated_rnn(gd_attention(3, 3, task.eta_star), form="full")
-    student = GatedLinearRNN(full.config.replace(d_output=3)).double()
-    with torch.no_grad():
-        student.W_in.copy_(full.W_in)
-        student.nu.copy_(full.nu)
-        student.W_out.copy_(full.W_out)
-        student.D.copy_(1.3 * full.D[3:])
-    path = rnnattn.save(student, tmp_path / "icl.safetensors", task=task.to_dict(), reference="one_step_gd")
+    path = _gd_student(InContextRegression(), tmp_path, readout_scale=1.3)
     r = equivalence(path, n_sequences=32, merge=False)
     assert r.verdict is False and r.verdict_text.startswith("not shown one step of GD"), r.verdict_text
     failed = set(r.checks.table.loc[~r.checks.table["passed"], "check"])
