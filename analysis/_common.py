@@ -364,7 +364,9 @@ class StudyReport:
         files["report.html"] = render_html(report).encode()
         self.summary.update(study=self.args.study, mode=self.args.label, device=self.args.device, verdict=self.verdict)
         self.summary["claims"] = self.claim_rows
-        files["summary.json"] = (json.dumps(_jsonable(self.summary), indent=2, sort_keys=True) + "\n").encode()
+        from rnnattn.analysis.results import jsonable
+
+        files["summary.json"] = (json.dumps(jsonable(self.summary), indent=2, sort_keys=True) + "\n").encode()
         clash = [n for n in files if (out / n).exists() and n not in owned]
         if clash and not self.args.force:
             raise SystemExit(
@@ -384,26 +386,6 @@ class StudyReport:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def _jsonable(v: Any) -> Any:
-    import math
-
-    import numpy as np
-
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if isinstance(v, Path):
-        return str(v)
-    if isinstance(v, pd.DataFrame):
-        return _jsonable(v.to_dict(orient="records"))
-    return v
 
 
 def new_figure(width: float = 6.4, height: float = 4.0):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def jsonable(value: Any) -> Any:
-    """Recursively turn DataFrames, arrays, numpy scalars, dataclasses and models into JSON values."""
+    """Recursively turn DataFrames, arrays, numpy scalars, paths, dataclasses and models into JSON values."""
     from rnnattn.models.base import Model
 
     if isinstance(value, pd.DataFrame):
@@ -33,6 +34,8 @@ def jsonable(value: Any) -> Any:
         return value if math.isfinite(value) else str(value)
     if isinstance(value, complex):
         return {"re": jsonable(value.real), "im": jsonable(value.imag)}
+    if isinstance(value, PurePath):
+        return str(value)
     if isinstance(value, Model):
         return {"class": type(value).__name__, "config": value.config.to_dict()}
     if hasattr(value, "to_dict") and callable(value.to_dict):
