@@ -17,6 +17,7 @@ import pandas as pd
 
 from rnnattn.analysis import (
     CanonicalResult,
+    EffectiveCounts,
     EquivalenceResult,
     NotApplicable,
     ProbeResult,
@@ -24,6 +25,7 @@ from rnnattn.analysis import (
     RolesResult,
     WeightsResult,
 )
+from rnnattn.analysis.rotate import RotationResult
 from rnnattn.display import Figure, KeyValues, Section, Table, Text, format_value
 from rnnattn.paper import paper_figures
 from rnnattn.report import figures
@@ -149,6 +151,23 @@ def lambda_section(src: ReportInputs) -> Section:
     return Section("lambda", title, reading, blocks)
 
 
+def _mixed_basis_note(src: ReportInputs) -> str:
+    """Why zero rows can leave more units than the function needs: the measured effective counts and rotation."""
+    pr, eff, rot = src.result.prune, src.result.effective, src.result.rotation
+    if not isinstance(pr, PruneResult) or not isinstance(eff, EffectiveCounts):
+        return ""
+    need = eff.n_kv + eff.n_query
+    if pr.n_hidden_after <= need:
+        return ""
+    note = (f" Zero rows leave {pr.n_hidden_after} hidden neurons where the function uses {eff.n_kv} KV + "
+            f"{eff.n_query} query directions (effective counts, below): the rest hold them mixed within same-λ "
+            "groups, a change of basis that keeps the function and the loss and that zero-row pruning cannot undo.")
+    if isinstance(rot, RotationResult):
+        note += (f" Rotated to the canonical basis: {rot.n_hidden_after} hidden neurons and {rot.n_gating_after} "
+                 f"gating rows (polynomial distance {format_value(rot.polynomial_distance)} to this student).")
+    return note
+
+
 # -- 3. pruning --------------------------------------------------------------------------------------------------
 def pruning_section(src: ReportInputs) -> Section:
     title = "Pruning"
@@ -165,7 +184,7 @@ def pruning_section(src: ReportInputs) -> Section:
               if np.isfinite(pr.loss_before) and np.isfinite(pr.loss_after) else "no loss without a reference")
     reading = (f"{pr.n_hidden_before - pr.n_hidden_after} of {pr.n_hidden_before} hidden neurons and "
                f"{pr.n_gating_before - pr.n_gating_after} of {pr.n_gating_before} gating rows are removable; "
-               f"{change} (largest output change {format_value(pr.max_output_change)}).")
+               f"{change} (largest output change {format_value(pr.max_output_change)})." + _mixed_basis_note(src))
     blocks: list = [
         Table(summ, title="Units before and after pruning"),
         KeyValues([("loss before", format_value(pr.loss_before)), ("loss after", format_value(pr.loss_after)),

@@ -209,3 +209,21 @@ def test_report_records_no_absolute_paths(tmp_path, monkeypatch, construction):
     monkeypatch.chdir(tmp_path / "elsewhere")  # the checkpoint is outside the working folder: its name only
     html = build_report(ck, out_dir="out", formats=("html",), n_sequences=8).html.read_text()
     assert str(tmp_path) not in html and "<td>c.safetensors</td>" in html
+
+
+def test_pruning_reading_explains_units_kept_by_a_mixed_basis(construction_report):
+    """The shipped N = M = 32 student has no zero rows but holds 10 KV + 4 query directions mixed within its λ groups:
+    the pruning section says so with the measured counts; an exact construction gets no such note."""
+    from pathlib import Path
+
+    from rnnattn.analysis import equivalence
+    from rnnattn.report.sections import ReportInputs, pruning_section
+
+    assert "Zero rows leave" not in construction_report.html.read_text()
+    ckpt = Path(__file__).resolve().parents[2] / "checkpoints" / "teacher_student_d4.safetensors"
+    res = equivalence(ckpt)
+    reading = pruning_section(ReportInputs(name="s", result=res)).reading
+    kept = res.prune.n_hidden_after
+    assert kept > 14
+    assert f"Zero rows leave {kept} hidden neurons where the function uses 10 KV + 4 query directions" in reading
+    assert f"{res.rotation.n_hidden_after} hidden neurons and {res.rotation.n_gating_after} gating rows" in reading
