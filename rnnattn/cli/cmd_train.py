@@ -12,6 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
+# rnnattn.training.protocols.PROTOCOLS, repeated so that `--help` does not import torch (a test keeps them equal)
+PROTOCOLS = ("paper", "fast", "sparse")
+
 HELP = "train a gated RNN on teacher-student or in-context regression (resumable, Ctrl-C saves)"
 
 # option -> TrainConfig field; None defaults mean "take the protocol's value".
@@ -22,6 +25,7 @@ _TRAIN_OPTS = {
     "lr_min": ("lr_min", float, "learning-rate floor at the end of the cosine"),
     "warmup": ("warmup_steps", int, "linear warm-up steps"),
     "weight_decay": ("weight_decay", float, "AdamW decay of the non-recurrence parameters"),
+    "l1": ("l1", float, "L1 penalty on the non-recurrence parameters during AdamW (--protocol sparse: 1e-3)"),
     "nu_lr_mult": ("recurrence_lr_mult", float, "learning-rate multiplier of the recurrence (nu)"),
     "nu_weight_decay": ("recurrence_weight_decay", float, "weight decay of the recurrence"),
     "seed": ("seed", int, "data seed (also seeds the student's init)"),
@@ -35,6 +39,8 @@ _TRAIN_OPTS = {
     "polish_method": ("polish_method", str, "lbfgs, or lm (float64 Levenberg-Marquardt; --protocol fast uses it)"),
     "polish_iters": ("polish_iters", int, "polishing iterations per round"),
     "polish_batch": ("polish_batch", int, "sequences in each round's fixed batch"),
+    "freeze_zeros": ("polish_freeze_zeros", float, "LM polishing keeps entries below this x their tensor's max "
+                     "at 0 (--protocol sparse: 1e-3)"),
     "target_loss": ("target_loss", float, "stop when the validation loss reaches this"),
 }
 _TASK_OPTS = {
@@ -75,8 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         sp.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
         sp.add_argument("--force", action="store_true", help="overwrite another run's files in --out")
         sp.add_argument("--device", default=None, help="cpu, cuda, cuda:N or auto (default auto)")
-        sp.add_argument("--protocol", choices=("paper", "fast"), default=None,
-                        help="defaults: the paper's protocol (App. B.1, the default) or the fast one")
+        sp.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                        help="defaults: the paper's protocol (App. B.1, the default), the fast one, or sparse (ours: "
+                        "fast + L1, teacher-student)")
         sp.add_argument("--hidden", type=int, default=None, help="recurrent neurons N")
         sp.add_argument("--gating", type=int, default=None, help="output-gating rows M")
         sp.add_argument(

@@ -139,8 +139,8 @@ def train_batched(
     if clash and not force:
         raise FileExistsError(f"{clash[0]} exists (pass force=True / --force to overwrite)")
     net = fast.StackedGatedRNN(models, device=device, dtype=dtype)
-    mult, wd = flat_multipliers(net.slices(), net.P, {"nu"}, config)
-    opt = fast.FlatAdamW(net.flat, net.grad, mult.to(device), wd.to(device), tuple(config.betas), config.eps)
+    mult, wd, l1 = flat_multipliers(net.slices(), net.P, {"nu"}, config)
+    opt = fast.FlatAdamW(net.flat, net.grad, mult.to(device), wd.to(device), tuple(config.betas), config.eps, l1)
     t0 = time.perf_counter()
     train_loss, history = _adam_phase(task, net, opt, config, seeds, last)
     wall = time.perf_counter() - t0

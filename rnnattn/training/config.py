@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ class TrainConfig(Config):
         lr, lr_min, warmup_steps: cosine schedule ``lr_min + (lr - lr_min) (1 + cos(pi s / steps)) / 2`` after a
             linear warm-up.
         weight_decay: decoupled decay of every non-recurrence parameter.
+        l1: strength of an L1 penalty ``l1 * sum |p|`` on every non-recurrence parameter during the AdamW phase
+            (its subgradient ``l1 * sign(p)`` is added to the loss gradient; logged losses exclude it; polishing
+            ignores it). 0 (default, the paper) disables it. Unlike L2 decay, which is invariant under orthogonal
+            mixing of neurons, it favours weights aligned with the neuron axes: the ``sparse`` protocol
+            (:mod:`rnnattn.training.protocols`) uses it to make trained students prunable.
         recurrence_lr_mult, recurrence_weight_decay: learning-rate multiplier and decay of
             ``model.recurrence_parameters()`` (paper: 1 and 0; the fast protocol uses a larger multiplier).
         betas, eps: Adam.
@@ -43,6 +49,10 @@ class TrainConfig(Config):
             (Levenberg-Marquardt in float64 with an analytic Jacobian; fast engine, small students only; each round
             runs ``polish_iters`` LM iterations, every round on the same batch of ``polish_batch`` sequences; see
             :mod:`rnnattn.training.lm`).
+        polish_freeze_zeros: LM polishing only: before each round, entries of ``W_in``, ``W_out`` and ``D`` with
+            ``|p| <= polish_freeze_zeros * max|p|`` of their tensor are set to exactly 0 and held there, so the
+            zeros an L1 phase made survive polishing (0: off; the ``sparse`` protocol uses 1e-3, the threshold of
+            :func:`rnnattn.analysis.prune`).
         target_loss: stop as soon as the validation loss is <= this (None: run all steps).
         protocol: a label recorded with the run (``"paper"``, ``"fast"``, ``"custom"``).
     """
@@ -53,6 +63,7 @@ class TrainConfig(Config):
     lr_min: float = 1e-6
     warmup_steps: int = 0
     weight_decay: float = 1e-4
+    l1: float = 0.0
     recurrence_lr_mult: float = 1.0
     recurrence_weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
@@ -72,6 +83,7 @@ class TrainConfig(Config):
     polish_batch: int = 512
     polish_history: int = 50
     polish_method: str = "lbfgs"
+    polish_freeze_zeros: float = 0.0
     target_loss: float | None = None
     protocol: str = "custom"
 
@@ -96,6 +108,12 @@ class TrainConfig(Config):
             )
         if self.weight_decay < 0 or self.recurrence_weight_decay < 0 or self.recurrence_lr_mult < 0:
             raise ValueError("TrainConfig: weight decays and recurrence_lr_mult must be >= 0")
+        if not 0 <= self.polish_freeze_zeros < 1:
+            raise ValueError(f"TrainConfig: polish_freeze_zeros must be in [0, 1), got {self.polish_freeze_zeros!r}")
+        if self.polish_freeze_zeros and self.polish_method != "lm":
+            raise ValueError("TrainConfig: polish_freeze_zeros needs polish_method 'lm'")
+        if not (self.l1 >= 0 and math.isfinite(self.l1)):
+            raise ValueError(f"TrainConfig: l1 must be a finite number >= 0, got {self.l1!r}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"TrainConfig: betas must be two numbers in [0, 1), got {self.betas}")
         if self.engine not in ENGINES:

@@ -13,7 +13,7 @@ import torch
 from rnnattn.tasks.base import Batch, Task
 from rnnattn.training import fast, lm
 from rnnattn.training.config import TrainConfig
-from rnnattn.training.optim import flat_multipliers, make_adamw, set_lr
+from rnnattn.training.optim import add_l1_subgradient, flat_multipliers, make_adamw, set_lr
 
 EVAL_CHUNK = 8192
 
@@ -32,6 +32,7 @@ class AutogradEngine:
             raise ValueError("polish_method 'lm' needs the fast engine (a diagonal GatedLinearRNN)")
         self.model, self.task, self.device, self.dtype = model, task, device, dtype
         self.opt = make_adamw(model, config)
+        self.l1 = config.l1
 
     def prepare(self, b: Batch):
         return Batch(b.x.to(self.device, self.dtype), b.y.to(self.device, self.dtype), b.mask.to(self.device))
@@ -47,6 +48,8 @@ class AutogradEngine:
         self.opt.zero_grad(set_to_none=True)
         loss = self._loss(data, i)
         loss.backward()
+        if self.l1:
+            add_l1_subgradient(self.opt.param_groups[0]["params"], self.l1)  # group 0: the non-recurrence ones
         self.opt.step()
         return loss.detach()
 
@@ -119,9 +122,9 @@ class FastEngine:
         if task.loss_positions is not None and not self.last:
             raise ValueError("fast engine: supports loss on every step or on the last step only")
         self.net = fast.StackedGatedRNN([model], device=device, dtype=dtype)
-        mult, wd = flat_multipliers(self.net.slices(), self.net.P, {"nu"}, config)
+        mult, wd, l1 = flat_multipliers(self.net.slices(), self.net.P, {"nu"}, config)
         self.opt = fast.FlatAdamW(
-            self.net.flat, self.net.grad, mult.to(device), wd.to(device), tuple(config.betas), config.eps
+            self.net.flat, self.net.grad, mult.to(device), wd.to(device), tuple(config.betas), config.eps, l1
         )
 
     def prepare(self, b: Batch):
@@ -175,8 +178,10 @@ class FastEngine:
         y64 = (y[0].view(n, 1, -1) if self.last else y[0].view(self.T, n, -1).transpose(0, 1)).to(torch.float64)
         flat = self.net.flat[0].to(torch.float64)
         shapes = dict(self.net.shapes)
+        rtol = self.config.polish_freeze_zeros
+        active = lm.freeze_small(flat, shapes, rtol) if rtol else None
         _, self.lm_mu = lm.levenberg_marquardt(
-            flat, shapes, z64, y64.contiguous(), iters, self.lm_mu, self.last
+            flat, shapes, z64, y64.contiguous(), iters, self.lm_mu, self.last, active
         )
         self.net.flat[0].copy_(flat)
         return float(self.net.loss(z, y, self.T, self.last)[0])

@@ -335,6 +335,8 @@ class FlatAdamW:
     Args:
         flat, grad: parameter and gradient buffers (same shape).
         lr_mult, weight_decay: ``[P]`` per-entry multiplier and decay.
+        l1: ``[P]`` per-entry L1 strength or None: ``l1 * sign(p)`` is added to the gradient before the moments
+            (the penalty ``sum l1 |p|``, as :func:`~rnnattn.training.optim.add_l1_subgradient` for torch's AdamW).
     """
 
     def __init__(
@@ -345,8 +347,10 @@ class FlatAdamW:
         weight_decay: torch.Tensor,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        l1: torch.Tensor | None = None,
     ) -> None:
         self.flat, self.grad = flat, grad
+        self.l1 = None if l1 is None else l1.to(flat)
         self.lr_mult = lr_mult.to(flat)
         self.wd = (lr_mult * weight_decay).to(flat)  # torch applies p *= 1 - (lr * mult) * wd
         self.b1, self.b2 = betas
@@ -361,6 +365,8 @@ class FlatAdamW:
         self.step_count += 1
         t = self.step_count
         p, g, m, v, tmp = self.flat, self.grad, self.exp_avg, self.exp_avg_sq, self._tmp
+        if self.l1 is not None:
+            g.addcmul_(torch.sign(p), self.l1)
         p.addcmul_(p, self.wd, value=-lr)
         m.lerp_(g, 1 - self.b1)
         v.mul_(self.b2).addcmul_(g, g, value=1 - self.b2)

@@ -164,6 +164,20 @@ def _sum_sq(flat, shapes, z, y, last_only) -> float:
     return float((yhat - y).pow(2).sum())
 
 
+def freeze_small(flat: torch.Tensor, shapes: dict[str, tuple[int, ...]], rtol: float) -> torch.Tensor:
+    """Set the entries of ``W_in``, ``W_out`` and ``D`` with ``|p| <= rtol * max|p|`` of their tensor to exactly 0
+    (in place) and return the mask ``[P]`` of the entries LM may move (``nu`` always may)."""
+    active = torch.ones_like(flat, dtype=torch.bool)
+    parts, act = _split(flat, shapes), _split(active, shapes)
+    for name, v in parts.items():
+        if name == "nu":
+            continue
+        small = v.abs() <= rtol * float(v.abs().max())
+        v.masked_fill_(small, 0.0)
+        act[name].masked_fill_(small, False)
+    return active
+
+
 def _solve_spd(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Solve ``A x = b`` for the damped normal matrix: Cholesky (half the work of LU) when ``A`` is numerically
     positive definite, else LU."""
@@ -182,9 +196,11 @@ def levenberg_marquardt(
     iters: int,
     mu: float = 1e-3,
     last_only: bool = False,
+    active: torch.Tensor | None = None,
 ) -> tuple[float, float]:
     """Run ``iters`` LM iterations in place on ``flat [P]`` (float64) for the fixed batch ``z [B, T, d+1]``,
-    ``y [B, T', d_out]``.
+    ``y [B, T', d_out]``; with ``active [P]`` (bool) only those entries move (the step solves the normal equations
+    restricted to them: a sparse student stays sparse, :func:`freeze_small`).
 
     Step: ``(J^T J + mu diag(J^T J)) delta = -J^T r`` (Marquardt scaling, plus a 1e-12 floor so dead columns stay
     solvable); accepted steps divide ``mu`` by 3, rejected ones multiply it by 4 and retry.
@@ -199,9 +215,12 @@ def levenberg_marquardt(
             "student or polish with L-BFGS"
         )
     n_res = y.numel()
+    idx = None if active is None else active.nonzero()[:, 0]
     sq = _sum_sq(flat, shapes, z, y, last_only)
     for _ in range(iters):
         A, g, sq = _normal_equations(flat, shapes, z, y, last_only)
+        if idx is not None:
+            A, g = A[idx[:, None], idx[None, :]], g[idx]
         dg = A.diagonal().clone()
         dg += 1e-12 * float(dg.max()) + 1e-300
         old = flat.clone()
@@ -209,7 +228,11 @@ def levenberg_marquardt(
             A_d = A.clone()
             A_d.diagonal().add_(mu * dg)
             delta = _solve_spd(A_d, -g)
-            flat.copy_(old).add_(delta)
+            flat.copy_(old)
+            if idx is None:
+                flat.add_(delta)
+            else:
+                flat.index_add_(0, idx, delta)
             new = _sum_sq(flat, shapes, z, y, last_only)
             if new < sq:
                 mu, sq = max(mu / 3, 1e-12), new

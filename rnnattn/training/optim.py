@@ -58,12 +58,23 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def flat_multipliers(
     slices: dict[str, slice], P: int, recurrence: set[str], config: TrainConfig
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-entry ``(lr_mult [P], weight_decay [P])`` for a flat parameter buffer (see ``FlatAdamW``)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Per-entry ``(lr_mult [P], weight_decay [P], l1 [P] or None)`` for a flat parameter buffer (see
+    ``FlatAdamW``); ``l1`` is None when ``config.l1`` is 0."""
     mult = torch.ones(P)
     wd = torch.full((P,), float(config.weight_decay))
+    l1 = torch.full((P,), float(config.l1))
     for name, sl in slices.items():
         if name in recurrence:
             mult[sl] = config.recurrence_lr_mult
             wd[sl] = config.recurrence_weight_decay
-    return mult, wd
+            l1[sl] = 0.0
+    return mult, wd, (l1 if config.l1 else None)
+
+
+def add_l1_subgradient(params: list[torch.Tensor], l1: float) -> None:
+    """``p.grad += l1 * sign(p)`` for each parameter with a gradient: the penalty ``l1 * sum |p|`` (sign(0) = 0,
+    so exact zeros stay a fixed point of the penalty)."""
+    for p in params:
+        if p.grad is not None:
+            p.grad.add_(torch.sign(p), alpha=l1)

@@ -11,7 +11,7 @@ from rnnattn.models import (
 )
 from rnnattn.training.config import TrainConfig
 from rnnattn.training.fast import FlatAdamW, StackedGatedRNN, chunked_scan, scan_chunk, supports
-from rnnattn.training.optim import flat_multipliers, make_adamw, set_lr
+from rnnattn.training.optim import add_l1_subgradient, flat_multipliers, make_adamw, set_lr
 
 
 def _models(K, d=3, N=6, M=5, dout=2, append_one=True):
@@ -67,13 +67,15 @@ def test_write_back_round_trip_and_support():
         StackedGatedRNN([_models(1)[0], _models(1, N=7)[0]])
 
 
-def test_flat_adamw_matches_torch_adamw():
-    cfg = TrainConfig(weight_decay=0.1, recurrence_lr_mult=7.0, recurrence_weight_decay=0.01)
+@pytest.mark.parametrize("l1", [0.0, 0.05])
+def test_flat_adamw_matches_torch_adamw(l1):
+    cfg = TrainConfig(weight_decay=0.1, recurrence_lr_mult=7.0, recurrence_weight_decay=0.01, l1=l1)
     (m,) = _models(1)
     ref = _models(1)[0]
     net = StackedGatedRNN([m])
-    mult, wd = flat_multipliers(net.slices(), net.P, {"nu"}, cfg)
-    opt = FlatAdamW(net.flat, net.grad, mult.double(), wd.double())
+    mult, wd, l1_vec = flat_multipliers(net.slices(), net.P, {"nu"}, cfg)
+    assert (l1_vec is None) == (l1 == 0) and (l1_vec is None or float(l1_vec[net.slices()["nu"]].abs().sum()) == 0)
+    opt = FlatAdamW(net.flat, net.grad, mult.double(), wd.double(), l1=l1_vec)
     topt = make_adamw(ref, cfg)
     g = torch.Generator().manual_seed(0)
     for step in range(5):
@@ -85,6 +87,8 @@ def test_flat_adamw_matches_torch_adamw():
         for n, v in grads.items():
             net.grads[n][0].copy_(v)
             getattr(ref, n).grad = v.clone()
+        if l1:
+            add_l1_subgradient(topt.param_groups[0]["params"], l1)  # torch's AdamW with the same penalty
         opt.step(lr)
         set_lr(topt, lr)
         topt.step()

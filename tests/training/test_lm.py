@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -165,3 +166,65 @@ def test_factored_normal_equations_equal_the_dense_ones(last_only):
     torch.testing.assert_close(A, J.T @ J, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(g, J.T @ r, rtol=1e-12, atol=1e-12)
     assert sq == pytest.approx(float(r @ r), rel=1e-12)
+
+
+def test_lm_with_frozen_entries_keeps_them_zero_and_solves_the_restricted_system():
+    """``freeze_small`` zeroes the tiny entries; LM then moves only the others, with the step of the normal
+    equations restricted to those columns of the dense Jacobian (checked against numpy), and still fits a sparse
+    realisable target."""
+    from rnnattn.training.lm import freeze_small
+
+    teacher = _model(N=4, M=3, seed=2)
+    with torch.no_grad():
+        teacher.W_in[0, 1].zero_()  # a dead m-branch row, and scattered zeros elsewhere
+        teacher.W_out[1, 0, 2] = 0.0
+        teacher.D[1, 1] = 0.0
+    student = _model(N=4, M=3, seed=2)
+    with torch.no_grad():
+        for n in ("W_in", "W_out", "D"):
+            p, t = getattr(student, n), getattr(teacher, n)
+            p.copy_(t + torch.where(t == 0, 1e-7, 0.03) * torch.randn_like(t))
+    x = torch.randn(24, 5, 3, dtype=torch.float64)
+    with torch.no_grad():
+        y = teacher(x)
+    shapes = {n: tuple(getattr(student, n).shape) for n in PARAM_NAMES}
+    flat = torch.cat([getattr(student, n).detach().reshape(-1) for n in PARAM_NAMES])
+    active = freeze_small(flat, shapes, 1e-3)
+    zero = ~active
+    n_nu = shapes["nu"][0]
+    assert int(zero.sum()) == 4 + 1 + 1 and bool((flat[zero] == 0).all())  # the row (d + 1 = 4) and 2 entries
+    n_w_in = math.prod(shapes["W_in"])
+    assert bool(active[n_w_in : n_w_in + n_nu].all())  # nu is never frozen
+    z = student.augment(x)
+    # one iteration by hand: the damped normal equations on the active columns only
+    sizes = [math.prod(s) for s in shapes.values()]
+    params = {k: v.view(shapes[k]) for k, v in zip(shapes, torch.split(flat, sizes), strict=True)}
+    yhat, J = residual_jacobian(params, z)
+    r = (yhat - y).reshape(-1).numpy()
+    Ja = J.numpy()[:, active.numpy()]
+    A = Ja.T @ Ja
+    mu = 1e-3
+    dg = A.diagonal() + 1e-12 * A.diagonal().max() + 1e-300
+    want = flat.clone()
+    want[active] += torch.from_numpy(np.linalg.solve(A + mu * np.diag(dg), -Ja.T @ r))
+    one = flat.clone()
+    levenberg_marquardt(one, shapes, z, y, iters=1, mu=mu, active=active)
+    if float(0.5 * ((yhat - y) ** 2).mean()) > 0:
+        torch.testing.assert_close(one, want, rtol=1e-8, atol=1e-12)
+    loss, _ = levenberg_marquardt(flat, shapes, z, y, iters=30, active=active)
+    assert bool((flat[zero] == 0).all())
+    assert loss < 1e-14
+
+
+def test_sparse_protocol_is_fast_plus_l1_and_frozen_zeros():
+    from rnnattn.cli.cmd_train import PROTOCOLS as CLI_PROTOCOLS
+    from rnnattn.training.protocols import PROTOCOLS
+
+    assert CLI_PROTOCOLS == PROTOCOLS
+    fast_kw, fast_model = protocol_defaults("fast", "teacher_student")
+    kw, model = protocol_defaults("sparse", "teacher_student")
+    assert model == fast_model and kw.pop("l1") > 0 and kw.pop("polish_freeze_zeros") == 1e-3
+    assert kw.pop("protocol") == "sparse" and fast_kw.pop("protocol") == "fast" and kw == fast_kw
+    TrainConfig(**protocol_defaults("sparse", "teacher_student")[0])
+    with pytest.raises(ValueError, match="teacher-student only"):
+        protocol_defaults("sparse", "icl_regression")

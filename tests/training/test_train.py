@@ -195,3 +195,30 @@ def test_engines_agree_on_loss_and_gradients_in_float64(task):
             for n in ("W_in", "nu", "W_out", "D"):
                 getattr(auto_m, n).sub_(1e-3 * getattr(auto_m, n).grad)
             fe.net.flat.sub_(1e-3 * fe.net.grad)
+
+
+def test_l1_penalty_same_in_both_engines():
+    """``l1``: the fast engine's FlatAdamW and torch's AdamW with the subgradient give the same float64 run (to
+    torch's float32 step count in the bias corrections, as test_flat_adamw_matches_torch_adamw), the
+    recurrence is not penalised, and the penalised tensors shrink."""
+    task = TeacherStudent(TS)
+    runs = {}
+    for engine in ("fast", "autograd"):
+        m = _student()
+        train(task, m.double(), _cfg(steps=30, engine=engine, val_every=0, dtype="float64", l1=0.05), progress=False)
+        runs[engine] = m
+    for n in ("W_in", "nu", "W_out", "D"):
+        torch.testing.assert_close(getattr(runs["fast"], n), getattr(runs["autograd"], n), rtol=1e-7, atol=1e-9)
+    plain = _student()
+    train(task, plain.double(), _cfg(steps=30, val_every=0, dtype="float64"), progress=False)
+    for n in ("W_in", "W_out", "D"):  # L1 shrinks every penalised tensor
+        assert getattr(runs["fast"], n).abs().sum() < getattr(plain, n).abs().sum(), n
+    torch.testing.assert_close(runs["fast"].nu, plain.nu, rtol=0.2, atol=0.05)  # nu: only indirectly affected
+    with pytest.raises(ValueError, match="l1"):
+        TrainConfig(l1=-1.0)
+    with pytest.raises(ValueError, match="l1"):
+        TrainConfig(l1=float("nan"))
+    with pytest.raises(ValueError, match="polish_freeze_zeros"):
+        TrainConfig(polish_freeze_zeros=1e-3)  # needs LM
+    with pytest.raises(ValueError, match="polish_freeze_zeros"):
+        TrainConfig(polish_freeze_zeros=1.5, polish_method="lm")
