@@ -210,6 +210,13 @@ def main(argv=None) -> int:
         claim_rows(ms[primary], results[primary]["effective_error"]),
         f"'ours' is {primary} ({_rel(sources[primary])}); every analysed student is in the table below.",
     )
+    if len(ms) > 1:
+        rep.section(
+            "claims_per_student",
+            "The claims on every analysed student",
+            "Each cell: ✓/✗ by the criterion of the claims table, then the number behind it.",
+            rep.table("claims_per_student", _claims_per_student(ms, results), "Claims per student"),
+        )
     rep.section(
         "table1",
         "Table 1: paper vs every analysed student",
@@ -238,6 +245,24 @@ def main(argv=None) -> int:
     )
     rep.write()
     return 0
+
+
+def _claims_per_student(ms: dict, results: dict):
+    """One row per claim, one column per student (its mark and its number)."""
+    import pandas as pd
+
+    per = {name: claim_rows(m, results[name]["effective_error"]) for name, m in ms.items()}
+    first = next(iter(per.values()))
+    return pd.DataFrame(
+        [
+            {
+                "claim (paper)": r["claim (paper)"],
+                "paper": r["paper"],
+                **{name: f"{rows[i]['reproduced']} {rows[i]['ours']}" for name, rows in per.items()},
+            }
+            for i, r in enumerate(first)
+        ]
+    )
 
 
 def _side_table(ms: dict):

@@ -159,9 +159,10 @@ def _mixed_basis_note(src: ReportInputs) -> str:
     need = eff.n_kv + eff.n_query
     if pr.n_hidden_after <= need:
         return ""
-    note = (f" Zero rows leave {pr.n_hidden_after} hidden neurons where the function uses {eff.n_kv} KV + "
-            f"{eff.n_query} query directions (effective counts, below): the rest hold them mixed within same-λ "
-            "groups, a change of basis that keeps the function and the loss and that zero-row pruning cannot undo.")
+    note = (f" Zero rows leave {pr.n_hidden_after} hidden neurons, {pr.n_hidden_after - need} more than the "
+            f"{eff.n_kv} KV + {eff.n_query} query directions the function uses (effective counts, below): neurons "
+            "that mix directions within a λ group (which keeps the function and the loss) or carry small "
+            "contributions have no zero rows.")
     if isinstance(rot, RotationResult):
         note += (f" Rotated to the canonical basis: {rot.n_hidden_after} hidden neurons and {rot.n_gating_after} "
                  f"gating rows (polynomial distance {format_value(rot.polynomial_distance)} to this student).")

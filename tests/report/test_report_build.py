@@ -225,5 +225,5 @@ def test_pruning_reading_explains_units_kept_by_a_mixed_basis(construction_repor
     reading = pruning_section(ReportInputs(name="s", result=res)).reading
     kept = res.prune.n_hidden_after
     assert kept > 14
-    assert f"Zero rows leave {kept} hidden neurons where the function uses 10 KV + 4 query directions" in reading
+    assert f"Zero rows leave {kept} hidden neurons, {kept - 14} more than the 10 KV + 4 query directions" in reading
     assert f"{res.rotation.n_hidden_after} hidden neurons and {res.rotation.n_gating_after} gating rows" in reading

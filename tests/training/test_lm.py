@@ -224,6 +224,7 @@ def test_sparse_protocol_is_fast_plus_l1_and_frozen_zeros():
     fast_kw, fast_model = protocol_defaults("fast", "teacher_student")
     kw, model = protocol_defaults("sparse", "teacher_student")
     assert model == fast_model and kw.pop("l1") > 0 and kw.pop("polish_freeze_zeros") == 1e-3
+    assert kw.pop("target_loss") < fast_kw.pop("target_loss") and kw.pop("polish_rounds") > fast_kw.pop("polish_rounds")
     assert kw.pop("protocol") == "sparse" and fast_kw.pop("protocol") == "fast" and kw == fast_kw
     TrainConfig(**protocol_defaults("sparse", "teacher_student")[0])
     with pytest.raises(ValueError, match="teacher-student only"):

@@ -42,3 +42,19 @@ def test_icl_checkpoint(capsys):
     assert loss == pytest.approx(md["training"]["final_val_loss"], rel=0.05)
     assert main(["info", str(ROOT / "icl_d6.safetensors")]) == 0
     assert "one_step_gd" in capsys.readouterr().out
+
+
+def test_sparse_student_has_the_zero_rows_of_fig_2a():
+    """The shipped sparse-protocol student (ours: fast + L1): it matches its teacher and pruning by zero rows leaves
+    10 λ≈1 KV units with quadratic input and 4 λ≈0 query units with linear input among <= 16 hidden neurons."""
+    from rnnattn.analysis import neuron_roles, prune
+
+    ck = _load("teacher_student_d4_sparse.safetensors")
+    tr = ck.metadata["training"]
+    assert tr["protocol"] == "sparse" and tr["config"]["l1"] > 0 and tr["reached_target"]
+    pr = prune(ck.model)
+    assert pr.n_hidden_after <= 16 and pr.n_hidden_before == 32
+    table = neuron_roles(pr.model)
+    memory, forget = table[table.role == "memory"], table[table.role == "forget"]
+    assert len(memory) == 10 and set(memory.input_kind) == {"quadratic"}
+    assert (forget.input_kind == "linear").sum() == 4
