@@ -95,9 +95,11 @@ def test_lm_polishing_beats_adam_in_train():
     assert m.W_in.dtype == torch.float32  # the model keeps its training dtype
 
 
-def test_lm_resume_is_bit_exact(tmp_path):
+@pytest.mark.parametrize("sparse", [{}, {"l1": 3e-2, "polish_freeze_zeros": 0.05}], ids=["plain", "l1_frozen"])
+def test_lm_resume_is_bit_exact(tmp_path, sparse):
     task = TeacherStudent(TeacherStudentConfig(d=2, seq_len=6))
     cfg = TrainConfig(
+        **sparse,
         steps=20,
         lr=1e-2,
         polish_rounds=3,
@@ -126,6 +128,8 @@ def test_lm_resume_is_bit_exact(tmp_path):
     assert r2.steps == 26
     for n in PARAM_NAMES:
         assert torch.equal(getattr(straight, n), getattr(resumed, n)), n
+    if sparse:  # the frozen entries are exact zeros in the result
+        assert any(bool((getattr(straight, n) == 0).any()) for n in ("W_in", "W_out", "D"))
 
 
 def test_polish_method_errors():
