@@ -16,7 +16,7 @@ finished sizes.
 * ``--converged`` (default): (A) 9 sizes 8-80 x 3 seeds with the fast protocol's AdamW phase (50,000 steps, lr
   2e-3 -> 1e-6, 10x on nu; its Levenberg-Marquardt polish is skipped: its cost grows as P², ~40 CPU-s per
   iteration at N = 48, d = 6); (B) 10 sizes 2-80 x 3 seeds with the paper's protocol (300,000 steps, lr 1e-3 ->
-  1e-6). About 6,200 CPU-s: ~55 min on 2 cores.
+  1e-6). Measured: 5,082 CPU-s of training, 71 min wall on 2 shared cores (reports/fig3/summary.json).
 * ``--full``: 11 sizes x 3 seeds, the paper's protocol for both (781,250 / 300,000 steps).
 """
 
