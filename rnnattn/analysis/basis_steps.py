@@ -48,10 +48,13 @@ def effective_step(model: GatedLinearRNN, hi: float, lo: float) -> EffectiveCoun
     return eff
 
 
-def rotation_step(m: GatedLinearRNN, subj: Subject, hi: float, lo: float) -> RotationResult | NotApplicable:
-    """The attention part of ``m`` rebuilt in the canonical basis at the effective counts' size."""
+def rotation_step(m: GatedLinearRNN, subj: Subject, hi: float, lo: float, ref: Reference | NotApplicable
+                  ) -> RotationResult | NotApplicable:
+    """The attention part of ``m`` rebuilt in the canonical basis at the effective counts' size, with distances to
+    the reference the rest of the pipeline uses."""
     try:
-        return rotate_to_canonical(Subject(m, subj.metadata, subj.extras, subj.path), hi, lo)
+        return rotate_to_canonical(Subject(m, subj.metadata, subj.extras, subj.path), hi, lo,
+                                   reference=ref if isinstance(ref, Reference) else None)
     except _REFUSALS as e:
         return NotApplicable("rotation to the canonical basis", _why(e))
 

@@ -308,7 +308,7 @@ def run_pipeline(subj: Subject, ref: Reference | NotApplicable, opts: Equivalenc
         canonical=can, merges=mg, weights=weights_step(pr, can, mg), probes=probes, student_polynomial=p_s,
         comparison=comparison, effective=effective_step(pr.model if isinstance(pr, PruneResult) else m, opts.hi,
                                                         opts.lo),
-        rotation=rotation_step(m, subj, opts.hi, opts.lo), context_query=cq,
+        rotation=rotation_step(m, subj, opts.hi, opts.lo, ref), context_query=cq,
         checks=checks_step(m, loss, probes, comparison, cq, pr, thresholds),
     )
 

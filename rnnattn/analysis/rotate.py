@@ -52,7 +52,7 @@ from rnnattn.analysis.errors import AnalysisNotApplicable
 from rnnattn.analysis.inputs import probe_inputs
 from rnnattn.analysis.loading import ModelSource, require_gated_rnn, resolve
 from rnnattn.analysis.polynomial import instantaneous_polynomial
-from rnnattn.analysis.references import resolve_reference
+from rnnattn.analysis.references import Reference, resolve_reference
 from rnnattn.analysis.results import fields_dict, unit_table
 from rnnattn.models.gated_rnn import GatedLinearRNN, GatedLinearRNNConfig
 
@@ -256,6 +256,7 @@ def rotate_to_canonical(
     min_gap: float = 10.0,
     n_probe: int = 64,
     seed: int = 0,
+    reference: Reference | ModelSource | str | None = None,
 ) -> RotationResult:
     """Rebuild the attention part of a gated RNN in the canonical basis at the effective counts' size.
 
@@ -263,6 +264,8 @@ def rotate_to_canonical(
         model: a :class:`GatedLinearRNN` (model, checkpoint or path); a float64 copy is used.
         hi, lo, method, rtol, min_gap: as in :func:`~rnnattn.analysis.effective.effective_counts`.
         n_probe, seed: probe sequences for the output check (the checkpoint's task, else N(0, I), 32 steps).
+        reference: what ``reference_distance`` compares with: a resolved :class:`Reference`, or anything
+            :func:`~rnnattn.analysis.resolve_reference` takes (default: the one the checkpoint records).
     Returns:
         :class:`RotationResult` with the new model and its distance to the original.
     Raises:
@@ -290,9 +293,11 @@ def rotate_to_canonical(
     p_new, p_old = instantaneous_polynomial(new), instantaneous_polynomial(m)
     dist = polynomial_distance(p_new, p_old).value
     try:
-        ref = resolve_reference(subj).polynomial
+        ref = (reference if isinstance(reference, Reference) else resolve_reference(subj, reference)).polynomial
         ref_dist = {"original": polynomial_distance(p_old, ref).value, "rotated": polynomial_distance(p_new, ref).value}
     except ValueError:  # no teacher / task / source construction to compare with
+        if reference is not None:  # one the caller asked for must resolve
+            raise
         ref_dist = {}
     probe = probe_inputs(subj.metadata, m.d_input, n_sequences=n_probe, seed=seed)
     with torch.no_grad():

@@ -120,3 +120,18 @@ def test_shipped_student_rotates_to_14_hidden_and_16_gating():
     assert "hidden 32->14" in repr(r)
     json.dumps(r.to_dict())
     assert "Rotation to the canonical basis" in r._repr_html_()
+
+
+def test_rotation_compares_with_the_reference_the_caller_gave():
+    """``equivalence(..., reference=X)`` measures the rotated model against X, as every other step does."""
+    from rnnattn.analysis import equivalence, instantaneous_polynomial, polynomial_distance
+
+    own, other = random_lsa(3, 1), random_lsa(3, 2)
+    c = attention_to_gated_rnn(own, form="compact")
+    assert rotate_to_canonical(c).reference_distance["original"] < 1e-12  # its source construction
+    far = polynomial_distance(instantaneous_polynomial(c), instantaneous_polynomial(other)).value
+    res = equivalence(c, reference=other)
+    assert res.rotation.reference_distance["original"] == pytest.approx(far, rel=1e-9) and far > 0.1
+    assert rotate_to_canonical(c, reference=other).reference_distance["original"] == pytest.approx(far, rel=1e-9)
+    with pytest.raises(ValueError):
+        rotate_to_canonical(c, reference="teacher")  # asked for, not recorded: refused, not silently dropped
