@@ -46,6 +46,7 @@ MAX_LSRL_PROGRAM_BYTES = 64 * MiB  # a program JSON file
 
 # -- analyses -----------------------------------------------------------------------------------------------------
 MAX_ANALYSIS_BYTES = 1 * GiB  # estimated working memory of one polynomial extraction/fit, or of the probe inputs
+MAX_TRAIN_BYTES = 8 * GiB  # estimated working memory of one training run (rnnattn.training.budget)
 MAX_ANALYSIS_WIDTH = 16_384  # widest dimension of a model the analyses run (256 probe sequences x 32 steps fit 1 GiB)
 
 

@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     from rnnattn.safeio import printable
     from rnnattn.tasks import InContextRegressionConfig, TeacherStudentConfig, task_from_dict
     from rnnattn.training import TrainConfig, train
+    from rnnattn.training.budget import build_within_budget
     from rnnattn.training.protocols import protocol_defaults
     from rnnattn.training.state import RunDir
 
@@ -149,13 +150,10 @@ def run(args: argparse.Namespace) -> int:
             task = InContextRegression(InContextRegressionConfig(**tcfg))
         n = args.hidden or model_kw["n_hidden"]
         m = args.gating or model_kw["n_gating"]
+        mcfg = GatedLinearRNNConfig(task.d_input, n, m, task.d_output, recurrence=args.recurrence or "diagonal")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            model = GatedLinearRNN(
-                GatedLinearRNNConfig(
-                    task.d_input, n, m, task.d_output, recurrence=args.recurrence or "diagonal"
-                )
-            )
+            model = build_within_budget(lambda: GatedLinearRNN(mcfg), task, config)
     result = train(
         task,
         model,

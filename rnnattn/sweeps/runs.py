@@ -46,6 +46,7 @@ from rnnattn.models import (
 )
 from rnnattn.sweeps.registry import run_function
 from rnnattn.sweeps.spec import canonical_json
+from rnnattn.training.budget import build_within_budget
 
 #: architecture name -> (description, layer spec for SequenceModel or None for the Eq. 2 model)
 ARCHITECTURES: dict[str, tuple[str, dict[str, Any] | None]] = {
@@ -266,7 +267,8 @@ def _train_replicas(params: dict[str, Any], p: dict[str, Any], seed: int, task, 
     models = []
     for s in seeds:
         torch.manual_seed(s)
-        models.append(build_model(arch, task.d_input, task.d_output, size, 1, p.get("n_gating")))
+        models.append(build_within_budget(lambda: build_model(arch, task.d_input, task.d_output, size, 1,
+                                                              p.get("n_gating")), task, config, replicas))
     t0 = time.perf_counter()
     results = train_batched(task, models, config.replace(val_every=0), seeds=seeds)
     wall = time.perf_counter() - t0
@@ -295,7 +297,9 @@ def _train_single(params: dict[str, Any], p: dict[str, Any], seed: int, task, co
     arch, size, n_layers = p.get("arch", "gated_diagonal"), int(p["size"]), int(p.get("n_layers", 1))
     n_eval = int(p.get("eval_samples", 20_000))
     torch.manual_seed(seed)
-    model = build_model(arch, task.d_input, task.d_output, size, n_layers, p.get("n_gating"))
+    model = build_within_budget(
+        lambda: build_model(arch, task.d_input, task.d_output, size, n_layers, p.get("n_gating")), task, config
+    )
     # With a save_dir, the trainer keeps its resume state there (every checkpoint_every steps): a long run that
     # is killed (or a cluster worker that dies) continues from its last state when the sweep is resumed.
     run_dir = Path(p["save_dir"]) / f"{params_digest(params)}.run" if p.get("save_dir") else None

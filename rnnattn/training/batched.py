@@ -40,6 +40,7 @@ import torch
 from rnnattn.models.gated_rnn import GatedLinearRNN
 from rnnattn.tasks.base import Batch, Task
 from rnnattn.training import fast
+from rnnattn.training.budget import check_training_memory
 from rnnattn.training.config import TrainConfig, TrainResult
 from rnnattn.training.data import sample_steps
 from rnnattn.training.engines import _chunked_eval, _last_only
@@ -133,6 +134,7 @@ def train_batched(
     last = _last_only(task)
     if task.loss_positions is not None and not last:
         raise ValueError("train_batched: supports loss on every step or on the last step only")
+    check_training_memory(task, models[0], config, K)
     device, dtype = resolve_device(config.device), getattr(torch, config.dtype)
     paths = [Path(out_dir) / f"model_{k}.safetensors" for k in range(K)] if out_dir is not None else []
     clash = [p for p in paths if p.exists()]

@@ -36,6 +36,7 @@ import torch
 
 from rnnattn.checkpoint import save as save_checkpoint
 from rnnattn.tasks.base import Task
+from rnnattn.training.budget import check_training_memory
 from rnnattn.training.config import TrainConfig, TrainResult
 from rnnattn.training.data import BlockStream, sample_steps
 from rnnattn.training.engines import make_engine
@@ -157,6 +158,7 @@ class Trainer:
                 f"train: model maps {model.d_input} -> {model.d_output} features, the task needs "
                 f"{task.d_input} -> {task.d_output}"
             )
+        check_training_memory(task, model, config)
         self.task, self.model, self.config, self.callbacks = task, model, config, tuple(callbacks)
         self.device = resolve_device(config.device)
         model.to(device=self.device, dtype=getattr(torch, config.dtype))

@@ -364,3 +364,65 @@ def test_fifo_among_shipped_checkpoints_does_not_block(tmp_path, monkeypatch):
     argv = ["report", "--all-shipped", "-o", str(tmp_path / "o"), "--format", "html"]
     rc, out, err = cli_capped(argv, "fifo", extra_mb=REPORT_MEMORY_MB)
     assert rc != 0 and "regular file" in err and "Traceback" not in err, err
+
+
+# -- training sizes -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "option", [["--batch-size", "1000000000"], ["--val-samples", "2000000000"], ["--hidden", "4000000"]]
+)
+def test_absurd_training_sizes_are_refused_before_allocating(tmp_path, option):
+    """Any option that would size the run past ``MAX_TRAIN_BYTES`` is one line and exit 2, under a memory cap,
+    with nothing written; the paper's and the studies' sizes are far inside the limit."""
+    out = tmp_path / "run"
+    code, _, err = cli_capped(["train", "teacher-student", "--out", str(out), "--steps", "1", *option])
+    assert code == 2 and "MAX_TRAIN_BYTES" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+@given(batch=st.integers(1, 10**12), val=st.integers(1, 10**12), width=st.integers(1, 10**5))
+@SETTINGS
+def test_training_budget_is_checked_before_any_allocation(batch, val, width):
+    """Property: whatever the sizes, ``train`` either starts (estimate within the limit) or refuses before it
+    allocates anything, the estimate growing with every size."""
+    import torch
+
+    from rnnattn.tasks import TeacherStudent, TeacherStudentConfig
+    from rnnattn.training import TrainConfig
+    from rnnattn.training.budget import training_bytes
+
+    task = TeacherStudent(TeacherStudentConfig(d=2, seq_len=4))
+    with torch.device("meta"):
+        model = rnnattn.GatedLinearRNN(rnnattn.GatedLinearRNNConfig(2, width, width, 2))
+    cfg = TrainConfig(steps=1, batch_size=batch, val_samples=val, val_every=1)
+    need = training_bytes(task, model, cfg)
+    assert need >= 4 * batch * 4 * 5 and need >= 4 * val * 4 * 5
+    if batch > 1:
+        assert need > training_bytes(task, model, cfg.replace(batch_size=batch // 2))
+    if need > limits.MAX_TRAIN_BYTES:
+        with capped(10), pytest.raises(ResourceLimitError, match="MAX_TRAIN_BYTES"):
+            rnnattn.training.train(task, model, cfg, progress=False)
+
+
+def test_paper_sizes_are_inside_the_training_budget():
+    from rnnattn.tasks import InContextRegression, TeacherStudent, TeacherStudentConfig
+    from rnnattn.training import TrainConfig
+    from rnnattn.training.budget import training_bytes
+    from rnnattn.training.protocols import protocol_defaults
+
+    for task, name in ((TeacherStudent(TeacherStudentConfig(d=4)), "teacher_student"),
+                       (InContextRegression(), "icl_regression")):
+        for protocol in ("paper", "fast"):
+            kw, sizes = protocol_defaults(protocol, name)
+            model = rnnattn.GatedLinearRNN(rnnattn.GatedLinearRNNConfig(task.d_input, sizes["n_hidden"],
+                                                                        sizes["n_gating"], task.d_output))
+            assert training_bytes(task, model, TrainConfig(**kw, dtype="float64")) < limits.MAX_TRAIN_BYTES / 4
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_sweep_run_with_a_huge_student_is_refused_before_building_it(replicas):
+    from rnnattn.sweeps.runs import train_run
+
+    params = {"task": "teacher_student", "arch": "gated_diagonal", "size": 3_000_000, "replicas": replicas,
+              "train": {"steps": 1, "val_every": 0}, "seed": 0}
+    with capped(20), pytest.raises(ResourceLimitError, match="MAX_TRAIN_BYTES"):
+        train_run(params)
