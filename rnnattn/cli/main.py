@@ -2,10 +2,11 @@
 
 Subcommands are discovered from the ``rnnattn.cli.cmd_*`` modules; each provides ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Expected failures print one line ``rnnattn: error: ...`` on
-stderr and exit 2: the project's own errors (:class:`UsageError`, ``CheckpointError``, ``SweepError``, the
-analysis/construction/LSRL ``ValueError`` subclasses), ``ValueError`` (rnnattn validates every user value with it:
-configs, specs, options) and ``OSError`` (files). Anything else — ``TypeError``, ``KeyError``, ``RuntimeError``,
-... — is a bug: it is reported as an internal error with a hint to rerun with ``--debug``, and exits 1.
+stderr and exit 2: the project's own errors (:class:`UsageError`, ``CheckpointError``, ``SweepError``,
+``TrainingDiverged``, the analysis/construction/LSRL ``ValueError`` subclasses), ``ValueError`` (rnnattn validates
+every user value with it: configs, specs, options) and ``OSError`` (files). Anything else — ``TypeError``,
+``KeyError``, ``RuntimeError``, ... — is a bug: it is reported as an internal error with a hint to rerun with
+``--debug``, and exits 1.
 ``--debug`` always shows the traceback.
 """
 
@@ -73,6 +74,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     sweeps = sys.modules.get("rnnattn.sweeps.run")  # SweepError can only have been raised if its module is loaded
     if sweeps is not None:
         errors.append(sweeps.SweepError)
+    training = sys.modules.get("rnnattn.training.config")  # likewise TrainingDiverged: the user's hyperparameters
+    if training is not None:
+        errors.append(training.TrainingDiverged)
     return tuple(errors)
 
 

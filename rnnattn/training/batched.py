@@ -41,7 +41,7 @@ from rnnattn.models.gated_rnn import GatedLinearRNN
 from rnnattn.tasks.base import Batch, Task
 from rnnattn.training import fast
 from rnnattn.training.budget import check_training_memory
-from rnnattn.training.config import TrainConfig, TrainResult
+from rnnattn.training.config import TrainConfig, TrainingDiverged, TrainResult
 from rnnattn.training.data import sample_steps
 from rnnattn.training.engines import _chunked_eval, _last_only
 from rnnattn.training.loop import resolve_device, save_run_checkpoint
@@ -81,7 +81,7 @@ def _adam_phase(task: Task, net, opt, config: TrainConfig, seeds: list[int], las
             acc.zero_()
             n_acc = 0
             if not all(v == v and abs(v) != float("inf") for v in train_loss):
-                raise RuntimeError(f"train_batched: a model diverged at step {s + 1}; lower the learning rate")
+                raise TrainingDiverged(f"train_batched: a model diverged at step {s + 1}; lower the learning rate")
             for k in range(K):
                 history[k].append({"step": s + 1, "train_loss": train_loss[k], "wall_s": time.perf_counter() - t0})
     return train_loss, history

@@ -114,6 +114,9 @@ class TrainConfig(Config):
             raise ValueError("TrainConfig: polish_freeze_zeros needs polish_method 'lm'")
         if not (self.l1 >= 0 and math.isfinite(self.l1)):
             raise ValueError(f"TrainConfig: l1 must be a finite number >= 0, got {self.l1!r}")
+        for name in ("lr", "weight_decay", "l1", "recurrence_lr_mult", "recurrence_weight_decay"):
+            if not getattr(self, name) <= MAX_HYPERPARAMETER:
+                raise ValueError(f"TrainConfig: {name} must be <= {MAX_HYPERPARAMETER:g}, got {getattr(self, name)!r}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"TrainConfig: betas must be two numbers in [0, 1), got {self.betas}")
         if self.engine not in ENGINES:
@@ -126,6 +129,15 @@ class TrainConfig(Config):
             raise ValueError(f"TrainConfig: dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if self.steps == 0 and self.polish_rounds == 0:
             raise ValueError("TrainConfig: nothing to do (steps = 0 and polish_rounds = 0)")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the run's hyperparameters (learning rate, penalties), not a bug; the CLI
+    reports it as the user's error (one line, exit 2)."""
+
+
+#: upper bound of every rate, decay, penalty and multiplier: larger values overflow float32 in AdamW's moments
+MAX_HYPERPARAMETER = 1e6
 
 
 @dataclass

@@ -37,7 +37,7 @@ import torch
 from rnnattn.checkpoint import save as save_checkpoint
 from rnnattn.tasks.base import Task
 from rnnattn.training.budget import check_training_memory
-from rnnattn.training.config import TrainConfig, TrainResult
+from rnnattn.training.config import TrainConfig, TrainingDiverged, TrainResult
 from rnnattn.training.data import BlockStream, sample_steps
 from rnnattn.training.engines import make_engine
 from rnnattn.training.optim import cosine_lr
@@ -284,7 +284,7 @@ class Trainer:
                 tl = float(acc) / n_acc
                 acc, n_acc = None, 0
                 if not math.isfinite(tl):
-                    raise RuntimeError(f"training diverged at step {s.step} (loss {tl}); lower the learning rate")
+                    raise TrainingDiverged(f"training diverged at step {s.step} (loss {tl}); lower the learning rate")
                 self.record("adam", lr, tl, do_val)
                 bar.update(self.total_steps(), s)
             if c.checkpoint_every and s.step % c.checkpoint_every == 0 and not last:
@@ -301,7 +301,7 @@ class Trainer:
             data = self.engine.prepare_eval(type(batch)(*(t[0] for t in batch)))
             tl = self.engine.polish(data, c.polish_iters, c.polish_history)
             if not math.isfinite(tl):
-                raise RuntimeError(f"{c.polish_method} polishing diverged in round {s.rounds_done}")
+                raise TrainingDiverged(f"{c.polish_method} polishing diverged in round {s.rounds_done}")
             s.rounds_done += 1
             self.record(c.polish_method, None, tl, self.need_val)
             bar.update(self.total_steps(), s)

@@ -364,3 +364,25 @@ def test_every_command_the_suite_exercises_exists():
     from _reliability_tools import EXPECTED_COMMANDS
 
     assert EXPECTED_COMMANDS <= available_commands(), sorted(EXPECTED_COMMANDS - available_commands())
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--lr", "1e30"], ["--weight-decay", "1e39"], ["--nu-lr-mult", "1e39"], ["--l1", "1e308"], ["--l1", "nan"],
+     ["--l1", "-1"], ["--freeze-zeros", "0.5"]],
+)
+def test_training_hyperparameters_out_of_range(tmp_path, option):
+    """Rates, decays and penalties that would overflow float32 in AdamW (or make no sense) are the user's error."""
+    rc, out, err = cli(["train", "teacher-student", "--out", str(tmp_path / "r"), "--steps", "5", *option],
+                       "cli bad hyperparameter")
+    assert rc == 2
+    assert_clean_error(rc, err)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_divergence_is_the_users_error_not_a_bug(tmp_path):
+    """A learning rate that is allowed but too large: one line naming the divergence, exit 2, not 'internal error'."""
+    rc, out, err = cli(["train", "teacher-student", "--out", str(tmp_path / "r"), "--steps", "300", "--lr", "1e5",
+                        "--hidden", "4", "--gating", "4", "--val-every", "0", "--no-progress"], "cli divergence")
+    assert rc == 2 and "TrainingDiverged" in err
+    assert_clean_error(rc, err)
