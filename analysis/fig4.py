@@ -12,8 +12,8 @@ validation loss against the parameter count (Fig. 5), with the paper's findings 
 * ``--converged`` (default): widths 8, 16, 32, 1-2 layers, one seed; each model trained until its validation
   loss stops improving (no 1% improvement of the best over 8 validations = 4,000 steps, checked from a third of
   the budget on) within a budget of
-  15,000 AdamW steps (lr 3e-3 -> 1e-6 cosine over the budget, 500 warm-up steps): 84 models, about 8,000
-  CPU-s, ~70 min on 2 cores (less where plateaus stop runs early).
+  15,000 AdamW steps (lr 3e-3 -> 1e-6 cosine over the budget, 500 warm-up steps): 84 models; measured 4,727
+  CPU-s of training, 43 min wall on 2 cores (reports/fig4/summary.json).
 * ``--full``: widths 8-128, 3 seeds, the paper's step counts (781,250 / 300,000), lr 1e-3 -> 1e-6.
 """
 
