@@ -14,7 +14,8 @@ Cases:
   C. K models at once (``train_batched``) against K one-by-one ``train()`` calls, both tasks, N=M=32.
 
 Times are process CPU seconds (``time.process_time``): on the shared 2-core machine wall time includes waiting for
-a core (the load average is recorded); CPU time shows the work itself. JAX gets one XLA thread.
+a core (the load average is recorded); CPU time shows the work itself. JAX gets one XLA thread, and the whole
+process is pinned to one core, so no contender can use a second one.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import jax_step  # noqa: E402  (sets XLA flags before jax is imported)
 
-jax_step.single_thread_flags()
+PINNED_CORE = jax_step.single_thread_flags()
 
 import torch  # noqa: E402
 from common import environment_lines, load_average, markdown_table, time_interleaved, write_result  # noqa: E402
@@ -200,8 +201,9 @@ def main() -> None:
              f"Regenerate: `OMP_NUM_THREADS=1 python benchmarks/bench_training.py {' '.join(sys.argv[1:])}`", "",
              *environment_lines(), f"- JAX available: {jax_step.available()}",
              f"- GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none (not measured)'}",
-             "- all times are process CPU time medians; wall time includes waiting for a core on this shared, loaded "
-             "machine (two background training runs plus other users)", ""]
+             f"- process pinned to core {PINNED_CORE} (every contender, JAX's threads included, runs on one core)",
+             "- all times are process CPU time medians; wall time also includes waiting for the core (see the load "
+             "average)", ""]
     ts = TeacherStudent()
     la, ra = flop_case("A. teacher-student d=4, N=M=100, B=64, T=32", ts, (4, 100, 100, 4, 32, 64), 32, rep, True)
     print("\n".join(la), flush=True)
