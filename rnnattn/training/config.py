@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,17 +105,14 @@ class TrainConfig(Config):
             raise ValueError(
                 f"TrainConfig: need lr > 0 and 0 <= lr_min <= lr, got lr={self.lr}, lr_min={self.lr_min}"
             )
-        if self.weight_decay < 0 or self.recurrence_weight_decay < 0 or self.recurrence_lr_mult < 0:
-            raise ValueError("TrainConfig: weight decays and recurrence_lr_mult must be >= 0")
+        for name in ("lr", "weight_decay", "l1", "recurrence_lr_mult", "recurrence_weight_decay"):
+            v = getattr(self, name)  # the comparison also refuses NaN
+            if not 0 <= v <= MAX_HYPERPARAMETER:
+                raise ValueError(f"TrainConfig: {name} must be in [0, {MAX_HYPERPARAMETER:g}], got {v!r}")
         if not 0 <= self.polish_freeze_zeros < 1:
             raise ValueError(f"TrainConfig: polish_freeze_zeros must be in [0, 1), got {self.polish_freeze_zeros!r}")
         if self.polish_freeze_zeros and self.polish_method != "lm":
             raise ValueError("TrainConfig: polish_freeze_zeros needs polish_method 'lm'")
-        if not (self.l1 >= 0 and math.isfinite(self.l1)):
-            raise ValueError(f"TrainConfig: l1 must be a finite number >= 0, got {self.l1!r}")
-        for name in ("lr", "weight_decay", "l1", "recurrence_lr_mult", "recurrence_weight_decay"):
-            if not getattr(self, name) <= MAX_HYPERPARAMETER:
-                raise ValueError(f"TrainConfig: {name} must be <= {MAX_HYPERPARAMETER:g}, got {getattr(self, name)!r}")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"TrainConfig: betas must be two numbers in [0, 1), got {self.betas}")
         if self.engine not in ENGINES:
