@@ -46,7 +46,7 @@ from rnnattn.models import (
 )
 from rnnattn.sweeps.registry import run_function
 from rnnattn.sweeps.spec import canonical_json
-from rnnattn.training.budget import build_within_budget
+from rnnattn.training.budget import build_within_budget, check_before_building
 
 #: architecture name -> (description, layer spec for SequenceModel or None for the Eq. 2 model)
 ARCHITECTURES: dict[str, tuple[str, dict[str, Any] | None]] = {
@@ -264,11 +264,15 @@ def _train_replicas(params: dict[str, Any], p: dict[str, Any], seed: int, task, 
     if arch != "gated_diagonal" or n_layers != 1:
         raise ValueError("replicas > 1 (batched training) needs arch='gated_diagonal' with one layer")
     seeds = [seed + r for r in range(replicas)]
+
+    def build():
+        return build_model(arch, task.d_input, task.d_output, size, 1, p.get("n_gating"))
+
+    check_before_building(build, task, config, replicas)  # once for all replicas (they share one config)
     models = []
     for s in seeds:
         torch.manual_seed(s)
-        models.append(build_within_budget(lambda: build_model(arch, task.d_input, task.d_output, size, 1,
-                                                              p.get("n_gating")), task, config, replicas))
+        models.append(build())
     t0 = time.perf_counter()
     results = train_batched(task, models, config.replace(val_every=0), seeds=seeds)
     wall = time.perf_counter() - t0

@@ -45,11 +45,16 @@ def training_bytes(task: Task, model: torch.nn.Module, config: TrainConfig, k: i
     return (8 if config.dtype == "float64" else 4) * k * n
 
 
-def build_within_budget(build: Callable[[], torch.nn.Module], task: Task, config: TrainConfig, k: int = 1):
-    """``build()`` first on the meta device (no memory), :func:`check_training_memory` on that, then for real: a
-    student too large for the budget is refused before its weights are allocated."""
+def check_before_building(build: Callable[[], torch.nn.Module], task: Task, config: TrainConfig, k: int = 1) -> None:
+    """:func:`check_training_memory` on ``build()`` run on the meta device (no memory): a student too large for the
+    budget is refused before its weights are allocated; ``k`` models of that build are trained at once."""
     with torch.device("meta"):
         check_training_memory(task, build(), config, k)
+
+
+def build_within_budget(build: Callable[[], torch.nn.Module], task: Task, config: TrainConfig):
+    """:func:`check_before_building`, then ``build()`` for real."""
+    check_before_building(build, task, config)
     return build()
 
 
