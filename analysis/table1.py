@@ -205,9 +205,10 @@ def main(argv=None) -> int:
             sources["shipped checkpoint"] = str(SHIPPED)
     results = {name: analyse(path) for name, path in sources.items()}
     ms = {name: measures(a) for name, a in results.items()}
+    per = {name: claim_rows(m, results[name]["effective_error"]) for name, m in ms.items()}
     primary = next(iter(ms))
     rep.claims(
-        claim_rows(ms[primary], results[primary]["effective_error"]),
+        per[primary],
         f"'ours' is {primary} ({_rel(sources[primary])}); every analysed student is in the table below.",
     )
     if len(ms) > 1:
@@ -215,7 +216,7 @@ def main(argv=None) -> int:
             "claims_per_student",
             "The claims on every analysed student",
             "Each cell: ✓/✗ by the criterion of the claims table, then the number behind it.",
-            rep.table("claims_per_student", _claims_per_student(ms, results), "Claims per student"),
+            rep.table("claims_per_student", _claims_per_student(per), "Claims per student"),
         )
     rep.section(
         "table1",
@@ -247,11 +248,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def _claims_per_student(ms: dict, results: dict):
-    """One row per claim, one column per student (its mark and its number)."""
+def _claims_per_student(per: dict[str, list[dict]]):
+    """One row per claim, one column per student (its mark and its number), from each student's claim rows."""
     import pandas as pd
 
-    per = {name: claim_rows(m, results[name]["effective_error"]) for name, m in ms.items()}
     first = next(iter(per.values()))
     return pd.DataFrame(
         [
