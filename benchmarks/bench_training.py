@@ -38,6 +38,7 @@ from torch import nn  # noqa: E402
 from rnnattn.models import GatedLinearRNN, GatedLinearRNNConfig  # noqa: E402
 from rnnattn.tasks import InContextRegression, TeacherStudent, TeacherStudentConfig  # noqa: E402
 from rnnattn.training import TrainConfig, train, train_batched  # noqa: E402
+from rnnattn.training.data import sample_steps  # noqa: E402
 from rnnattn.training.engines import make_engine  # noqa: E402
 
 QUIET = dict(val_every=0, log_every=10**9, checkpoint_every=0)
@@ -64,8 +65,25 @@ class PlainGatedRNN(nn.Module):
         return self.D(self.out_m(torch.stack(hs, 1)) * self.out_x(torch.stack(hs, 1)))
 
 
-def flops_per_step(d: int, N: int, M: int, d_out: int, T: int, B: int) -> float:
-    return (6 * (d + 1) * 2 * N + 6 * N * 2 * M + 6 * M * d_out) * T * B
+def flops_per_step(d: int, N: int, M: int, d_out: int, T: int, B: int, last_only: bool = False) -> float:
+    """Forward + backward matmul FLOP of one step; with ``last_only`` the readout runs on the last step only."""
+    readout_rows = B if last_only else T * B
+    return 6 * (d + 1) * 2 * N * T * B + (6 * N * 2 * M + 6 * M * d_out) * readout_rows
+
+
+def dense_matmuls(N: int, M: int, C: int, S: int) -> Callable[[], None]:
+    """The step's three ``[C, N] x [N, 2M]``-sized matmuls (readout forward, its weight gradient, the state
+    gradient) ``S`` times: the part of the step that already runs at the matmul peak, i.e. its floor."""
+    h, W, b = torch.randn(C, N), torch.randn(2 * M, N), torch.randn(C, 2 * M)
+    hb, gW = torch.empty(C, N), torch.empty(2 * M, N)
+
+    def run() -> None:
+        for _ in range(S):
+            torch.mm(h, W.t(), out=b)
+            torch.mm(b.t(), h, out=gW)
+            torch.mm(b, W, out=hb)
+
+    return run
 
 
 class Faults:
@@ -102,10 +120,10 @@ def contenders(task, d: int, N: int, M: int, d_out: int, B: int, S: int, extra: 
     eng = make_engine(
         GatedLinearRNN(GatedLinearRNNConfig(d, N, M, d_out)), task, cfg, torch.device("cpu"), torch.float32
     )
-    from rnnattn.training.data import sample_steps
-
     data = eng.prepare(sample_steps(task, B, 0, range(S)))
     out["fast engine step (no data)"] = (Faults(lambda: [eng.step(data, i, 1e-3) for i in range(S)]), S)
+    out["data only (inputs, labels, layout)"] = (lambda: eng.prepare(sample_steps(task, B, 1, range(S))), S)
+    out["3 dense matmuls only (floor)"] = (dense_matmuls(N, M, task.seq_len * B, S), S)
     if extra:
         S2 = max(S // 4, 1)
         am = GatedLinearRNN(GatedLinearRNNConfig(d, N, M, d_out))
@@ -139,6 +157,19 @@ def contenders(task, d: int, N: int, M: int, d_out: int, B: int, S: int, extra: 
     return out
 
 
+def budget_line(limit_ms: float, per: dict[str, float]) -> str:
+    """What 70% of the FLOP limit leaves for the work that is not the three dense matmuls or the data."""
+    need = limit_ms / 0.7
+    dense, data = per["3 dense matmuls only (floor)"], per["data only (inputs, labels, layout)"]
+    left = need - dense - data
+    return (
+        f"- 70% of the FLOP limit means `train()` ≤ {need:.2f} ms: the 3 dense matmuls alone take {dense:.2f} ms "
+        f"({100 * limit_ms / dense:.0f}% of the limit) and the data {data:.2f} ms, which leaves {left:.2f} ms for "
+        f"the rest of the step (thin d+1 / d_out matmuls, elementwise products, the scan, AdamW); it takes "
+        f"{per['train()'] - dense - data:.2f} ms now"
+    )
+
+
 def flop_case(title: str, task, shape: tuple, S: int, repeats: int, extra: bool) -> tuple[list[str], dict]:
     """One case: interleaved contenders plus the matmul peak; returns markdown lines and the raw figures."""
     d, N, M, d_out, T, B = shape
@@ -162,6 +193,7 @@ def flop_case(title: str, task, shape: tuple, S: int, repeats: int, extra: bool)
         f"-> FLOP limit **{limit_ms:.2f} ms/step**",
         f"- `train()` at **{100 * limit_ms / per['train()']:.0f}% of the FLOP limit**; repeats: {repeats}, "
         f"{S} steps per call",
+        budget_line(limit_ms, per),
         "",
         markdown_table(
             ["contender", "CPU ms/step", "wall ms/step", "of FLOP limit", "time / train()", "page faults/step"], rows
@@ -172,6 +204,8 @@ def flop_case(title: str, task, shape: tuple, S: int, repeats: int, extra: bool)
 
 
 def batched_case(K: int, S: int, repeats: int) -> list[list]:
+    """Rows of case C, with the ceiling: one-by-one time over (data + FLOP limit) per model-step, the speed-up a
+    batched step at 100% of the matmul peak would reach, since every model still needs its own data."""
     rows = []
     for name, task, d, d_out in (("teacher-student", TeacherStudent(), 4, 4), ("ICL", InContextRegression(), 6, 3)):
         cfg = TrainConfig(steps=S, **QUIET)
@@ -182,11 +216,16 @@ def batched_case(K: int, S: int, repeats: int) -> list[list]:
                 train(task, models[k], cfg.replace(seed=k), progress=False)
 
         fns = {"batched": lambda models=models, task=task, cfg=cfg: train_batched(task, models, cfg),
-               "one by one": one_by_one, "matmul": matmul_contender(2)}
+               "one by one": one_by_one, "matmul": matmul_contender(2),
+               "data": lambda task=task, cfg=cfg: [sample_steps(task, cfg.batch_size, k, range(S)) for k in range(K)]}
         r = time_interleaved(fns, repeats=repeats, warmup=1)
         peak = 2 * 2 * 1024**3 / r["matmul"].cpu_median / 1e9
         b, s = r["batched"].cpu_median, r["one by one"].cpu_median
-        rows.append([name, K, 1e3 * b / (K * S), 1e3 * s / (K * S), f"**{s / b:.2f}x**", f"{peak:.1f}"])
+        data = r["data"].cpu_median / (K * S)
+        last = task.loss_positions is not None
+        limit = flops_per_step(d, 32, 32, d_out, task.seq_len, cfg.batch_size, last) / peak / 1e9
+        rows.append([name, K, 1e3 * b / (K * S), 1e3 * s / (K * S), f"**{s / b:.2f}x**", 1e3 * data, 1e3 * limit,
+                     f"{s / (K * S) / (data + limit):.2f}x", f"{peak:.1f}"])
     return rows
 
 
@@ -212,11 +251,14 @@ def main() -> None:
                        max(rep // 2, 2), False)
     jx = rb["per_step_ms"].get("JAX lax.scan")
     if jx:
-        lb.insert(4, f"- `train()` vs JAX lax.scan step: **{jx / rb['per_step_ms']['train()']:.2f}x** faster")
+        half = jx / 2
+        lb.insert(4, f"- `train()` vs JAX lax.scan step: **{jx / rb['per_step_ms']['train()']:.2f}x** faster; 2x "
+                     f"would need {half:.0f} ms/step, {100 * rb['limit_ms'] / half:.0f}% of the FLOP limit")
     print("\n".join(lb), flush=True)
     rows = [r for K in ((8,) if a.quick else (4, 8)) for r in batched_case(K, 64, rep)]
     lc = ["## C. K models at once (`train_batched`) vs one by one, N=M=32, B=64, 64 steps", "",
           markdown_table(["task", "K", "batched CPU ms/model-step", "one-by-one CPU ms/model-step", "speed-up",
+                          "data ms/model-step", "FLOP limit ms/model-step", "ceiling (one-by-one / (data + limit))",
                           "matmul peak GFLOP/s"], rows), ""]
     print("\n".join(lc), flush=True)
     lines += la + lb + lc + [f"- load average at end: {load_average()}", ""]

@@ -30,13 +30,14 @@ def jacobian_parts(
     ``nu [N]``, ``W_out [2, M, N]``, ``D [d_out, M]``; inputs ``z [B, T, d+1]`` with the constant 1 appended).
 
     The ``W^out`` columns (``2MN`` of the ``P`` columns: 2048 of 2528 at N = M = 32) factor as
-    ``dr_o/dW^out_skn = D_ok X_skn`` with ``X_m = b_x ⊗ h``, ``X_x = b_m ⊗ h``; they are returned as ``X`` and never
-    multiplied out (``d_out`` times fewer rows for the normal matrix, :func:`_normal_equations`).
+    ``dr_o/dW^out_skn = D_ok X_skn`` with ``X_skn = C_s,k h_n`` (row-wise outer products, :func:`kron_rows`),
+    ``C = [b_x, b_m]``; only the factors are returned (``d_out`` times fewer rows for the normal matrix, and
+    ``X^T X`` from the symmetric pair products of ``C`` and ``h``, :func:`_normal_equations`).
 
     Returns:
         ``yhat [B, T', d_out]``, ``J_rest [R, d_out, Q]`` (columns: ``W_in``, ``nu``, ``D`` in flat order,
-        ``Q = 2N(d+1) + N + d_out M``) and ``X [R, 2, M, N]``; rows ``R = B T'`` in ``(b, t)`` order, ``T' = 1``
-        (last step) when ``last_only`` else ``T``.
+        ``Q = 2N(d+1) + N + d_out M``), ``C [R, 2M]`` and ``h [R, N]``; rows ``R = B T'`` in ``(b, t)`` order,
+        ``T' = 1`` (last step) when ``last_only`` else ``T``.
     """
     W_in, nu, W_out, D = params["W_in"], params["nu"], params["W_out"], params["D"]
     B, T, d1 = z.shape
@@ -74,8 +75,35 @@ def jacobian_parts(
         G * (q * dlam)[:, None, :],
         (eye[None, :, :, None] * g[:, None, None, :]).reshape(R, O, O * M),
     ]
-    X = torch.stack([bx[:, :, None] * h[:, None, :], bm[:, :, None] * h[:, None, :]], dim=1)  # [R, 2, M, N]
-    return yhat.reshape(B, Tp, O), torch.cat(rest, dim=-1), X
+    return yhat.reshape(B, Tp, O), torch.cat(rest, dim=-1), torch.cat([bx, bm], dim=1), h
+
+
+def kron_rows(C: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """``X [R, 2, M, N]`` with ``X[r, s, k, n] = C[r, s M + k] h[r, n]`` (``C [R, 2M]``, ``h [R, N]``)."""
+    R, N = h.shape
+    return (C[:, :, None] * h[:, None, :]).view(R, 2, -1, N)
+
+
+def _pair_products(x: torch.Tensor, bufs: dict, name: str) -> torch.Tensor:
+    """``[R, n(n+1)/2]`` products ``x[:, i] x[:, j]`` for ``i <= j`` in ``torch.triu_indices(n, n)`` order, written
+    into a kept buffer one row block ``i`` at a time (gathering the columns first costs ~10x more, measured)."""
+    R, n = x.shape
+    out = _buffer(bufs, name, (R, n * (n + 1) // 2), x)
+    o = 0
+    for i in range(n):
+        torch.mul(x[:, i : i + 1], x[:, i:], out=out[:, o : o + n - i])
+        o += n - i
+    return out
+
+
+def _pair_index(n: int, device: torch.device) -> torch.Tensor:
+    """``[n, n]`` map from ``(i, j)`` to the position of ``(min, max)`` in ``torch.triu_indices(n, n)``."""
+    iu = torch.triu_indices(n, n, device=device)
+    idx = torch.empty(n, n, dtype=torch.long, device=device)
+    pos = torch.arange(iu.shape[1], device=device)
+    idx[iu[0], iu[1]] = pos
+    idx[iu[1], iu[0]] = pos
+    return idx
 
 
 def residual_jacobian(
@@ -83,7 +111,8 @@ def residual_jacobian(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Outputs and the dense Jacobian ``J [B*T'*d_out, P]`` (rows ``(b, t, o)``, columns in the flat parameter
     order) assembled from :func:`jacobian_parts` (used by tests; LM itself keeps the factored form)."""
-    yhat, rest, X = jacobian_parts(params, z, last_only)
+    yhat, rest, C, h = jacobian_parts(params, z, last_only)
+    X = kron_rows(C, h)
     R, O, _ = rest.shape
     D = params["D"]
     n_head = params["W_in"].numel() + params["nu"].numel()
@@ -102,13 +131,40 @@ def _split(flat: torch.Tensor, shapes: dict[str, tuple[int, ...]]) -> dict[str, 
     return out
 
 
-def _normal_equations(flat, shapes, z, y, last_only):
+def _buffer(bufs: dict, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A kept buffer: fresh large tensors cost more in page faults than the math written into them (measured:
+    the ``[M, R Q]`` product of :func:`_cross_terms` takes 68 ms into a new tensor, 15 ms into a kept one)."""
+    t = bufs.get(name)
+    if t is None or t.shape != shape or t.dtype != like.dtype or t.device != like.device:
+        t = bufs[name] = like.new_empty(shape)
+    return t
+
+
+def _cross_terms(rest, C, h, D, r, A_cross, g_w, bufs: dict) -> None:
+    """Add ``J_rest^T J_W`` to ``A_cross [Q, 2MN]`` and ``J_W^T r`` to ``g_w [2MN]`` for one chunk, one matmul per
+    gating unit ``k``: ``sum_r Y[k, r, q] X[k, r, (s, n)]`` with ``Y[k] = (D^T J_rest)[k]`` and ``X[k, r, s, n] =
+    C[r, s M + k] h[r, n]``, both built in that ``k``-major layout (no transposed copies of the large ``Y``)."""
+    R, O, Q = rest.shape
+    M, N = D.shape[1], h.shape[1]
+    Y = _buffer(bufs, "Y", (M, R * Q), h)
+    torch.mm(D.T, rest.transpose(0, 1).reshape(O, R * Q), out=Y)
+    Y = Y.view(M, R, Q)
+    X = _buffer(bufs, "X", (M, R, 2, N), h)
+    torch.mul(C.view(R, 2, M).permute(2, 0, 1)[..., None], h[None, :, None, :], out=X)
+    Xk = X.view(M, R, 2 * N)
+    A_cross.view(Q, 2, M, N).add_(torch.bmm(Y.transpose(1, 2), Xk).view(M, Q, 2, N).permute(1, 2, 0, 3))
+    g_w.view(2, M, N).add_(torch.bmm((r @ D).T[:, None, :], Xk).view(M, 2, N).permute(1, 0, 2))
+
+
+def _normal_equations(flat, shapes, z, y, last_only, bufs: dict | None = None):
     """``J^T J [P, P]``, ``J^T r [P]`` and ``sum r^2`` over the batch, accumulated in chunks of sequences.
 
-    Block form (``J = [J_rest | J_W]``, ``J_W[(r,o), (s,k,n)] = D_ok X[r,s,k,n]``): ``J_W^T J_W = (X^T X) ∘
-    (D^T D)_kk'`` (X has ``R`` rows, not ``R d_out``), ``J_rest^T J_W = sum_r Y_rkq X_rskn`` with ``Y = D^T``
-    applied to ``J_rest``, ``J_W^T r = sum_r X_rskn (r D)_rk``. About 4x fewer FLOPs than ``J^T J`` from the
-    dense ``J`` at N = M = 32 (measured in ``benchmarks/bench_identification.py``).
+    Block form (``J = [J_rest | J_W]``, ``J_W[(r,o), (s,k,n)] = D_ok X[r,s,k,n]``, ``X = C ⊗ h`` row-wise):
+    ``J_W^T J_W = (X^T X) ∘ (D^T D)_kk'`` (X has ``R`` rows, not ``R d_out``), ``J_rest^T J_W = sum_r Y_rkq X_rskn``
+    with ``Y = D^T`` applied to ``J_rest``, ``J_W^T r = sum_r X_rskn (r D)_rk``. ``X^T X`` itself is
+    ``sum_r (C_r C_r^T) ⊗ (h_r h_r^T)``: one matmul of the pair products ``C_ri C_rj`` (``i <= j``) against
+    ``h_rn h_rn'`` (``n <= n'``), ~4x fewer FLOPs than ``X^T X`` (2.25 vs 8.6 GFLOP per chunk at N = M = 32),
+    then one gather into the ``[2MN, 2MN]`` block.
     """
     p = _split(flat, shapes)
     D = p["D"]
@@ -116,33 +172,35 @@ def _normal_equations(flat, shapes, z, y, last_only):
     n_w = p["W_out"].numel()
     P = flat.numel()
     Q = P - n_w
-    A = torch.zeros(P, P, dtype=flat.dtype, device=flat.device)
-    g = torch.zeros(P, dtype=flat.dtype, device=flat.device)
-    DtD = D.T @ D  # [M, M]
+    M, N = D.shape[1], n_w // (2 * D.shape[1])
+    dev = flat.device
+    n_cc, n_hh = M * (2 * M + 1), N * (N + 1) // 2
+    bufs = bufs if bufs is not None else {}
     sq = 0.0
-    rest_idx = torch.cat([torch.arange(n_head), torch.arange(n_head + n_w, P)]).to(flat.device)
-    A_rest, A_cross, A_ww = A.new_zeros(Q, Q), A.new_zeros(Q, n_w), A.new_zeros(n_w, n_w)
-    g_rest, g_w = g.new_zeros(Q), g.new_zeros(n_w)
+    A_rest, A_cross = flat.new_zeros(Q, Q), flat.new_zeros(Q, n_w)
+    A_pairs = flat.new_zeros(n_cc, n_hh)
+    g_rest, g_w = flat.new_zeros(Q), flat.new_zeros(n_w)
     for s in range(0, z.shape[0], CHUNK):
-        yh, rest, X = jacobian_parts(p, z[s : s + CHUNK], last_only)
+        yh, rest, C, h = jacobian_parts(p, z[s : s + CHUNK], last_only)
         r = (yh - y[s : s + CHUNK]).reshape(-1, D.shape[0])  # [R, O]
         R = r.shape[0]
         Jr = rest.reshape(R * D.shape[0], Q)
         A_rest.addmm_(Jr.T, Jr)
         g_rest.addmv_(Jr.T, r.reshape(-1))
-        Xf = X.reshape(R, n_w)
-        A_ww.addmm_(Xf.T, Xf)
-        Y = torch.einsum("ok,roq->rkq", D, rest)  # [R, M, Q]
-        A_cross += torch.einsum("rkq,rskn->qskn", Y, X).reshape(Q, n_w)
-        g_w += torch.einsum("rskn,rk->skn", X, r @ D).reshape(-1)
+        A_pairs.addmm_(_pair_products(C, bufs, "KC").T, _pair_products(h, bufs, "KH"))
+        _cross_terms(rest, C, h, D, r, A_cross, g_w, bufs)
         sq += float((r * r).sum())
-    M, N = D.shape[1], n_w // (2 * D.shape[1])
-    A_ww.view(2, M, N, 2, M, N).mul_(DtD[None, :, None, None, :, None])
+    pc, ph = _pair_index(2 * M, dev), _pair_index(N, dev)
+    A_ww = A_pairs[pc[:, None, :, None], ph[None, :, None, :]].reshape(n_w, n_w)  # rows (s M + k, n)
+    A_ww.view(2, M, N, 2, M, N).mul_((D.T @ D)[None, :, None, None, :, None])
+    rest_idx = torch.cat([torch.arange(n_head), torch.arange(n_head + n_w, P)]).to(dev)
     w = slice(n_head, n_head + n_w)
+    A = flat.new_zeros(P, P)
     A[w, w] = A_ww
     A[rest_idx[:, None], rest_idx[None, :]] = A_rest
     A[rest_idx, w] = A_cross
     A[w, rest_idx] = A_cross.T
+    g = flat.new_zeros(P)
     g[rest_idx], g[w] = g_rest, g_w
     return A, g, sq
 
@@ -217,8 +275,9 @@ def levenberg_marquardt(
     n_res = y.numel()
     idx = None if active is None else active.nonzero()[:, 0]
     sq = _sum_sq(flat, shapes, z, y, last_only)
+    bufs: dict[str, torch.Tensor] = {}
     for _ in range(iters):
-        A, g, sq = _normal_equations(flat, shapes, z, y, last_only)
+        A, g, sq = _normal_equations(flat, shapes, z, y, last_only, bufs)
         if idx is not None:
             A, g = A[idx[:, None], idx[None, :]], g[idx]
         dg = A.diagonal().clone()

@@ -102,13 +102,13 @@ def test_flat_adamw_matches_torch_adamw(l1):
 def test_chunked_scan_matches_the_sequential_recurrence(T, reverse):
     g = torch.Generator().manual_seed(T)
     K, N, B = 2, 5, 3
-    x = torch.randn(K, N, T, B, generator=g, dtype=torch.float64)
+    x = torch.randn(K, T, B, N, generator=g, dtype=torch.float64)
     lam = torch.rand(K, N, generator=g, dtype=torch.float64)
     lam[0, 0], lam[0, 1] = 0.0, 1.0  # the exact ends stay exact
     want = x.clone()
     order = range(T - 2, -1, -1) if reverse else range(1, T)
     for t in order:  # the naive reference: one step at a time
-        want[:, :, t] += lam[:, :, None] * want[:, :, t + 1 if reverse else t - 1]
+        want[:, t] += lam[:, None, :] * want[:, t + 1 if reverse else t - 1]
     for c in [None] + [c for c in range(1, T + 1) if T % c == 0]:  # every chunking, and the default
         got = chunked_scan(x.clone(), lam, reverse, chunk=c)
         torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
