@@ -2,7 +2,8 @@
 networks discover attention", ICML 2024; the text is in ``/work/shared/seeds/``).
 
 The published table numbers have one source, :mod:`rnnattn.paper` (the report shows the same ones); the
-claims, and the numbers only the studies use (seed spreads, unit counts), live here beside the studies. Each
+claims, and the numbers only the studies use (seed spreads, unit counts), live here beside the studies; the
+LSRL noise study's claims are Petrov et al.'s (Fig. 4). Each
 study turns its measurements into rows of a claims table (:func:`row`): the paper's claim, the paper's number,
 ours, ✓/✗ and the criterion with the numbers behind it.
 """
@@ -102,6 +103,40 @@ FIG4_CLAIMS = (
     Claim("beat_gd", "ICL: nonlinear RNNs beat one-step GD given enough parameters", "below GD", "§4.3, Fig. 4B"),
     Claim("gru_best", "ICL: the GRU is the best architecture", "GRU best", "§4.3, Fig. 4B"),
     Claim("lru_icl", "ICL: massive improvement from LRU Out to input-gated LRUs", "In+* << Out", "§4.3, Fig. 5"),
+)
+
+# -- Petrov et al. 2024, Fig. 4 (§6): the f_ifelse forms of LSRL under weight noise (analysis/lsrl_noise.py)
+LSRL_NOISE_CLAIMS = (
+    Claim(
+        "direct_clean",
+        "tok2tok: the original f_ifelse (Eq. 7) has precision errors even without noise",
+        "89.2% wrong (72-96), every sample",
+        "Petrov et al. Fig. 4",
+    ),
+    Claim(
+        "others_clean",
+        "tok2tok: the optimized, step and multiplicative forms are exact without noise",
+        "0%",
+        "Petrov et al. Fig. 4",
+    ),
+    Claim(
+        "direct_low",
+        "the original f_ifelse fails at the lowest noise magnitude",
+        "89.8% wrong at 1e-9",
+        "Petrov et al. Fig. 4",
+    ),
+    Claim(
+        "mult_robust",
+        "the forms with multiplicative gating are the most robust",
+        "most robust",
+        "Petrov et al. Fig. 4, §6",
+    ),
+    Claim(
+        "vec_clean",
+        "vec2vec: every form approximates the target without noise (discretisation error)",
+        "median 0.025-0.045",
+        "Petrov et al. Fig. 4",
+    ),
 )
 
 

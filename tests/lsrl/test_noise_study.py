@@ -15,13 +15,15 @@ def _load():
     return mod
 
 
-@pytest.mark.slow
-def test_noise_study_quick(tmp_path, monkeypatch):
+def test_noise_study_tiny_writes_a_claims_report(tmp_path):
     mod = _load()
-    monkeypatch.setattr("sys.argv", ["lsrl_noise.py", "--targets", "1", "--out", str(tmp_path)])
-    mod.main()
-    for name in ("vec2vec.csv", "tok2tok.csv", "fig4.png", "index.html", "summary_tok2tok.csv"):
+    mod.main(["--tiny", "--out", str(tmp_path)])
+    for name in ("vec2vec.csv", "tok2tok.csv", "fig4.png", "report.html", "summary_tok2tok.csv", "claims.csv"):
         assert (tmp_path / name).exists()
+    import json
+
+    claims = json.loads((tmp_path / "summary.json").read_text())["claims"]
+    assert [c["reproduced"] for c in claims].count("✓") >= 2 and len(claims) == len(mod.pc.LSRL_NOISE_CLAIMS)
     import pandas as pd
 
     tok = pd.read_csv(tmp_path / "tok2tok.csv")
@@ -40,10 +42,9 @@ def test_target_function_is_smooth_and_bounded():
     assert ys.shape == (50, 2) and np.abs(ys).max() <= 3
 
 
-def test_noise_study_never_replaces_files_without_force(tmp_path, monkeypatch):
+def test_noise_study_never_replaces_files_without_force(tmp_path):
     mod = _load()
-    (tmp_path / "index.html").write_text("precious")
-    monkeypatch.setattr("sys.argv", ["lsrl_noise.py", "--targets", "1", "--out", str(tmp_path)])
+    (tmp_path / "report.html").write_text("precious")
     with pytest.raises(SystemExit) as e:
-        mod.main()
-    assert "--force" in str(e.value.code) and (tmp_path / "index.html").read_text() == "precious"
+        mod.main(["--tiny", "--out", str(tmp_path)])
+    assert "--force" in str(e.value.code) and (tmp_path / "report.html").read_text() == "precious"
