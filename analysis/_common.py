@@ -234,6 +234,7 @@ class StudyReport:
     verdict: str = ""
     verdict_ok: bool | None = None
     claim_rows: list[dict[str, Any]] = field(default_factory=list)
+    modes: dict[str, str] = field(default_factory=lambda: dict(MODES))  # what each mode means for this study
 
     def section(self, key: str, title: str, reading: str, *blocks: Any) -> None:
         from rnnattn.display import Section
@@ -305,7 +306,7 @@ class StudyReport:
         blocks.append(KeyValues(time_items, "Time this study took"))
         head = [Section("claims", "Claims: paper vs rnnattn", self.verdict or "no claims checked", blocks)]
         items = [
-            ("mode", f"--{a.label}: {MODES[a.label]}"),
+            ("mode", f"--{a.label}: {self.modes[a.label]}"),
             ("device", a.device),
             ("executor", ", ".join(getattr(a, "executors", [])) or "none (nothing to train)"),
             (

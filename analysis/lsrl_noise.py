@@ -315,6 +315,7 @@ def main(argv=None) -> int:
         args,
         "Noise robustness of the f_ifelse implementations (Fig. 4)",
         "Petrov et al. 2024, Universal in-context approximation by prompting fully recurrent models, §6, Fig. 4",
+        modes={m: f"{n} target function(s) / token map(s) per program; nothing is trained" for m, n in TARGETS.items()},
     )
     vec, tok, exact = vec2vec(targets), tok2tok(targets), exact_check(targets=1)
     sv, st = summarise(vec, tok)
