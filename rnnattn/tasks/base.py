@@ -72,6 +72,11 @@ class Task(abc.ABC):
     def sample(self, batch: int, generator: torch.Generator) -> Batch:
         """Draw a training batch of ``batch`` sequences (everything on CPU, float32)."""
 
+    def sample_block(self, batch: int, generators: list[torch.Generator]) -> Batch:
+        """One batch per generator, stacked (``x [S, batch, T, d]``, ...): ``sample`` with each generator in turn.
+        Tasks override it to draw the whole block at once (same numbers, fewer small ops per step)."""
+        return Batch(*(torch.stack(t) for t in zip(*(self.sample(batch, g) for g in generators), strict=True)))
+
     def validation_set(self, n: int, seed: int) -> Batch:
         """A fixed validation batch of ``n`` sequences (deterministic in ``seed``); default: training distribution."""
         return self.sample(n, torch.Generator().manual_seed(int(seed)))

@@ -23,7 +23,7 @@ from rnnattn.tasks.gd import (
     optimal_gd_learning_rate,
     optimal_gd_loss,
 )
-from rnnattn.tasks.teacher_student import INPUT_DISTS, sample_inputs
+from rnnattn.tasks.teacher_student import INPUT_DISTS, draw_inputs, sample_inputs, scale_inputs
 
 
 @dataclass(frozen=True)
@@ -110,15 +110,21 @@ class InContextRegression(Task):
         check_generator("InContextRegression.sample", generator)
         return self._assemble(*self._draw(batch, generator, validation))
 
-    def sample_block(self, batch: int, generators: list[torch.Generator]) -> list[Batch]:
-        """One training batch per generator, the same draws as ``sample`` (bit for bit), assembled in one pass:
-        the trainer's per-step cost is then two random draws, not a dozen small ops."""
+    def sample_block(self, batch: int, generators: list[torch.Generator]) -> Batch:
+        """One training batch per generator, stacked (``x [S, batch, T, d]``, ...), the same numbers as ``sample``
+        (bit for bit): each generator's draws land in one block, scaled and assembled once."""
         check_batch("InContextRegression.sample", batch)
         for g in generators:
             check_generator("InContextRegression.sample", g)
-        W, xs = (torch.cat(t) for t in zip(*(self._draw(batch, g, False) for g in generators), strict=True))
-        b = self._assemble(W, xs)
-        return [Batch(*(t[i * batch : (i + 1) * batch] for t in b)) for i in range(len(generators))]
+        c, G = self.config, len(generators)
+        W = torch.empty(G * batch, c.d_y, c.d_x)
+        xs = torch.empty(G * batch, c.n_context + 1, c.d_x)
+        for i, g in enumerate(generators):  # each generator: W* first, then x (the order of _draw)
+            rows = slice(i * batch, (i + 1) * batch)
+            torch.randn(W[rows].shape, generator=g, out=W[rows])
+            draw_inputs(xs[rows], c.x_dist, g)
+        b = self._assemble(W * math.sqrt(c.w_var), scale_inputs(xs, c.x_dist, math.sqrt(c.x_var)))
+        return Batch(*(t.reshape(G, batch, *t.shape[1:]) for t in b))
 
     def _draw(self, batch: int, generator: torch.Generator, validation: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """``W* [batch, d_y, d_x]`` then ``x [batch, n+1, d_x]``, in this order from ``generator``."""

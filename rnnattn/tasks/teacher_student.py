@@ -58,11 +58,25 @@ class TeacherStudentConfig(Config):
 
 def sample_inputs(shape: tuple[int, ...], dist: str, std: float, generator: torch.Generator) -> torch.Tensor:
     """i.i.d. entries with zero mean and variance ``std**2``: normal, or uniform on ``±sqrt(3) std``."""
+    return scale_inputs(draw_inputs(torch.empty(shape), dist, generator), dist, std)
+
+
+def draw_inputs(out: torch.Tensor, dist: str, generator: torch.Generator) -> torch.Tensor:
+    """Fill ``out`` with the raw draws of :func:`sample_inputs` (standard normal, or uniform on ``[0, 1)``), so that
+    the draws of many generators can land in one block and be scaled by one :func:`scale_inputs` (bit for bit the
+    same numbers as scaling each draw on its own: the scaling is elementwise)."""
     if dist == "normal":
-        return torch.randn(shape, generator=generator) * std
+        return torch.randn(out.shape, generator=generator, out=out)
     if dist == "uniform":
-        return (torch.rand(shape, generator=generator) * 2 - 1) * (math.sqrt(3.0) * std)
+        return torch.rand(out.shape, generator=generator, out=out)
     raise ValueError(f"unknown input distribution {dist!r} (choose from {INPUT_DISTS})")
+
+
+def scale_inputs(raw: torch.Tensor, dist: str, std: float) -> torch.Tensor:
+    """The draws of :func:`draw_inputs` mapped to zero mean and variance ``std**2``."""
+    if dist == "normal":
+        return raw * std
+    return (raw * 2 - 1) * (math.sqrt(3.0) * std)
 
 
 def make_teacher(config: TeacherStudentConfig) -> LinearSelfAttention:
@@ -156,11 +170,17 @@ class TeacherStudent(Task):
     def sample(self, batch: int, generator: torch.Generator) -> Batch:
         return self.label(self.inputs(batch, generator))
 
-    def sample_block(self, batch: int, generators: list[torch.Generator]) -> list[Batch]:
-        """One batch per generator, labelled by one teacher call (faster than ``sample`` in a loop)."""
-        x = torch.cat([self.inputs(batch, g) for g in generators])
-        b = self.label(x)
-        return [Batch(*(t[i * batch : (i + 1) * batch] for t in b)) for i in range(len(generators))]
+    def sample_block(self, batch: int, generators: list[torch.Generator]) -> Batch:
+        """One batch per generator, stacked (``x [S, batch, T, d]``, ...): the numbers of ``sample`` with each
+        generator (inputs bit for bit), drawn into one block, scaled and labelled by one teacher call."""
+        check_batch("TeacherStudent.sample", batch)
+        c = self.config
+        raw = torch.empty(len(generators) * batch, c.seq_len, c.d)
+        for i, g in enumerate(generators):
+            check_generator("TeacherStudent.sample", g)
+            draw_inputs(raw[i * batch : (i + 1) * batch], c.input_dist, g)
+        b = self.label(scale_inputs(raw, c.input_dist, c.input_std))
+        return Batch(*(t.reshape(len(generators), batch, *t.shape[1:]) for t in b))
 
     def reference_loss(self, batch: Batch) -> float:
         return 0.0

@@ -26,9 +26,7 @@ def step_seed(seed: int, step: int, stream: int = 0) -> int:
 def sample_steps(task: Task, batch: int, seed: int, steps: range, stream: int = 0) -> Batch:
     """Batches of ``steps`` stacked: ``x [S, B, T, d]``, ``y [S, B, T, d_out]``, ``mask [S, B, T]``."""
     gens = [torch.Generator().manual_seed(step_seed(seed, s, stream)) for s in steps]
-    block = getattr(task, "sample_block", None)
-    parts = block(batch, gens) if callable(block) else [task.sample(batch, g) for g in gens]
-    return Batch(*(torch.stack(t) for t in zip(*parts, strict=True)))
+    return task.sample_block(batch, gens)
 
 
 class BlockStream:

@@ -59,13 +59,18 @@ def test_teacher_student_input_moments(dist):
         assert x.abs().max().item() <= 2 * math.sqrt(3) + 1e-6
 
 
-def test_teacher_student_sample_block_matches_sample():
-    task = TeacherStudent(TeacherStudentConfig(d=4, seq_len=5))
-    gens = [torch.Generator().manual_seed(s) for s in (1, 2)]
-    block = task.sample_block(3, gens)
-    single = task.sample(3, torch.Generator().manual_seed(2))
-    torch.testing.assert_close(block[1].x, single.x, rtol=0, atol=0)
-    torch.testing.assert_close(block[1].y, single.y, rtol=1e-6, atol=1e-5)
+@pytest.mark.parametrize("dist", ["normal", "uniform"])
+def test_teacher_student_sample_block_matches_sample(dist):
+    task = TeacherStudent(TeacherStudentConfig(d=4, seq_len=5, input_dist=dist, input_std=0.7))
+    seeds = (1, 2, 3)
+    block = task.sample_block(3, [torch.Generator().manual_seed(s) for s in seeds])
+    inputs = [task.inputs(3, torch.Generator().manual_seed(s)) for s in seeds]  # one draw per step, scaled alone
+    labels = task.label(torch.cat(inputs)).y  # what the block path labelled before it drew into one buffer
+    for i, s in enumerate(seeds):
+        single = task.sample(3, torch.Generator().manual_seed(s))
+        assert torch.equal(block.x[i], inputs[i]) and torch.equal(block.x[i], single.x)
+        assert torch.equal(block.y[i], labels[3 * i : 3 * i + 3]) and bool(block.mask[i].all())
+        torch.testing.assert_close(block.y[i], single.y, rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("cfg", [{}, {"d_x": 5, "d_y": 2, "n_context": 30, "x_dist": "normal"}, {"d_x": 1, "d_y": 1,
@@ -78,10 +83,10 @@ def test_icl_sample_block_is_bit_identical_to_sample(cfg, batch):
     task = InContextRegression(InContextRegressionConfig(**cfg))
     seeds = [11, 12, 13, 99]
     block = task.sample_block(batch, [torch.Generator().manual_seed(s) for s in seeds])
-    for s, got in zip(seeds, block, strict=True):
+    for i, s in enumerate(seeds):
         want = task.sample(batch, torch.Generator().manual_seed(s))
-        for a, b in zip(got, want, strict=True):
-            assert torch.equal(a, b)
+        for a, b in zip(block, want, strict=True):
+            assert torch.equal(a[i], b)
     with pytest.raises(ValueError):
         task.sample_block(0, [torch.Generator()])
 
