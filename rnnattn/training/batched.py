@@ -50,14 +50,14 @@ from rnnattn.training.optim import cosine_lr, flat_multipliers
 
 def _block(task: Task, net, config: TrainConfig, seeds: list[int], k0: int, last: bool):
     """Data of steps ``[k0, k0 + data_block)`` for every model: ``z [S, K, T*B, d+1]``, targets ``[S, K, R, ·]``."""
-    K = len(seeds)
+    K, B, T = len(seeds), config.batch_size, task.seq_len
     steps = range(k0, min(k0 + config.data_block, config.steps))
-    per = [sample_steps(task, config.batch_size, s, steps) for s in seeds]  # [S, B, T, ·] each
-    x = torch.stack([b.x for b in per], dim=1)  # [S, K, B, T, d]
-    y = torch.stack([b.y for b in per], dim=1)
-    S = x.shape[0]
-    z, t = net.prepare(x.flatten(0, 1), y.flatten(0, 1), last)  # treats S*K as the model axis
-    return z.view(S, K, *z.shape[1:]), t.view(S, K, *t.shape[1:])
+    S, new = len(steps), lambda *s: torch.empty(*s, device=net.device, dtype=net.dtype)  # noqa: E731
+    z, t = new(S, K, T * B, net.d_in), new(S, K, B if last else T * B, net.d_out)
+    for k, s in enumerate(seeds):  # each model's block, prepared straight into its column (treats S as models)
+        b = sample_steps(task, B, s, steps)  # [S, B, T, ·]
+        net.prepare(b.x, b.y, last, out=(z[:, k], t[:, k]))
+    return z, t
 
 
 def _adam_phase(task: Task, net, opt, config: TrainConfig, seeds: list[int], last: bool):

@@ -154,20 +154,31 @@ class StackedGatedRNN:
 
     # -- data layout ---------------------------------------------------------------------------------------------
     def prepare(
-        self, x: torch.Tensor, y: torch.Tensor | None = None, last_only: bool = False
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        last_only: bool = False,
+        out: tuple[torch.Tensor, torch.Tensor | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``x [K, B, T, d]`` (and ``y [K, B, T, d_out]``) -> ``z [K, T*B, d(+1)]`` and targets ``[K, R, d_out]``."""
+        """``x [K, B, T, d]`` (and ``y [K, B, T, d_out]``) -> ``z [K, T*B, d(+1)]`` and targets ``[K, R, d_out]``.
+
+        ``out``: buffers of those shapes to write into (views of a larger block are fine, e.g. one model's column
+        of ``[S, K, ...]``): each input is copied once, transposed, straight into its final place."""
         K, B, T, d = x.shape
-        # one transposing copy straight into the final buffer (reshape + cat + cast made three)
-        z = torch.empty(K, T, B, self.d_in, device=self.device, dtype=self.dtype)
-        z[..., :d].copy_(x.transpose(1, 2))
+        z, t = out if out is not None else (None, None)
+        if z is None:
+            z = torch.empty(K, T * B, self.d_in, device=self.device, dtype=self.dtype)
+        z4 = z.view(K, T, B, self.d_in)
+        z4[..., :d].copy_(x.transpose(1, 2))
         if self.config.append_one:
-            z[..., d].fill_(1.0)
-        z = z.view(K, T * B, self.d_in)
+            z4[..., d].fill_(1.0)
         if y is None:
             return z, None
-        yt = y[:, :, -1] if last_only else y.transpose(1, 2).reshape(K, T * B, y.shape[-1])
-        return z, yt.to(self.device, self.dtype).contiguous()
+        src = y[:, :, -1] if last_only else y.transpose(1, 2)  # [K, B, d_out] or [K, T, B, d_out]
+        if t is None:
+            t = torch.empty(K, B if last_only else T * B, y.shape[-1], device=self.device, dtype=self.dtype)
+        t.view(src.shape).copy_(src)
+        return z, t
 
     def _workspace(self, z: torch.Tensor, T: int, last_only: bool, keep: bool) -> Workspace:
         C = z.shape[1]
