@@ -23,7 +23,7 @@ from rnnattn.tasks.gd import (
     optimal_gd_learning_rate,
     optimal_gd_loss,
 )
-from rnnattn.tasks.teacher_student import INPUT_DISTS, draw_inputs, sample_inputs, scale_inputs
+from rnnattn.tasks.teacher_student import INPUT_DISTS, draw_inputs, scale_inputs
 
 
 @dataclass(frozen=True)
@@ -107,31 +107,31 @@ class InContextRegression(Task):
     def sample(self, batch: int, generator: torch.Generator, validation: bool = False) -> Batch:
         """Draw ``batch`` sequences; ``validation=True`` uses ``W*`` entries with variance ``val_w_var``."""
         check_batch("InContextRegression.sample", batch)
-        check_generator("InContextRegression.sample", generator)
-        return self._assemble(*self._draw(batch, generator, validation))
+        return self._assemble(*self._draw(batch, [generator], validation))
 
     def sample_block(self, batch: int, generators: list[torch.Generator]) -> Batch:
-        """One training batch per generator, stacked (``x [S, batch, T, d]``, ...), the same numbers as ``sample``
-        (bit for bit): each generator's draws land in one block, scaled and assembled once."""
+        """One training batch per generator, stacked (``x [S, batch, T, d]``, ...): the numbers of ``sample`` with
+        each generator (bit for bit), drawn into one block, scaled and assembled once."""
         check_batch("InContextRegression.sample", batch)
-        for g in generators:
-            check_generator("InContextRegression.sample", g)
+        b = self._assemble(*self._draw(batch, generators, False))
+        return Batch(*(t.reshape(len(generators), batch, *t.shape[1:]) for t in b))
+
+    def _draw(
+        self, batch: int, generators: list[torch.Generator], validation: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``W* [G batch, d_y, d_x]`` and ``x [G batch, n+1, d_x]``: generator ``i`` draws rows ``i batch ...``, its
+        ``W*`` first, then its ``x``; the raw draws are scaled once for the whole block (elementwise, so each row
+        holds the same numbers as a draw of its generator alone)."""
         c, G = self.config, len(generators)
         W = torch.empty(G * batch, c.d_y, c.d_x)
         xs = torch.empty(G * batch, c.n_context + 1, c.d_x)
-        for i, g in enumerate(generators):  # each generator: W* first, then x (the order of _draw)
+        for i, g in enumerate(generators):
+            check_generator("InContextRegression.sample", g)
             rows = slice(i * batch, (i + 1) * batch)
             torch.randn(W[rows].shape, generator=g, out=W[rows])
             draw_inputs(xs[rows], c.x_dist, g)
-        b = self._assemble(W * math.sqrt(c.w_var), scale_inputs(xs, c.x_dist, math.sqrt(c.x_var)))
-        return Batch(*(t.reshape(G, batch, *t.shape[1:]) for t in b))
-
-    def _draw(self, batch: int, generator: torch.Generator, validation: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """``W* [batch, d_y, d_x]`` then ``x [batch, n+1, d_x]``, in this order from ``generator``."""
-        c = self.config
         w_std = math.sqrt(c.val_w_var if validation else c.w_var)
-        W = torch.randn(batch, c.d_y, c.d_x, generator=generator) * w_std
-        return W, sample_inputs((batch, c.n_context + 1, c.d_x), c.x_dist, math.sqrt(c.x_var), generator)
+        return W * w_std, scale_inputs(xs, c.x_dist, math.sqrt(c.x_var))
 
     def _assemble(self, W: torch.Tensor, xs: torch.Tensor) -> Batch:
         """Tokens ``(x, y = W* x)`` with the query's label hidden, its target, and the query-only mask."""

@@ -56,15 +56,10 @@ class TeacherStudentConfig(Config):
         return self.teacher_std if self.teacher_std is not None else 1.0 / math.sqrt(self.d)
 
 
-def sample_inputs(shape: tuple[int, ...], dist: str, std: float, generator: torch.Generator) -> torch.Tensor:
-    """i.i.d. entries with zero mean and variance ``std**2``: normal, or uniform on ``±sqrt(3) std``."""
-    return scale_inputs(draw_inputs(torch.empty(shape), dist, generator), dist, std)
-
-
 def draw_inputs(out: torch.Tensor, dist: str, generator: torch.Generator) -> torch.Tensor:
-    """Fill ``out`` with the raw draws of :func:`sample_inputs` (standard normal, or uniform on ``[0, 1)``), so that
-    the draws of many generators can land in one block and be scaled by one :func:`scale_inputs` (bit for bit the
-    same numbers as scaling each draw on its own: the scaling is elementwise)."""
+    """Fill ``out`` with raw i.i.d. draws (standard normal, or uniform on ``[0, 1)``) for :func:`scale_inputs`, so
+    that the draws of many generators can land in one block and be scaled once (bit for bit the same numbers as
+    scaling each draw on its own: the scaling is elementwise)."""
     if dist == "normal":
         return torch.randn(out.shape, generator=generator, out=out)
     if dist == "uniform":
@@ -73,7 +68,8 @@ def draw_inputs(out: torch.Tensor, dist: str, generator: torch.Generator) -> tor
 
 
 def scale_inputs(raw: torch.Tensor, dist: str, std: float) -> torch.Tensor:
-    """The draws of :func:`draw_inputs` mapped to zero mean and variance ``std**2``."""
+    """The draws of :func:`draw_inputs` mapped to zero mean and variance ``std**2``: normal, or uniform on
+    ``±sqrt(3) std``."""
     if dist == "normal":
         return raw * std
     return (raw * 2 - 1) * (math.sqrt(3.0) * std)
@@ -137,9 +133,17 @@ class TeacherStudent(Task):
     def inputs(self, batch: int, generator: torch.Generator) -> torch.Tensor:
         """``x [batch, T, d]`` only (the trainer draws per-step inputs, then runs the teacher once per block)."""
         check_batch("TeacherStudent.sample", batch)
-        check_generator("TeacherStudent.sample", generator)
+        return self._draw(batch, [generator])
+
+    def _draw(self, batch: int, generators: list[torch.Generator]) -> torch.Tensor:
+        """``x [G batch, T, d]``: generator ``i`` draws rows ``i batch ...``; the raw draws are scaled once for the
+        whole block (elementwise, so each row holds the same numbers as a draw of its generator alone)."""
         c = self.config
-        return sample_inputs((batch, c.seq_len, c.d), c.input_dist, c.input_std, generator)
+        raw = torch.empty(len(generators) * batch, c.seq_len, c.d)
+        for i, g in enumerate(generators):
+            check_generator("TeacherStudent.sample", g)
+            draw_inputs(raw[i * batch : (i + 1) * batch], c.input_dist, g)
+        return scale_inputs(raw, c.input_dist, c.input_std)
 
     def label(self, x: torch.Tensor) -> Batch:
         """Teacher targets and the all-True mask for inputs ``x [B, T, d]``.
@@ -174,12 +178,7 @@ class TeacherStudent(Task):
         """One batch per generator, stacked (``x [S, batch, T, d]``, ...): the numbers of ``sample`` with each
         generator (inputs bit for bit), drawn into one block, scaled and labelled by one teacher call."""
         check_batch("TeacherStudent.sample", batch)
-        c = self.config
-        raw = torch.empty(len(generators) * batch, c.seq_len, c.d)
-        for i, g in enumerate(generators):
-            check_generator("TeacherStudent.sample", g)
-            draw_inputs(raw[i * batch : (i + 1) * batch], c.input_dist, g)
-        b = self.label(scale_inputs(raw, c.input_dist, c.input_std))
+        b = self.label(self._draw(batch, generators))
         return Batch(*(t.reshape(len(generators), batch, *t.shape[1:]) for t in b))
 
     def reference_loss(self, batch: Batch) -> float:
