@@ -52,8 +52,9 @@ def _block(task: Task, net, config: TrainConfig, seeds: list[int], k0: int, last
     """Data of steps ``[k0, k0 + data_block)`` for every model: ``z [S, K, T*B, d+1]``, targets ``[S, K, R, ·]``."""
     K, B, T = len(seeds), config.batch_size, task.seq_len
     steps = range(k0, min(k0 + config.data_block, config.steps))
-    S, new = len(steps), lambda *s: torch.empty(*s, device=net.device, dtype=net.dtype)  # noqa: E731
-    z, t = new(S, K, T * B, net.d_in), new(S, K, B if last else T * B, net.d_out)
+    like = dict(device=net.device, dtype=net.dtype)
+    z = torch.empty(len(steps), K, T * B, net.d_in, **like)
+    t = torch.empty(len(steps), K, B if last else T * B, net.d_out, **like)
     for k, s in enumerate(seeds):  # each model's block, prepared straight into its column (treats S as models)
         b = sample_steps(task, B, s, steps)  # [S, B, T, ·]
         net.prepare(b.x, b.y, last, out=(z[:, k], t[:, k]))

@@ -55,7 +55,9 @@ class Workspace:
         self.b, self.g = new(K, R, 2 * M), new(K, R, M)
         self.yhat, self.err = new(K, R, O), new(K, R, O)
         self.lam = self.P = None  # lam [K, N]; last-only: lam^(T-1-t) [K, T, N]
-        self.e = torch.arange(T - 1, -1, -1, device=net.device, dtype=net.dtype)[:, None]  # [T, 1]
+        # last-only exponents T-1-t of lam, and those of its derivative (max(T-2-t, 0)): [T, 1]
+        self.e = torch.arange(T - 1, -1, -1, device=net.device, dtype=net.dtype)[:, None]
+        self.e_deriv = (self.e - 1).clamp(min=0)
         self.tmp = new(K, T, B, N) if last_only else None  # last-only products summed over t (or b)
         if not last_only:
             self.hp = self.h
@@ -264,7 +266,7 @@ class StackedGatedRNN:
         if last_only:
             # gu_t = lam^(T-1-t) gh; glam = sum_t d(lam^(T-1-t))/dlam <gh, u_t>, with u_t = ws.h (never scanned).
             torch.mul(ws.P[:, :, None, :], gh[:, None], out=ws.gu.view(K, T, B, N))
-            dP = ws.e * torch.pow(lam[:, None, :], (ws.e - 1).clamp(min=0))  # [K, T, N]
+            dP = ws.e * torch.pow(lam[:, None, :], ws.e_deriv)  # [K, T, N]
             torch.mul(ws.h.view(K, T, B, N), gh[:, None], out=ws.tmp)
             return (ws.tmp.sum(dim=2) * dP).sum(dim=1)
         ws.scan_gu(lam)  # gu_t = gh_t + lam gu_{t+1}, in place
@@ -299,6 +301,7 @@ class Scan:
         nc = T // c
         x5 = x.view(K, nc, c, B, N)
         self.c, self.fix = c, None
+        self.powers = torch.arange(1, c + 1, device=x.device, dtype=x.dtype)[:, None]  # exponents 1..c: [c, 1]
         if not reverse:
             self.local = [(x5[:, :, i], x5[:, :, i - 1]) for i in range(1, c)]
             self.carry = [(x5[:, j, c - 1], x5[:, j - 1, c - 1]) for j in range(1, nc)]
@@ -318,8 +321,7 @@ class Scan:
         if not self.carry:
             return
         c = self.c
-        e = torch.arange(1, c + 1, device=lam.device, dtype=lam.dtype)[:, None]
-        pw = torch.pow(lam[:, None, :], e)  # lam^1..c: [K, c, N]
+        pw = torch.pow(lam[:, None, :], self.powers)  # lam^1..c: [K, c, N]
         for dst, src in self.carry:
             dst.addcmul_(src, pw[:, c - 1 : c])
         if self.fix is not None:
