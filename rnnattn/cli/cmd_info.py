@@ -58,7 +58,6 @@ def info_dict(path: str | Path, hi: float = 0.99, lo: float = 0.01) -> dict:
     from rnnattn.lsrl.saved import is_compiled_checkpoint, summary
 
     if is_compiled_checkpoint(ck.metadata):  # a compiled LSRL program (rnnattn lsrl compile)
-
         out["lsrl"] = summary(ck.metadata)
     return out
 
